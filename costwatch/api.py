@@ -1,0 +1,67 @@
+"""Shared API plumbing: the `{"errors": [...]}` shape, the request's project, pagination."""
+
+from django.core.exceptions import PermissionDenied
+from django.http import Http404
+from rest_framework import exceptions, status
+from rest_framework.pagination import CursorPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+from costwatch.projects.selectors import project_for_user
+
+
+def api_error(field, code, message, **extra):
+    return {"field": field, "code": code, "message": message, **extra}
+
+
+def error_response(errors, status_code=status.HTTP_400_BAD_REQUEST, headers=None):
+    return Response({"errors": list(errors)}, status=status_code, headers=headers)
+
+
+def _flatten(detail, field=None):
+    """DRF's nested error detail -> flat ERR dicts with a dotted field name."""
+    if isinstance(detail, dict):
+        for key, value in detail.items():
+            name = None if key in ("non_field_errors", "detail") else (f"{field}.{key}" if field else str(key))
+            yield from _flatten(value, name)
+    elif isinstance(detail, list):
+        for item in detail:
+            yield from _flatten(item, field)
+    else:
+        code = getattr(detail, "code", None) or "invalid"
+        yield api_error(field, code, str(detail))
+
+
+def exception_handler(exc, context):
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        errors = list(_flatten(exc.detail))
+    else:
+        detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
+        errors = [api_error(None, getattr(detail, "code", None) or exc.default_code, str(detail))]
+    response.data = {"errors": errors}
+    return response
+
+
+def request_project(request):
+    """The project an API call acts on: the key's own, or `?project=<slug>` for a logged-in user."""
+    api_key = getattr(request.user, "api_key", None)
+    if api_key is not None:
+        return api_key.project
+    slug = request.query_params.get("project")
+    if not slug:
+        raise exceptions.ValidationError({"project": ["required for session requests: ?project=<slug>"]})
+    return project_for_user(user=request.user, slug=slug)
+
+
+class CreatedCursorPagination(CursorPagination):
+    page_size = 50
+    ordering = "-id"
+    page_size_query_param = "limit"
+    max_page_size = 500

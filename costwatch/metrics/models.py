@@ -1,0 +1,147 @@
+"""Rollups: what every page, read API call and rule reads instead of raw events.
+
+Histograms are fixed log buckets (see costwatch.metrics.buckets) stored as integer arrays
+of counts, so they add up across hours and days. Every table leads with project_id.
+"""
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+
+from costwatch.projects.models import Project
+from ingest.models import Feature
+
+SUM_MONEY = {"max_digits": 28, "decimal_places": 12}
+
+
+class UsageCounts(models.Model):
+    """Counters shared by every rollup table."""
+
+    calls = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(default=0, **SUM_MONEY, help_text="Sum over priced calls.")
+    priced_calls = models.BigIntegerField(default=0)
+    unpriced_calls = models.BigIntegerField(default=0)
+    client_priced_calls = models.BigIntegerField(default=0)
+    cap_known_calls = models.BigIntegerField(default=0)
+    uncapped_calls = models.BigIntegerField(default=0, help_text="Cap known and null or >= huge_cap_tokens.")
+    cap_hit_calls = models.BigIntegerField(default=0, help_text="finish_reason = length.")
+    error_calls = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class Histograms(models.Model):
+    latency_hist = ArrayField(models.IntegerField(), default=list)
+    ttft_hist = ArrayField(models.IntegerField(), default=list)
+    output_tokens_hist = ArrayField(models.IntegerField(), default=list)
+
+    class Meta:
+        abstract = True
+
+
+class HourlyRollup(UsageCounts, Histograms):
+    """The full key, per UTC hour."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    hour = models.DateTimeField()
+    environment = models.CharField(max_length=50)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
+    model = models.CharField(max_length=200)
+    tier = models.CharField(max_length=8)
+    role = models.CharField(max_length=12)
+    status = models.CharField(max_length=5)
+    route_reason = models.CharField(max_length=50, blank=True, default="")
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "hour", "environment", "feature", "model", "tier", "role", "status", "route_reason"],
+                name="hourlyrollup_key",
+            )
+        ]
+
+
+class FeatureHour(UsageCounts):
+    """Narrow (project, environment, feature, hour) table that the rules read."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    environment = models.CharField(max_length=50)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
+    hour = models.DateTimeField()
+    primary_calls = models.BigIntegerField(default=0)
+    triage_calls = models.BigIntegerField(default=0)
+    escalation_calls = models.BigIntegerField(default=0)
+    shadow_calls = models.BigIntegerField(default=0)
+    routed_calls = models.BigIntegerField(default=0, help_text="primary + escalation calls (pro_share denominator).")
+    routed_pro_calls = models.BigIntegerField(default=0, help_text="Pro-tier primary + escalation calls.")
+    routed_pro_default_calls = models.BigIntegerField(
+        default=0, help_text="Pro primary + escalation calls with route_reason default or fallback."
+    )
+    triage_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
+    escalation_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
+    shadow_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "environment", "feature", "hour"], name="featurehour_key")
+        ]
+
+
+class FeatureDay(UsageCounts, Histograms):
+    """Narrow (project, environment, feature, tier, role, day) table that pages read; day in project timezone."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    environment = models.CharField(max_length=50)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
+    tier = models.CharField(max_length=8)
+    role = models.CharField(max_length=12)
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "environment", "feature", "tier", "role", "day"], name="featureday_key"
+            )
+        ]
+
+
+class DimensionDay(models.Model):
+    """Daily cost per value of a declared dimension (e.g. customer), day in project timezone."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    environment = models.CharField(max_length=50)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
+    day = models.DateField()
+    dimension = models.CharField(max_length=100)
+    value = models.CharField(max_length=200)
+    calls = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(default=0, **SUM_MONEY)
+    priced_calls = models.BigIntegerField(default=0)
+    routed_calls = models.BigIntegerField(default=0)
+    routed_pro_calls = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "environment", "feature", "day", "dimension", "value"], name="dimensionday_key"
+            )
+        ]
+
+
+class RollupState(models.Model):
+    """Per project: the rollups' high-water mark, shown as 'data as of' on every page."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="rollup_state")
+    refreshed_at = models.DateTimeField(null=True, blank=True)
+    data_through = models.DateTimeField(null=True, blank=True, help_text="Latest event ts folded in.")
+
+

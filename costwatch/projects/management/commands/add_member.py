@@ -1,0 +1,23 @@
+from django.contrib.auth import get_user_model
+from django.core.management.base import BaseCommand, CommandError
+
+from costwatch.projects.models import Membership
+from costwatch.projects.selectors import project_by_slug_or_name
+from costwatch.projects.services import membership_set
+
+
+class Command(BaseCommand):
+    help = "Make a user a viewer or admin of a project."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", required=True, help="slug or name")
+        parser.add_argument("--user", required=True, help="username")
+        parser.add_argument("--role", required=True, choices=[r for r, _ in Membership.ROLES])
+
+    def handle(self, *args, project, user, role, **options):
+        project_obj = project_by_slug_or_name(project)
+        user_obj = get_user_model().objects.filter(username=user).first()
+        if user_obj is None:
+            raise CommandError(f"--user: no user named {user!r}")
+        membership_set(project=project_obj, user=user_obj, role=role)
+        self.stdout.write(f"{user_obj.username} is now {role} of {project_obj.slug}")

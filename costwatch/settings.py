@@ -1,0 +1,232 @@
+"""Settings read from the environment (django-environ, the cookiecutter-django way).
+
+Defaults suit the embedded quickstart (`make run`): an embedded PostgreSQL whose socket
+lives in `.data/pg` and Celery's filesystem broker under `.data/broker`. With DEBUG off
+the strict production checks apply and a SECRET_KEY must be given.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+DATA_DIR = Path(environ.Env().str("COSTWATCH_DATA_DIR", default=str(BASE_DIR / ".data")))
+
+
+TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
+
+
+def _strict_bool(env, name, default):
+    raw = env.str(name, default=None)
+    if raw is None:
+        if default is environ.Env.NOTSET:
+            raise ImproperlyConfigured(f"Environment variable {name} is required")
+        return default
+    if raw.strip().lower() not in TRUE_WORDS | FALSE_WORDS:
+        raise ValueError("use true/false, yes/no, on/off or 1/0")
+    return raw.strip().lower() in TRUE_WORDS
+
+
+def _postgres_url(env, name, default):
+    config = env.db_url(name, default=default)
+    if config.get("ENGINE") != "django.db.backends.postgresql":
+        raise ValueError("costwatch needs PostgreSQL: postgres://user:password@host:port/dbname")
+    return config
+
+
+def _env_value(env, name, cast, default):
+    """Read one variable and fail at start-up with its name when the value is bad."""
+    readers = {"bool": _strict_bool, "postgres_url": _postgres_url}
+    try:
+        if cast in readers:
+            return readers[cast](env, name, default)
+        return getattr(env, cast)(name, default=default)
+    except (ValueError, TypeError, ImproperlyConfigured) as exc:
+        raw = env.str(name, default="")
+        raise ImproperlyConfigured(f"Environment variable {name}={raw!r} is invalid: {exc}") from exc
+
+
+env = environ.Env()
+setting = lambda name, cast, default=environ.Env.NOTSET: _env_value(env, name, cast, default)  # noqa: E731
+
+DEBUG = setting("DEBUG", "bool", False)
+SECRET_KEY = setting("SECRET_KEY", "str", "insecure-dev-only-key" if DEBUG else environ.Env.NOTSET)
+ALLOWED_HOSTS = setting("ALLOWED_HOSTS", "list", ["127.0.0.1", "localhost"] if DEBUG else environ.Env.NOTSET)
+CSRF_TRUSTED_ORIGINS = setting("CSRF_TRUSTED_ORIGINS", "list", [])
+SITE_URL = setting("SITE_URL", "url", "http://127.0.0.1:8000").geturl().rstrip("/")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.humanize",
+    "django.contrib.postgres",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "costwatch.projects",
+    "ingest",
+    "costwatch.metrics",
+    "budgets",
+    "costwatch.dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "costwatch.urls"
+WSGI_APPLICATION = "costwatch.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "costwatch.projects.context_processors.projects",
+            ],
+        },
+    },
+]
+
+EMBEDDED_PG_DIR = DATA_DIR / "pg"
+DATABASES = {
+    "default": setting("DATABASE_URL", "postgres_url", f"postgres://postgres@/costwatch?host={EMBEDDED_PG_DIR}"),
+}
+if "host" in DATABASES["default"].get("OPTIONS", {}):  # a Unix socket given as ?host=/dir
+    DATABASES["default"]["HOST"] = DATABASES["default"]["OPTIONS"].pop("host")
+DATABASES["default"]["CONN_MAX_AGE"] = setting("CONN_MAX_AGE", "int", 60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+REDIS_URL = setting("REDIS_URL", "str", "")
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+
+STATIC_URL = "/static/"
+STATIC_ROOT = BASE_DIR / "staticfiles"
+STATICFILES_DIRS = [BASE_DIR / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
+}
+WHITENOISE_USE_FINDERS = True
+
+# --- Security: strict when DEBUG is off -------------------------------------------------
+SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+SESSION_COOKIE_SECURE = setting("SESSION_COOKIE_SECURE", "bool", not DEBUG)
+CSRF_COOKIE_SECURE = setting("CSRF_COOKIE_SECURE", "bool", not DEBUG)
+SECURE_SSL_REDIRECT = setting("SECURE_SSL_REDIRECT", "bool", not DEBUG)
+SECURE_HSTS_SECONDS = setting("SECURE_HSTS_SECONDS", "int", 0 if DEBUG else 31536000)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = not DEBUG
+SECURE_HSTS_PRELOAD = not DEBUG
+SECURE_CONTENT_TYPE_NOSNIFF = True
+X_FRAME_OPTIONS = "DENY"
+
+# --- Email ------------------------------------------------------------------------------
+vars().update(setting("EMAIL_URL", "email_url", "consolemail://"))
+EMAIL_TIMEOUT = setting("EMAIL_TIMEOUT", "int", 10)
+DEFAULT_FROM_EMAIL = setting("DEFAULT_FROM_EMAIL", "str", "costwatch <costwatch@localhost>")
+
+# --- REST framework ---------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "costwatch.projects.auth.ApiKeyAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "costwatch.api.exception_handler",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "costwatch API",
+    "DESCRIPTION": "Usage events in, per-feature LLM cost, Lite/Pro share and budget alerts out.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc are served from static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
+
+# --- Celery -----------------------------------------------------------------------------
+BROKER_DIR = DATA_DIR / "broker"
+CELERY_BROKER_URL = setting("CELERY_BROKER_URL", "str", "filesystem://")
+if CELERY_BROKER_URL.startswith("filesystem://"):
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "data_folder_in": str(BROKER_DIR / "queue"),
+        "data_folder_out": str(BROKER_DIR / "queue"),
+        "processed_folder": str(BROKER_DIR / "processed"),
+        "control_folder": str(BROKER_DIR / "control"),
+        "store_processed": False,
+        "polling_interval": 0.1,
+    }
+CELERY_RESULT_BACKEND = setting("CELERY_RESULT_BACKEND", "str", "") or None
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_TIMEZONE = "UTC"
+CELERY_TASK_TIME_LIMIT = setting("CELERY_TASK_TIME_LIMIT", "int", 600)
+CELERY_TASK_SOFT_TIME_LIMIT = setting("CELERY_TASK_SOFT_TIME_LIMIT", "int", 540)
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_WORKER_SEND_TASK_EVENTS = False
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+HEARTBEAT_INTERVAL_SECONDS = setting("HEARTBEAT_INTERVAL_SECONDS", "float", 60.0)
+CELERY_BEAT_SCHEDULE = {
+    "heartbeat": {
+        "task": "costwatch.projects.tasks.heartbeat",
+        "schedule": HEARTBEAT_INTERVAL_SECONDS,
+        "options": {"expires": HEARTBEAT_INTERVAL_SECONDS * 1.5},
+    },
+}
+CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
+
+# --- Product settings -------------------------------------------------------------------
+INGEST_MAX_AGE_DAYS = setting("INGEST_MAX_AGE_DAYS", "int", 90)
+INGEST_RATE_LIMIT = setting("INGEST_RATE_LIMIT", "int", 20000)
+RAW_RETENTION_DAYS = setting("RAW_RETENTION_DAYS", "int", 400)
+API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": setting("LOG_LEVEL", "str", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}

@@ -1,0 +1,125 @@
+"""Shared fixtures: users, projects, keys, API clients and a real Celery worker process."""
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+from urllib.parse import quote
+
+import pytest
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from costwatch.projects.services import api_key_issue
+from tests.factories import make_project, make_user
+
+ROOT = Path(__file__).resolve().parent.parent
+os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
+
+
+def wait_for(condition, *, timeout=30.0, interval=0.05, message="condition"):
+    """Poll `condition` until it returns something truthy; fail with `message` at the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = condition()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {message}")
+        time.sleep(interval)
+
+
+@pytest.fixture
+def user(db):
+    return make_user("alice")
+
+
+@pytest.fixture
+def project(db, user):
+    return make_project("Acme Support", owner=user)
+
+
+def _key_client(project, *scopes):
+    issued = api_key_issue(project=project, scopes=scopes)
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
+    client.api_key = issued.api_key
+    client.plaintext_key = issued.plaintext
+    return client
+
+
+@pytest.fixture
+def key_client():
+    """key_client(project, "ingest", "read") -> an APIClient sending that key."""
+    return _key_client
+
+
+@pytest.fixture
+def ingest_client(project):
+    return _key_client(project, "ingest")
+
+
+@pytest.fixture
+def read_client(project):
+    return _key_client(project, "read")
+
+
+@pytest.fixture
+def manage_client(project):
+    return _key_client(project, "manage", "read")
+
+
+def database_url_for_test_db() -> str:
+    """The DATABASE_URL of pytest-django's test database, for processes started by a test."""
+    db = settings.DATABASES["default"]
+    host = db.get("HOST") or ""
+    return f"postgres://{db.get('USER') or 'postgres'}@/{db['NAME']}?host={quote(host, safe='/')}"
+
+
+class WorkerProcess:
+    """A real `celery worker` (optionally with `--beat`) on the test database and broker."""
+
+    def __init__(self, *, beat=False, extra_env=None, log_path: Path):
+        env = {**os.environ, "DATABASE_URL": database_url_for_test_db(), **(extra_env or {})}
+        args = [sys.executable, "-m", "celery", "-A", "costwatch", "worker", "--loglevel=INFO", "--pool=solo",
+                "--without-mingle", "--without-gossip", "-n", f"test-{os.getpid()}-{id(self)}@%h"]
+        if beat:
+            args += ["--beat", "--schedule", str(log_path.with_suffix(".schedule"))]
+        self.log_path = log_path
+        self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop)
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        wait_for(lambda: "ready." in self.log() or self.proc.poll() is not None, timeout=60,
+                 message="the Celery worker to be ready")
+        if self.proc.poll() is not None:
+            raise RuntimeError(f"Celery worker exited early:\n{self.log()}")
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+        self._log.close()
+
+
+@pytest.fixture
+def start_worker(tmp_path):
+    """start_worker(beat=False, extra_env={...}) -> a running WorkerProcess, stopped after the test.
+
+    Use it from `transaction=True` tests so the worker sees committed data.
+    """
+    workers = []
+
+    def start(*, beat=False, extra_env=None):
+        worker = WorkerProcess(beat=beat, extra_env=extra_env, log_path=tmp_path / f"worker{len(workers)}.log")
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()
