@@ -206,13 +206,27 @@ CELERY_TASK_SOFT_TIME_LIMIT = setting("CELERY_TASK_SOFT_TIME_LIMIT", "int", 540)
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_WORKER_SEND_TASK_EVENTS = False
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# Periodic work: every interval is a setting so tests can shorten it. Beat enqueues small
+# fan-out tasks with `expires` ~1.5x their period (STYLE.md).
 HEARTBEAT_INTERVAL_SECONDS = setting("HEARTBEAT_INTERVAL_SECONDS", "float", 60.0)
+ROLLUP_REFRESH_SECONDS = setting("ROLLUP_REFRESH_SECONDS", "float", 20.0)
+RULES_INTERVAL_SECONDS = setting("RULES_INTERVAL_SECONDS", "float", 60.0)
+DELIVERY_SWEEP_SECONDS = setting("DELIVERY_SWEEP_SECONDS", "float", 15.0)
+DIGEST_CHECK_SECONDS = setting("DIGEST_CHECK_SECONDS", "float", 3600.0)
+RETENTION_SECONDS = setting("RETENTION_SECONDS", "float", 86400.0)
+
+
+def _every(task, seconds):
+    return {"task": task, "schedule": seconds, "options": {"expires": seconds * 1.5}}
+
+
 CELERY_BEAT_SCHEDULE = {
-    "heartbeat": {
-        "task": "costwatch.projects.tasks.heartbeat",
-        "schedule": HEARTBEAT_INTERVAL_SECONDS,
-        "options": {"expires": HEARTBEAT_INTERVAL_SECONDS * 1.5},
-    },
+    "heartbeat": _every("costwatch.projects.tasks.heartbeat", HEARTBEAT_INTERVAL_SECONDS),
+    "refresh-rollups": _every("costwatch.metrics.tasks.refresh_dirty_rollups", ROLLUP_REFRESH_SECONDS),
+    "evaluate-rules": _every("budgets.tasks.evaluate_all_projects", RULES_INTERVAL_SECONDS),
+    "send-deliveries": _every("budgets.tasks.send_due_deliveries", DELIVERY_SWEEP_SECONDS),
+    "daily-digests": _every("budgets.tasks.send_daily_digests", DIGEST_CHECK_SECONDS),
+    "purge-old-events": _every("ingest.tasks.purge_old_events", RETENTION_SECONDS),
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
@@ -221,6 +235,13 @@ INGEST_MAX_AGE_DAYS = setting("INGEST_MAX_AGE_DAYS", "int", 90)
 INGEST_RATE_LIMIT = setting("INGEST_RATE_LIMIT", "int", 20000)
 RAW_RETENTION_DAYS = setting("RAW_RETENTION_DAYS", "int", 400)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
+# Alerts and deliveries (SPEC 5): backoff for transient failures, then hourly up to the max age.
+DELIVERY_BACKOFF_SECONDS = setting("DELIVERY_BACKOFF_SECONDS", "list", [60, 300, 900, 3600])
+DELIVERY_MAX_AGE_SECONDS = setting("DELIVERY_MAX_AGE_SECONDS", "int", 24 * 3600)
+DELIVERY_TIMEOUT_SECONDS = setting("DELIVERY_TIMEOUT_SECONDS", "float", 10.0)
+ALERT_RESOLVE_AFTER_MINUTES = setting("ALERT_RESOLVE_AFTER_MINUTES", "int", 60)
+DIGEST_LOCAL_HOUR = setting("DIGEST_LOCAL_HOUR", "int", 8)
+BUDGET_STATUS_CACHE_SECONDS = setting("BUDGET_STATUS_CACHE_SECONDS", "int", 60)
 
 LOGGING = {
     "version": 1,
