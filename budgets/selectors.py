@@ -1,0 +1,211 @@
+"""Reads for rules and alerts. Usage numbers come from the rollup tables only, never raw events.
+
+Windows are made of hourly buckets (SPEC 5): "the last 24 h" is the current (partial) hour
+and the 24 full hours before it; "7 days" the current hour and 168 before; "the 28 days
+before" the 672 buckets before either of those.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.db import connection
+from django.db.models import Q, Sum
+
+from costwatch.metrics.models import DimensionDay, FeatureHour, HourlyRollup
+
+from .models import KIND_SPEND_BUDGET, Alert, Delivery, Rule
+from .rules import Window
+
+HOUR = dt.timedelta(hours=1)
+WINDOW_FIELDS = [
+    "calls", "routed_calls", "routed_pro_calls", "routed_pro_default_calls", "primary_calls", "triage_calls",
+    "escalation_calls", "output_tokens", "cap_known_calls", "uncapped_calls", "cost_usd", "unpriced_calls",
+]
+
+
+def hour_floor(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+
+
+@dataclass(frozen=True)
+class WindowBounds:
+    """[start, end) of each window the rules read, for a cycle at `now`."""
+
+    end: dt.datetime
+    last_24h: dt.datetime
+    before_24h: dt.datetime
+    last_7d: dt.datetime
+    before_7d: dt.datetime
+
+    @classmethod
+    def at(cls, now: dt.datetime):
+        current = hour_floor(now)
+        return cls(end=current + HOUR, last_24h=current - 24 * HOUR, before_24h=current - (24 + 672) * HOUR,
+                   last_7d=current - 168 * HOUR, before_7d=current - (168 + 672) * HOUR)
+
+
+@dataclass
+class FeatureWindows:
+    feature_id: int
+    last_24h: Window
+    before_24h: Window  # the 28 days before the last 24 h (baseline of unbounded_output, spend_spike)
+    last_7d: Window
+    before_7d: Window  # the 28 days before the last 7 days (baseline of share_drift)
+
+
+def _window_sql(prefix: str, condition: str) -> list[str]:
+    return [f"COALESCE(SUM({name}) FILTER (WHERE {condition}), 0) AS {prefix}_{name}" for name in WINDOW_FIELDS]
+
+
+def feature_windows(*, project, now: dt.datetime, environment: str | None) -> dict[int, FeatureWindows]:
+    """Every feature's four windows in ONE pass over FeatureHour (the narrow table for rules)."""
+    bounds = WindowBounds.at(now)
+    conditions = {
+        "l24": "hour >= %(l24)s",
+        "b24": "hour >= %(b24)s AND hour < %(l24)s",
+        "l7": "hour >= %(l7)s",
+        "b7": "hour >= %(b7)s AND hour < %(l7)s",
+    }
+    columns = [c for prefix, cond in conditions.items() for c in _window_sql(prefix, cond)]
+    # Days of the 28-day baseline that had calls: 24-bucket chunks counted from its start.
+    columns.append("COUNT(DISTINCT floor(extract(epoch FROM hour - %(b24)s) / 86400)) "
+                   "FILTER (WHERE hour >= %(b24)s AND hour < %(l24)s AND calls > 0) AS b24_active_days")
+    env_clause = "AND environment = %(env)s" if environment is not None else ""
+    sql = (f"SELECT feature_id, {', '.join(columns)} FROM {FeatureHour._meta.db_table} "
+           f"WHERE project_id = %(project)s {env_clause} AND hour >= %(b7)s AND hour < %(end)s "
+           f"GROUP BY feature_id")
+    params = {"project": project.pk, "env": environment, "end": bounds.end, "l24": bounds.last_24h,
+              "b24": bounds.before_24h, "l7": bounds.last_7d, "b7": bounds.before_7d}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        names = [c.name for c in cursor.description]
+        rows = cursor.fetchall()
+    n = len(WINDOW_FIELDS)
+    result = {}
+    for row in rows:
+        values = dict(zip(names, row, strict=True))
+        windows = {}
+        for i, prefix in enumerate(conditions):
+            chunk = row[1 + i * n: 1 + (i + 1) * n]
+            windows[prefix] = Window(**{
+                name: (Decimal(v) if name == "cost_usd" else int(v)) for name, v in zip(WINDOW_FIELDS, chunk, strict=True)
+            })
+        windows["b24"].active_days = int(values["b24_active_days"])
+        result[row[0]] = FeatureWindows(feature_id=row[0], last_24h=windows["l24"], before_24h=windows["b24"],
+                                        last_7d=windows["l7"], before_7d=windows["b7"])
+    return result
+
+
+def unpriced_calls_by_model(*, project, now: dt.datetime, environment: str | None) -> dict[str, int]:
+    bounds = WindowBounds.at(now)
+    rows = HourlyRollup.objects.filter(project=project, hour__gte=bounds.last_24h, hour__lt=bounds.end,
+                                       unpriced_calls__gt=0)
+    if environment is not None:
+        rows = rows.filter(environment=environment)
+    return {r["model"]: int(r["n"]) for r in rows.values("model").annotate(n=Sum("unpriced_calls"))}
+
+
+# --- budgets ----------------------------------------------------------------------------
+
+def budget_period(*, project, period: str, now: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of the current day / week (from Monday) / month in the project's timezone."""
+    tz = project.tzinfo
+    local = now.astimezone(tz)
+    day = local.date()
+    if period == "day":
+        start_day, end_day = day, day + dt.timedelta(days=1)
+    elif period == "week":
+        start_day = day - dt.timedelta(days=day.weekday())
+        end_day = start_day + dt.timedelta(days=7)
+    else:
+        start_day = day.replace(day=1)
+        end_day = (start_day + dt.timedelta(days=32)).replace(day=1)
+    start = dt.datetime.combine(start_day, dt.time(), tzinfo=tz)
+    end = dt.datetime.combine(end_day, dt.time(), tzinfo=tz)
+    return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
+
+
+def budget_spent(*, rule: Rule, start: dt.datetime, end: dt.datetime) -> Decimal:
+    """Spend of a budget's scope in [start, end): hourly rollups, or daily ones for a dimension."""
+    if rule.dimension:
+        (dimension, value), = rule.dimension.items()
+        tz = rule.project.tzinfo
+        rows = DimensionDay.objects.filter(project_id=rule.project_id, dimension=dimension, value=str(value),
+                                           day__gte=start.astimezone(tz).date(), day__lt=end.astimezone(tz).date())
+    else:
+        rows = HourlyRollup.objects.filter(project_id=rule.project_id, hour__gte=start, hour__lt=end)
+        if rule.model:
+            rows = rows.filter(model=rule.model)
+        if rule.tier:
+            rows = rows.filter(tier=rule.tier)
+    if rule.feature_id:
+        rows = rows.filter(feature_id=rule.feature_id)
+    if rule.environment is not None:
+        rows = rows.filter(environment=rule.environment)
+    return rows.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+
+
+def feature_models_and_tiers(*, project, feature, since: dt.datetime) -> tuple[set[str], set[str]]:
+    rows = HourlyRollup.objects.filter(project=project, feature=feature, hour__gte=since)
+    pairs = set(rows.values_list("model", "tier").distinct())
+    return {m for m, _ in pairs}, {t for _, t in pairs}
+
+
+def budget_rules_for_feature(*, project, feature, now: dt.datetime):
+    """Budgets on the feature, its models or tiers (seen in the last 35 days), or the whole project."""
+    rules = Rule.objects.filter(project=project, kind=KIND_SPEND_BUDGET, enabled=True, dimension__isnull=True)
+    whole_project = Q(feature__isnull=True, model="", tier="")
+    if feature is None:
+        return list(rules.filter(whole_project).select_related("project", "feature"))
+    models, tiers = feature_models_and_tiers(project=project, feature=feature, since=now - dt.timedelta(days=35))
+    on_feature = Q(feature=feature)
+    on_model_or_tier = Q(feature__isnull=True) & ((Q(model__in=models) & (Q(tier="") | Q(tier__in=tiers)))
+                                                 | (Q(model="") & Q(tier__in=tiers)))
+    return list(rules.filter(whole_project | on_feature | on_model_or_tier).select_related("project", "feature"))
+
+
+# --- alerts and deliveries --------------------------------------------------------------
+
+def open_alerts(*, project):
+    """Alerts that are not resolved (open or acknowledged), newest first: for the Overview page."""
+    return (Alert.objects.filter(project=project).exclude(state=Alert.RESOLVED)
+            .select_related("project", "rule").order_by("-opened_at", "-id"))
+
+
+def alerts_list(*, project, state: str | None = None):
+    alerts = Alert.objects.filter(project=project).select_related("project", "rule")
+    return alerts.filter(state=state) if state else alerts
+
+
+def recent_deliveries(*, channel, limit: int = 20):
+    return list(Delivery.objects.filter(channel=channel).select_related("notice__alert")
+                .order_by("-created_at", "-id")[:limit])
+
+
+# --- daily digest -------------------------------------------------------------------------
+
+def digest_numbers(*, project, day: dt.date) -> dict:
+    """For the digest of `day` (local): its spend, month to date, and features that moved most
+    against their mean of the 7 days before (FeatureDay, the daily rollup)."""
+    from costwatch.metrics.models import FeatureDay
+
+    rows = FeatureDay.objects.filter(project=project, day__gte=min(day - dt.timedelta(days=7), day.replace(day=1)),
+                                     day__lte=day)
+    by_feature: dict[str, list[Decimal]] = {}
+    day_total = month_total = Decimal(0)
+    for name, row_day, cost in rows.values_list("feature__name", "day").annotate(cost=Sum("cost_usd")):
+        cost = cost or Decimal(0)
+        by_feature.setdefault(name, [Decimal(0), Decimal(0)])
+        if row_day == day:
+            by_feature[name][0] += cost
+            day_total += cost
+        elif row_day >= day - dt.timedelta(days=7):
+            by_feature[name][1] += cost
+        if row_day >= day.replace(day=1):
+            month_total += cost
+    movers = sorted(
+        ({"feature": name, "cost_usd": today, "mean_7d_usd": before / 7, "change_usd": today - before / 7}
+         for name, (today, before) in by_feature.items()),
+        key=lambda m: abs(m["change_usd"]), reverse=True)
+    return {"day": day, "spend_usd": day_total, "month_to_date_usd": month_total, "top_movers": movers[:5]}

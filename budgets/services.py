@@ -1,0 +1,477 @@
+"""Writes for rules, alerts, channels and deliveries; the rule cycle (SPEC 5).
+
+The cycle: make sure the project's default rules exist, turn rollup numbers into verdicts
+(budgets.rules, pure), then move alerts through open -> acknowledged -> resolved with
+conditional UPDATEs. Every notice (opened, reminder, resolved) writes one Delivery row
+per matching channel in the same transaction; `deliveries_send_due` sends them.
+"""
+
+import datetime as dt
+import logging
+from dataclasses import dataclass
+from decimal import Decimal
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q
+from django.utils import timezone
+
+from costwatch.projects.services import audit_record
+from ingest.models import Feature
+
+from . import rules as rule_functions
+from . import selectors
+from .models import (
+    DEFAULT_KINDS,
+    FEATURE_KINDS,
+    KIND_SPEND_BUDGET,
+    KIND_UNPRICED_TRAFFIC,
+    Alert,
+    Channel,
+    Delivery,
+    Notice,
+    ProjectRulesState,
+    Rule,
+)
+from .rules import Verdict, Window
+from .transports import TRANSPORTS, OutgoingMessage, TransportError
+
+logger = logging.getLogger(__name__)
+CLAIM_LEASE = dt.timedelta(minutes=5)  # a worker that dies mid-send leaves the row due again after this
+
+
+# --- default rules ----------------------------------------------------------------------
+
+def default_rules_ensure(*, project, now=None) -> int:
+    """Create the project's default rules once, from its first event (first Feature) on."""
+    if ProjectRulesState.objects.filter(project=project).exists():
+        return 0
+    if not Feature.objects.filter(project=project).exists():
+        return 0
+    with transaction.atomic():
+        created = Rule.objects.bulk_create(
+            [Rule(project=project, kind=kind, is_default=True, params=rule_functions.defaults(kind))
+             for kind in DEFAULT_KINDS],
+            ignore_conflicts=True,
+        )
+        ProjectRulesState.objects.get_or_create(project=project,
+                                                defaults={"defaults_created_at": now or timezone.now()})
+    return len(created)
+
+
+# --- the cycle --------------------------------------------------------------------------
+
+@dataclass
+class Evaluation:
+    """One rule applied to one scope in one cycle."""
+
+    rule: Rule
+    scope: dict
+    key: str
+    verdict: Verdict
+    feature: Feature | None = None
+    period_start: dt.datetime | None = None
+    period_end: dt.datetime | None = None
+
+    @property
+    def kind(self):
+        return self.rule.kind
+
+
+def evaluate_project(*, project, now=None) -> list[Evaluation]:
+    """One rule cycle for one project: verdicts for every rule and scope, then the alert lifecycle."""
+    now = now or timezone.now()
+    default_rules_ensure(project=project, now=now)
+    evaluations = project_verdicts(project=project, now=now)
+    alerts_apply(project=project, evaluations=evaluations, now=now)
+    return evaluations
+
+
+def project_verdicts(*, project, now) -> list[Evaluation]:
+    rules = list(Rule.objects.filter(project=project).select_related("feature", "project"))
+    features = {f.pk: f for f in Feature.objects.filter(project=project)}
+    windows_by_env = {}
+
+    def windows(environment):
+        if environment not in windows_by_env:
+            windows_by_env[environment] = selectors.feature_windows(project=project, now=now, environment=environment)
+        return windows_by_env[environment]
+
+    evaluations = []
+    for kind in FEATURE_KINDS:
+        kind_rules = [r for r in rules if r.kind == kind]
+        # A feature-scoped rule (even a disabled one) replaces the project rule of its kind for that feature.
+        replaced = {r.feature_id for r in kind_rules if r.feature_id}
+        for rule in (r for r in kind_rules if r.enabled):
+            data = windows(rule.environment)
+            feature_ids = [rule.feature_id] if rule.feature_id else [fid for fid in data if fid not in replaced]
+            for feature_id in feature_ids:
+                feature = features.get(feature_id)
+                if feature is None or feature.muted:
+                    continue
+                verdict = feature_verdict(rule=rule, feature=feature, windows=data.get(feature_id))
+                evaluations.append(Evaluation(rule=rule, scope={"feature": feature.name},
+                                              key=f"feature={feature.name}", verdict=verdict, feature=feature))
+    for rule in rules:
+        if rule.enabled and rule.kind == KIND_UNPRICED_TRAFFIC:
+            by_model = selectors.unpriced_calls_by_model(project=project, now=now, environment=rule.environment)
+            evaluations.append(Evaluation(rule=rule, scope={}, key="project",
+                                          verdict=rule_functions.unpriced_traffic(unpriced_calls_by_model=by_model)))
+        elif rule.enabled and rule.kind == KIND_SPEND_BUDGET and not (rule.feature and rule.feature.muted):
+            evaluations.append(budget_evaluation(rule=rule, now=now))
+    return evaluations
+
+
+def feature_verdict(*, rule, feature, windows) -> Verdict:
+    if windows is None:
+        windows = selectors.FeatureWindows(feature.pk, Window(), Window(), Window(), Window())
+    params = rule.params
+    match rule.kind:
+        case "unbounded_output":
+            return rule_functions.unbounded_output(last_24h=windows.last_24h, baseline=windows.before_24h,
+                                                   params=params)
+        case "pro_default":
+            return rule_functions.pro_default(last_24h=windows.last_24h, params=params,
+                                              expected_pro_share=feature.expected_pro_share)
+        case "share_drift":
+            return rule_functions.share_drift(last_7d=windows.last_7d, baseline_28d=windows.before_7d,
+                                              params=params)
+        case "escalation_band":
+            return rule_functions.escalation_band(last_7d=windows.last_7d, params=params)
+        case "spend_spike":
+            return rule_functions.spend_spike(last_24h=windows.last_24h, baseline_28d=windows.before_24h,
+                                              params=params)
+    raise ValueError(f"not a feature rule: {rule.kind}")
+
+
+def budget_numbers(*, rule, now) -> tuple[Verdict, dt.datetime, dt.datetime]:
+    start, end = selectors.budget_period(project=rule.project, period=rule.params["period"], now=now)
+    spent = selectors.budget_spent(rule=rule, start=start, end=end)
+    elapsed = max(0.0, min(1.0, (now - start) / (end - start)))
+    verdict = rule_functions.spend_budget(spent_usd=spent, elapsed_fraction=elapsed, params=rule.params)
+    verdict.numbers["period_start"] = start.isoformat()
+    return verdict, start, end
+
+
+def budget_evaluation(*, rule, now) -> Evaluation:
+    verdict, start, end = budget_numbers(rule=rule, now=now)
+    scope = rule.scope()
+    scope_key = ",".join(f"{k}={v}" for k, v in sorted(scope.items())) or "project"
+    return Evaluation(rule=rule, scope=scope, feature=rule.feature, period_start=start, period_end=end,
+                      key=f"{scope_key}|{start.isoformat()}|{verdict.level}", verdict=verdict)
+
+
+# --- alert lifecycle ----------------------------------------------------------------------
+
+def alerts_apply(*, project, evaluations, now) -> None:
+    fired_keys = set()
+    for evaluation in evaluations:
+        if evaluation.verdict.fired:
+            fired_keys.add((evaluation.rule.pk, evaluation.key))
+            alert_fire(evaluation=evaluation, now=now)
+    for alert in Alert.objects.filter(project=project).exclude(state=Alert.RESOLVED).select_related("rule"):
+        if alert.is_spend:
+            # Spend alerts stay open for their period, then close silently.
+            if alert.period_end <= now or alert.rule is None or not alert.rule.enabled:
+                Alert.objects.filter(pk=alert.pk).exclude(state=Alert.RESOLVED).update(
+                    state=Alert.RESOLVED, resolved_at=now)
+        elif (alert.rule_id, alert.key) not in fired_keys:
+            alert_clear(alert=alert, now=now)
+
+
+def alert_fire(*, evaluation, now) -> Alert | None:
+    """Open the alert of this key, or refresh the open one (and remind once per cooldown)."""
+    rule, verdict = evaluation.rule, evaluation.verdict
+    unresolved = Alert.objects.filter(rule=rule, key=evaluation.key).exclude(state=Alert.RESOLVED)
+    alert = unresolved.first()
+    if alert is None:
+        try:
+            with transaction.atomic():
+                alert = Alert.objects.create(
+                    project=rule.project, rule=rule, kind=rule.kind, feature=evaluation.feature,
+                    key=evaluation.key, scope=evaluation.scope, period_start=evaluation.period_start,
+                    period_end=evaluation.period_end, level=verdict.level, state=Alert.OPEN, opened_at=now,
+                    last_fired_at=now, last_notified_at=now, numbers=verdict.numbers, message=verdict.message)
+                notice_create(alert=alert, type=Notice.OPENED, now=now)
+            return alert
+        except IntegrityError:
+            # Another cycle opened it first (the partial unique index): theirs is the one to notify.
+            alert = unresolved.first()
+            if alert is None:
+                return None
+    Alert.objects.filter(pk=alert.pk).update(last_fired_at=now, clear_since=None, numbers=verdict.numbers,
+                                             message=verdict.message)
+    alert.refresh_from_db()
+    due = now - dt.timedelta(hours=rule.cooldown_hours)
+    with transaction.atomic():
+        if Alert.objects.filter(pk=alert.pk, state=Alert.OPEN, last_notified_at__lte=due).update(last_notified_at=now):
+            notice_create(alert=alert, type=Notice.REMINDER, now=now)
+    return alert
+
+
+def alert_clear(*, alert, now) -> bool:
+    """The condition is clear this cycle; resolve (and notify once) when clear long enough."""
+    Alert.objects.filter(pk=alert.pk, clear_since__isnull=True).exclude(state=Alert.RESOLVED).update(clear_since=now)
+    clear_before = now - dt.timedelta(minutes=settings.ALERT_RESOLVE_AFTER_MINUTES)
+    with transaction.atomic():
+        resolved = (Alert.objects.filter(pk=alert.pk, clear_since__lte=clear_before)
+                    .exclude(state=Alert.RESOLVED).update(state=Alert.RESOLVED, resolved_at=now))
+        if resolved:
+            alert.refresh_from_db()
+            notice_create(alert=alert, type=Notice.RESOLVED, now=now)
+    return bool(resolved)
+
+
+def alert_acknowledge(*, alert, actor_label: str = "", now=None) -> bool:
+    """open -> acknowledged (stops reminders); a no-op on an alert that is not open."""
+    now = now or timezone.now()
+    return bool(Alert.objects.filter(pk=alert.pk, state=Alert.OPEN).update(
+        state=Alert.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=actor_label[:150]))
+
+
+def channels_for_alert(alert):
+    channels = Channel.objects.filter(project_id=alert.project_id, enabled=True)
+    return channels.filter(Q(rules__isnull=True) | Q(rules=alert.rule_id)).distinct()
+
+
+def notice_create(*, alert, type: str, now) -> Notice:
+    notice = Notice.objects.create(alert=alert, type=type, created_at=now, numbers=alert.numbers,
+                                   message=alert.message)
+    Delivery.objects.bulk_create([
+        Delivery(notice=notice, channel=channel, created_at=now, next_attempt_at=now)
+        for channel in channels_for_alert(alert)
+    ])
+    return notice
+
+
+# --- deliveries ---------------------------------------------------------------------------
+
+def backoff_seconds(attempts: int) -> int:
+    """Delay after the `attempts`-th failed attempt: the configured steps, then hourly."""
+    steps = [int(s) for s in settings.DELIVERY_BACKOFF_SECONDS]  # may arrive as strings from the environment
+    return steps[attempts - 1] if attempts <= len(steps) else 3600
+
+
+def outgoing_message(notice: Notice) -> OutgoingMessage:
+    alert = notice.alert
+    payload = alert.as_dict()
+    payload.update(numbers=notice.numbers, message=notice.message)
+    return OutgoingMessage(type=notice.type, alert=payload, project_name=alert.project.name, numbers=notice.numbers)
+
+
+def deliveries_send_due(*, now=None, limit: int = 200) -> int:
+    """Claim each due delivery with a conditional UPDATE and send it; returns how many were sent."""
+    now = now or timezone.now()
+    due = (Delivery.objects.filter(status=Delivery.PENDING, next_attempt_at__lte=now)
+           .order_by("next_attempt_at", "id").values_list("id", "next_attempt_at")[:limit])
+    sent = 0
+    for delivery_id, next_attempt_at in list(due):
+        claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING,
+                                          next_attempt_at=next_attempt_at).update(
+            next_attempt_at=now + CLAIM_LEASE, attempts=F("attempts") + 1)
+        if claimed:
+            sent += delivery_attempt(delivery_id=delivery_id, now=now)
+    return sent
+
+
+def delivery_attempt(*, delivery_id: int, now) -> bool:
+    delivery = Delivery.objects.select_related("channel", "notice__alert__project").get(pk=delivery_id)
+    rows = Delivery.objects.filter(pk=delivery_id)
+    try:
+        TRANSPORTS[delivery.channel.kind](delivery.channel).notify(outgoing_message(delivery.notice))
+    except TransportError as exc:
+        delivery_failed(delivery=delivery, error=exc.message, permanent=exc.permanent, now=now)
+        return False
+    except Exception as exc:  # a bug must not stop the sweep; it is retried and shown like any failure
+        logger.exception("delivery %s crashed", delivery_id)
+        delivery_failed(delivery=delivery, error=f"internal error: {exc!r}", permanent=False, now=now)
+        return False
+    rows.update(status=Delivery.SENT, sent_at=now, last_error="", next_attempt_at=None)
+    return True
+
+
+def delivery_failed(*, delivery, error, permanent, now) -> None:
+    rows = Delivery.objects.filter(pk=delivery.pk)
+    next_attempt_at = now + dt.timedelta(seconds=backoff_seconds(delivery.attempts))
+    too_old = next_attempt_at - delivery.created_at > dt.timedelta(seconds=settings.DELIVERY_MAX_AGE_SECONDS)
+    if permanent or too_old:
+        reason = error if permanent else f"gave up after {delivery.attempts} attempts: {error}"
+        rows.update(status=Delivery.FAILED, permanent=permanent, last_error=reason[:2000], next_attempt_at=None)
+        logger.warning("delivery %s to channel %s failed for good: %s", delivery.pk, delivery.channel_id, reason)
+    else:
+        rows.update(last_error=error[:2000], next_attempt_at=next_attempt_at)
+
+
+def sample_alert(*, project) -> Alert:
+    """An unsaved alert that looks like a real one, for the channels' Test button."""
+    feature = Feature.objects.filter(project=project).order_by("name").first()
+    name = feature.name if feature else "example-feature"
+    numbers = {"calls_24h": 1200, "uncapped_calls_24h": 180, "uncapped_share": 0.15, "uncapped_share_threshold": 0.05}
+    now = timezone.now()
+    return Alert(project=project, kind="unbounded_output", feature=feature, key=f"feature={name}",
+                 scope={"feature": name}, state=Alert.OPEN, opened_at=now, last_fired_at=now, last_notified_at=now,
+                 numbers=numbers, message=f"Test from costwatch: 15.0% of {name}'s calls set no output cap "
+                                          f"(threshold 5.0%). This is a sample; nothing is wrong.")
+
+
+def channel_test(*, channel, now=None) -> str:
+    """Send a real message built from an unsaved sample alert; returns '' or the error."""
+    alert = sample_alert(project=channel.project)
+    message = OutgoingMessage(type="test", alert={**alert.as_dict(), "id": None}, project_name=channel.project.name,
+                              numbers=alert.numbers)
+    error = ""
+    try:
+        TRANSPORTS[channel.kind](channel).notify(message)
+    except TransportError as exc:
+        error = exc.message + (" (permanent)" if exc.permanent else " (transient)")
+    Channel.objects.filter(pk=channel.pk).update(last_test_at=now or timezone.now(), last_test_error=error)
+    return error
+
+
+# --- rules and channels (with the audit log) -----------------------------------------------
+
+RULE_FIELDS = ["kind", "feature", "model", "tier", "environment", "dimension", "params", "cooldown_hours", "enabled"]
+CHANNEL_FIELDS = ["kind", "name", "enabled", "rules"]
+
+
+def rule_snapshot(rule) -> dict:
+    return {"kind": rule.kind, "feature": rule.feature.name if rule.feature_id else None, "model": rule.model,
+            "tier": rule.tier, "environment": rule.environment, "dimension": rule.dimension, "params": rule.params,
+            "cooldown_hours": rule.cooldown_hours, "enabled": rule.enabled}
+
+
+def channel_snapshot(channel) -> dict:
+    # Never the target or secret: the audit log is readable by every admin.
+    return {"kind": channel.kind, "name": channel.name, "enabled": channel.enabled,
+            "rules": sorted(channel.rules.values_list("id", flat=True)) if channel.pk else []}
+
+
+def rule_create(*, project, data: dict, actor=None, actor_label: str = "") -> Rule:
+    with transaction.atomic():
+        rule = Rule.objects.create(project=project, **data)
+        audit_record(project=project, actor=actor, actor_label=actor_label, action="create", target_type="rule",
+                     target_id=rule.pk, after=rule_snapshot(rule))
+    return rule
+
+
+def rule_update(*, rule, data: dict, actor=None, actor_label: str = "") -> Rule:
+    before = rule_snapshot(rule)
+    with transaction.atomic():
+        for name, value in data.items():
+            setattr(rule, name, value)
+        rule.save()
+        audit_record(project=rule.project, actor=actor, actor_label=actor_label, action="update", target_type="rule",
+                     target_id=rule.pk, before=before, after=rule_snapshot(rule))
+    return rule
+
+
+def rule_delete(*, rule, actor=None, actor_label: str = "", now=None) -> None:
+    """Delete a rule; its unresolved alerts close silently (their history stays)."""
+    with transaction.atomic():
+        Alert.objects.filter(rule=rule).exclude(state=Alert.RESOLVED).update(state=Alert.RESOLVED,
+                                                                            resolved_at=now or timezone.now())
+        audit_record(project=rule.project, actor=actor, actor_label=actor_label, action="delete", target_type="rule",
+                     target_id=rule.pk, before=rule_snapshot(rule))
+        rule.delete()
+
+
+def channel_create(*, project, data: dict, actor=None, actor_label: str = "") -> Channel:
+    rules = data.pop("rules", [])
+    with transaction.atomic():
+        channel = Channel.objects.create(project=project, **data)
+        channel.rules.set(rules)
+        audit_record(project=project, actor=actor, actor_label=actor_label, action="create", target_type="channel",
+                     target_id=channel.pk, after=channel_snapshot(channel))
+    return channel
+
+
+def channel_update(*, channel, data: dict, actor=None, actor_label: str = "") -> Channel:
+    before = channel_snapshot(channel)
+    rules = data.pop("rules", None)
+    with transaction.atomic():
+        for name, value in data.items():
+            setattr(channel, name, value)
+        channel.save()
+        if rules is not None:
+            channel.rules.set(rules)
+        after = channel_snapshot(channel)
+        if "target" in data or "secret" in data:
+            after["target_or_secret_changed"] = True
+        audit_record(project=channel.project, actor=actor, actor_label=actor_label, action="update",
+                     target_type="channel", target_id=channel.pk, before=before, after=after)
+    return channel
+
+
+def channel_delete(*, channel, actor=None, actor_label: str = "") -> None:
+    with transaction.atomic():
+        audit_record(project=channel.project, actor=actor, actor_label=actor_label, action="delete",
+                     target_type="channel", target_id=channel.pk, before=channel_snapshot(channel))
+        channel.delete()
+
+
+# --- budget guard -------------------------------------------------------------------------
+
+def budget_status(*, project, feature_name: str, now=None) -> dict:
+    """What an app asks before a call: is a budget on this feature (or its models, tiers, project) blown?"""
+    cache_key = f"budget-status:{project.pk}:{feature_name}"
+    cached = cache.get(cache_key) if now is None else None
+    if cached is not None:
+        return cached
+    now = now or timezone.now()
+    feature = Feature.objects.filter(project=project, name=feature_name).first()
+    budgets = []
+    for rule in selectors.budget_rules_for_feature(project=project, feature=feature, now=now):
+        verdict, start, _end = budget_numbers(rule=rule, now=now)
+        spent = Decimal(verdict.numbers["spent_usd"])
+        budgets.append({
+            "rule_id": rule.pk, "period": rule.params["period"], "amount_usd": verdict.numbers["amount_usd"],
+            "spent_usd": verdict.numbers["spent_usd"], "forecast_usd": verdict.numbers["forecast_usd"],
+            "level": verdict.level, "_over": spent >= Decimal(rule.params["amount_usd"]),
+        })
+    over = [b.pop("_over") for b in budgets]
+    status = {"feature": feature_name, "over_budget": any(over), "budgets": budgets}
+    cache.set(cache_key, status, timeout=settings.BUDGET_STATUS_CACHE_SECONDS)
+    return status
+
+
+# --- daily digest -------------------------------------------------------------------------
+
+def digests_send_due(*, now=None) -> int:
+    """At DIGEST_LOCAL_HOUR in each project's timezone, email yesterday's digest once per day."""
+    from django.core.mail import EmailMultiAlternatives, get_connection
+    from django.template.loader import render_to_string
+
+    from costwatch.projects.models import Project
+
+    from .models import DigestSent
+    from .transports import send_email
+
+    now = now or timezone.now()
+    sent = 0
+    for project in Project.objects.all():
+        local = now.astimezone(project.tzinfo)
+        recipients = sorted({a.strip() for c in Channel.objects.filter(project=project, kind=Channel.EMAIL,
+                                                                          enabled=True)
+                             for a in c.target.split(",") if a.strip()})
+        if local.hour != settings.DIGEST_LOCAL_HOUR or not recipients:
+            continue
+        try:
+            with transaction.atomic():
+                DigestSent.objects.create(project=project, day=local.date(), sent_at=now, recipients=",".join(recipients))
+        except IntegrityError:
+            continue  # already sent today (or another worker is sending it)
+        numbers = selectors.digest_numbers(project=project, day=local.date() - dt.timedelta(days=1))
+        context = {"project": project, "site_url": settings.SITE_URL, **numbers,
+                   "open_alerts": list(selectors.open_alerts(project=project)[:20])}
+        email = EmailMultiAlternatives(
+            f"[costwatch] {project.name}: ${numbers['spend_usd']:.2f} on {numbers['day']:%a %d %b}",
+            render_to_string("emails/digest.txt", context), settings.DEFAULT_FROM_EMAIL, recipients,
+            connection=get_connection(timeout=settings.EMAIL_TIMEOUT))
+        email.attach_alternative(render_to_string("emails/digest.html", context), "text/html")
+        try:
+            send_email(email)
+            sent += 1
+        except TransportError as exc:
+            logger.warning("digest for %s not sent: %s", project.slug, exc.message)
+    return sent

@@ -1,0 +1,50 @@
+"""Thin Celery tasks over budgets.services. Beat fans out one small idempotent task per project."""
+
+import logging
+
+from celery import shared_task
+from django.conf import settings
+from django.db import transaction
+
+from costwatch.projects.models import Project
+
+from . import services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="budgets.tasks.evaluate_all_projects", ignore_result=True)
+def evaluate_all_projects():
+    """One evaluate_project task per project, expiring ~1.5 periods later so a backlog never piles up."""
+    expires = settings.RULES_INTERVAL_SECONDS * 1.5
+    project_ids = list(Project.objects.values_list("id", flat=True))
+    for project_id in project_ids:
+        evaluate_project.apply_async(args=[project_id], expires=expires)
+    return len(project_ids)
+
+
+@shared_task(name="budgets.tasks.evaluate_project", ignore_result=True, acks_late=True)
+def evaluate_project(project_id: int):
+    project = Project.objects.filter(pk=project_id).first()
+    if project is None:
+        return 0
+    evaluations = services.evaluate_project(project=project)
+    fired = [e for e in evaluations if e.verdict.fired]
+    logger.info("rules: project %s evaluated %d verdicts, %d firing", project.slug, len(evaluations), len(fired))
+    if fired:
+        # New notices are due now: sweep right after this commit instead of waiting for the beat.
+        transaction.on_commit(lambda: send_due_deliveries.apply_async(expires=settings.DELIVERY_SWEEP_SECONDS * 1.5))
+    return len(fired)
+
+
+@shared_task(name="budgets.tasks.send_due_deliveries", ignore_result=True)
+def send_due_deliveries():
+    sent = services.deliveries_send_due()
+    if sent:
+        logger.info("deliveries: sent %d", sent)
+    return sent
+
+
+@shared_task(name="budgets.tasks.send_daily_digests", ignore_result=True)
+def send_daily_digests():
+    return services.digests_send_due()

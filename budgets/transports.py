@@ -1,0 +1,155 @@
+"""One Transport per channel kind, the healthchecks way: `notify(message)` or TransportError.
+
+A transport knows how to reach one channel and how to tell a failure worth retrying
+(timeouts, connection errors, 5xx, 429, SMTP 4xx) from one that will never succeed
+(other 4xx, a refused address): `TransportError(message, permanent=True)`.
+Message bodies come from templates (templates/emails/, templates/slack/).
+"""
+
+import hashlib
+import hmac
+import json
+import smtplib
+import time
+from dataclasses import dataclass, field
+
+import requests
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.template.loader import render_to_string
+
+from .models import RULE_KINDS, Channel
+
+SIGNATURE_HEADER = "X-Costwatch-Signature"
+NOTICE_TITLES = {"opened": "Alert", "reminder": "Reminder", "resolved": "Resolved", "test": "Test alert"}
+
+
+class TransportError(Exception):
+    def __init__(self, message: str, *, permanent: bool = False):
+        super().__init__(message)
+        self.message = message
+        self.permanent = permanent
+
+
+@dataclass
+class OutgoingMessage:
+    """What every transport sends: the notice type and the alert as the API shows it."""
+
+    type: str  # opened | reminder | resolved | test
+    alert: dict  # the API shape (budgets.api.alert_payload)
+    project_name: str
+    numbers: dict = field(default_factory=dict)
+
+    @property
+    def event_type(self) -> str:
+        return f"alert.{self.type}"
+
+    def context(self) -> dict:
+        return {"m": self, "alert": self.alert, "kind": self.alert["kind"], "numbers": self.numbers,
+                "kind_label": dict(RULE_KINDS).get(self.alert["kind"], self.alert["kind"]),
+                "title": NOTICE_TITLES[self.type], "project_name": self.project_name,
+                "number_rows": [(k.replace("_", " "), _show(v)) for k, v in self.numbers.items()]}
+
+
+def _show(value):
+    if isinstance(value, dict):
+        return ", ".join(f"{k}: {v}" for k, v in value.items()) or "none"
+    if isinstance(value, list):
+        return ", ".join(str(v) for v in value)
+    return "n/a" if value is None else str(value)
+
+
+class Transport:
+    def __init__(self, channel: Channel):
+        self.channel = channel
+
+    def notify(self, message: OutgoingMessage) -> None:
+        raise NotImplementedError
+
+
+class HttpTransport(Transport):
+    def post(self, body: bytes, headers: dict) -> None:
+        try:
+            response = requests.post(self.channel.target, data=body, timeout=settings.DELIVERY_TIMEOUT_SECONDS,
+                                     headers={"Content-Type": "application/json", **headers})
+        except requests.Timeout:
+            raise TransportError("timed out") from None
+        except requests.RequestException as exc:
+            raise TransportError(f"connection failed: {exc.__class__.__name__}") from None
+        if response.status_code < 300:
+            return
+        detail = f"HTTP {response.status_code}: {response.text[:200]}".strip()
+        transient = response.status_code >= 500 or response.status_code == 429
+        raise TransportError(detail, permanent=not transient)
+
+
+class SlackTransport(HttpTransport):
+    """Incoming webhook with Block Kit: a header, the message, the numbers and a link."""
+
+    def payload(self, message: OutgoingMessage) -> dict:
+        context = message.context()
+        text = render_to_string("slack/alert.txt", context).strip()
+        fields = [{"type": "mrkdwn", "text": f"*{label}*\n{value}"} for label, value in context["number_rows"][:10]]
+        blocks = [
+            {"type": "header", "text": {"type": "plain_text", "emoji": True,
+                                        "text": render_to_string("slack/header.txt", context).strip()[:150]}},
+            {"type": "section", "text": {"type": "mrkdwn", "text": text[:3000]}},
+        ]
+        if fields:
+            blocks.append({"type": "section", "fields": fields})
+        blocks.append({"type": "actions", "elements": [
+            {"type": "button", "text": {"type": "plain_text", "text": "Open in costwatch"},
+             "url": message.alert["url"]}]})
+        return {"text": text[:3000], "blocks": blocks}
+
+    def notify(self, message: OutgoingMessage) -> None:
+        self.post(json.dumps(self.payload(message)).encode(), {})
+
+
+def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
+    digest = hmac.new(secret.encode(), f"{timestamp}.".encode() + body, hashlib.sha256).hexdigest()
+    return f"t={timestamp},v1={digest}"
+
+
+class WebhookTransport(HttpTransport):
+    """`{"type": "alert.opened", "alert": {...}}`, signed with HMAC-SHA256 of "<t>." + body."""
+
+    def notify(self, message: OutgoingMessage) -> None:
+        body = json.dumps({"type": message.event_type, "alert": message.alert}, separators=(",", ":")).encode()
+        headers = {}
+        if self.channel.secret:
+            headers[SIGNATURE_HEADER] = webhook_signature(self.channel.secret, int(time.time()), body)
+        self.post(body, headers)
+
+
+class EmailTransport(Transport):
+    """HTML + text through Django's mail, to the comma-separated addresses of the channel."""
+
+    def notify(self, message: OutgoingMessage) -> None:
+        context = message.context()
+        recipients = [a.strip() for a in self.channel.target.split(",") if a.strip()]
+        subject = " ".join(render_to_string("emails/alert_subject.txt", context).split())
+        email = EmailMultiAlternatives(subject, render_to_string("emails/alert.txt", context),
+                                       settings.DEFAULT_FROM_EMAIL, recipients,
+                                       connection=get_connection(timeout=settings.EMAIL_TIMEOUT))
+        email.attach_alternative(render_to_string("emails/alert.html", context), "text/html")
+        send_email(email)
+
+
+def send_email(email) -> None:
+    try:
+        email.send()
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise TransportError(f"recipients refused: {', '.join(exc.recipients)}", permanent=True) from None
+    except smtplib.SMTPResponseException as exc:
+        permanent = 500 <= exc.smtp_code < 600
+        raise TransportError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=permanent) from None
+    except (smtplib.SMTPException, OSError) as exc:
+        raise TransportError(f"mail server unreachable: {exc}") from None
+
+
+TRANSPORTS = {
+    Channel.EMAIL: EmailTransport,
+    Channel.SLACK: SlackTransport,
+    Channel.WEBHOOK: WebhookTransport,
+}
