@@ -1,0 +1,396 @@
+"""The non-blocking batching sender.
+
+`Client.send()` runs in the caller's request path, so it never blocks and never raises:
+it serialises the event, puts it on a bounded queue and returns. One daemon thread per
+client drains the queue in batches and POSTs them to `/api/v1/events` with urllib (no
+third-party HTTP library), retrying 429, 5xx and connection errors with exponential
+backoff and jitter (honouring `Retry-After`). Every event carries an `event_id` assigned
+at send time, so a retried batch is deduplicated by the server instead of double-counted.
+"""
+
+from __future__ import annotations
+
+import atexit
+import email.utils
+import gzip as gzip_module
+import http.client
+import json
+import logging
+import os
+import queue
+import random
+import threading
+import time
+import urllib.error
+import urllib.request
+import uuid
+import weakref
+from datetime import date, datetime, timezone
+from decimal import Decimal
+
+from . import __version__
+from .context import apply_context
+from .sdk import event_from_response, stream_kind
+
+logger = logging.getLogger("costwatch_client")
+
+MAX_BATCH = 1000  # the events API takes at most 1000 events per request
+MAX_BODY_BYTES = 4_500_000  # stay under the API's 5 MB limit with room for the envelope
+_WAKE = object()  # a queue item that only wakes the sender (flush, close)
+
+_live_clients: weakref.WeakSet = weakref.WeakSet()
+
+
+def _json_default(value):
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal):
+        return str(value)
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def _utc_now_iso() -> str:
+    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
+
+
+def retry_after_seconds(value: str | None) -> float | None:
+    """`Retry-After` as seconds: either delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=timezone.utc)
+    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
+
+
+class _Retryable(Exception):
+    def __init__(self, reason: str, retry_after: float | None = None):
+        super().__init__(reason)
+        self.retry_after = retry_after
+
+
+class Client:
+    """Send usage events to costwatch without slowing the app down.
+
+    >>> cw = Client(api_key="cw_...", base_url="https://costwatch.example.com")
+    >>> cw.record(response, feature="ticket-triage", request_kwargs=kwargs)
+    """
+
+    def __init__(self, api_key: str, base_url: str = "http://127.0.0.1:8000", *, max_queue: int = 10000,
+                 batch_size: int = 500, flush_interval: float = 1.0, timeout: float = 5, max_retries: int = 5,
+                 backoff_base: float = 0.5, backoff_max: float = 30.0, max_retry_after: float = 300.0,
+                 gzip: bool = False, environment: str | None = None, feature: str | None = None,
+                 shutdown_timeout: float = 5.0):
+        if not api_key:
+            raise ValueError("api_key is required (a key with the 'ingest' scope: cw_<id>_<secret>)")
+        self.api_key = api_key
+        self.url = base_url.rstrip("/") + "/api/v1/events"
+        self.max_queue = max(1, int(max_queue))
+        self.batch_size = min(MAX_BATCH, max(1, int(batch_size)))
+        self.flush_interval = float(flush_interval)
+        self.timeout = timeout
+        self.max_retries = max(0, int(max_retries))
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self.max_retry_after = max_retry_after
+        self.gzip = gzip
+        self.shutdown_timeout = shutdown_timeout
+        self.defaults = {k: v for k, v in (("environment", environment), ("feature", feature)) if v}
+        self._counts = {"sent": 0, "duplicates": 0, "dropped": 0, "failed": 0, "rejected": 0, "retried": 0}
+        self._counts_lock = threading.Lock()
+        self._closed = False
+        self._reset_sender()
+        _live_clients.add(self)
+
+    # --- the caller's side: never blocks, never raises -------------------------------------
+    def send(self, event: dict) -> str | None:
+        """Queue one event; returns its event_id, or None when it was dropped."""
+        try:
+            payload = apply_context(dict(event), defaults=self.defaults)
+            payload.setdefault("event_id", str(uuid.uuid4()))
+            payload.setdefault("timestamp", _utc_now_iso())
+            data = json.dumps(payload, default=_json_default, separators=(",", ":")).encode()
+        except Exception:  # a bad event must not break the app
+            logger.warning("costwatch: dropped an event that could not be serialised", exc_info=True)
+            self._count("dropped")
+            return None
+        return payload["event_id"] if self._enqueue(data) else None
+
+    def record(self, response, *, request_kwargs: dict | None = None, **fields) -> str | None:
+        """Build the event from an SDK response (OpenAI, Anthropic, Google) and send it."""
+        try:
+            event = event_from_response(response, request_kwargs=request_kwargs, **fields)
+        except Exception:
+            logger.warning("costwatch: could not read usage from %s", type(response).__name__, exc_info=True)
+            self._count("dropped")
+            return None
+        return self.send(event)
+
+    def call(self, fn, /, *args, costwatch: dict | None = None, **kwargs):
+        """`fn(*args, **kwargs)` (an SDK create call), timed and recorded; returns its result.
+
+        Streams are returned wrapped so that the event is recorded when they end.
+        `costwatch={...}` carries event fields (feature, role, ...) for this call.
+        """
+        fields = dict(costwatch or {})
+        started = time.monotonic()
+        result = fn(*args, **kwargs)
+        if stream_kind(result) == "stream":
+            return self.record_stream(result, request_kwargs=kwargs, _started=started, **fields)
+        fields.setdefault("latency_ms", int((time.monotonic() - started) * 1000))
+        self.record(result, request_kwargs=kwargs, **fields)
+        return result
+
+    def record_stream(self, stream, *, request_kwargs: dict | None = None, _started: float | None = None,
+                      **fields):
+        """Wrap a stream (sync or async) so its event is recorded when it is exhausted or closed."""
+        from .streams import RecordedStream
+
+        return RecordedStream(self, stream, request_kwargs=request_kwargs, started=_started, fields=fields)
+
+    def stats(self) -> dict:
+        """Counters: sent (stored or duplicate), dropped (queue full / closed), failed (not
+        delivered), rejected (refused by the server per event), retried (re-sent requests)."""
+        with self._counts_lock:
+            counts = dict(self._counts)
+        counts["queued"] = self._pending
+        return counts
+
+    def flush(self, timeout: float | None = None) -> bool:
+        """Wait until every queued event was handled (sent, rejected or failed); True if so."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with self._pending_cond:
+            if self._pending == 0:
+                return True
+            self._flush_requested.set()
+            self._wake()
+            while self._pending > 0:
+                remaining = None if deadline is None else deadline - time.monotonic()
+                if remaining is not None and remaining <= 0:
+                    return False
+                self._pending_cond.wait(remaining if remaining is not None else 0.5)
+            return True
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Flush (up to `timeout`, default `shutdown_timeout`), then stop the sender."""
+        if self._closed:
+            return self._pending == 0
+        self._closed = True
+        timeout = self.shutdown_timeout if timeout is None else timeout
+        drained = self.flush(timeout)
+        self._abort.set()  # whatever is still retrying gives up now
+        self._wake()
+        thread = self._thread
+        if thread is not None and thread is not threading.current_thread():
+            thread.join(timeout=max(0.1, min(timeout, self.timeout + 1)))
+        _live_clients.discard(self)
+        return drained
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # --- internals -------------------------------------------------------------------------
+    def _reset_sender(self):
+        """(Re)create the queue and thread state; also used in a forked child."""
+        self._queue: queue.Queue = queue.Queue(maxsize=self.max_queue)
+        self._pending = 0
+        self._pending_cond = threading.Condition()
+        self._flush_requested = threading.Event()
+        self._abort = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._thread_lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def _count(self, name: str, n: int = 1):
+        with self._counts_lock:
+            self._counts[name] += n
+
+    def _enqueue(self, data: bytes) -> bool:
+        if self._closed:
+            self._count("dropped")
+            return False
+        if self._pid != os.getpid():  # forked: the parent's thread does not exist here
+            self._reset_sender()
+        self._ensure_thread()
+        with self._pending_cond:
+            self._pending += 1
+        try:
+            self._queue.put_nowait(data)
+        except queue.Full:
+            self._finish(1)
+            self._count("dropped")
+            return False
+        return True
+
+    def _ensure_thread(self):
+        if self._thread is not None and self._thread.is_alive():
+            return
+        with self._thread_lock:
+            if self._thread is None or not self._thread.is_alive():
+                self._thread = threading.Thread(target=self._run, name="costwatch-sender", daemon=True)
+                self._thread.start()
+
+    def _wake(self):
+        try:
+            self._queue.put_nowait(_WAKE)
+        except queue.Full:
+            pass  # the sender is busy with a full queue and will see the flag anyway
+
+    def _finish(self, n: int):
+        with self._pending_cond:
+            self._pending -= n
+            if self._pending <= 0:
+                self._pending_cond.notify_all()
+
+    def _run(self):
+        batch: list[bytes] = []
+        batch_bytes = 0
+        opened_at = 0.0
+        while True:
+            wait = None if not batch else max(0.0, opened_at + self.flush_interval - time.monotonic())
+            try:
+                item = self._queue.get(timeout=wait if wait is not None else self.flush_interval)
+            except queue.Empty:
+                item = None
+            if item is not None and item is not _WAKE:
+                if batch and batch_bytes + len(item) > MAX_BODY_BYTES:
+                    self._deliver(batch)
+                    batch, batch_bytes = [], 0
+                if not batch:
+                    opened_at = time.monotonic()
+                batch.append(item)
+                batch_bytes += len(item) + 1
+            due = batch and (len(batch) >= self.batch_size or time.monotonic() >= opened_at + self.flush_interval
+                             or (self._flush_requested.is_set() and self._queue.empty()))
+            if due:
+                self._deliver(batch)
+                batch, batch_bytes = [], 0
+            if not batch and self._queue.empty():
+                self._flush_requested.clear()
+                if self._abort.is_set():
+                    return
+
+    def _deliver(self, batch: list[bytes]):
+        try:
+            self._post_with_retries(batch)
+        except Exception:  # never let the sender thread die
+            logger.exception("costwatch: unexpected error while sending %d events", len(batch))
+            self._count("failed", len(batch))
+        finally:
+            self._finish(len(batch))
+
+    def _post_with_retries(self, batch: list[bytes]):
+        attempt = 0
+        while True:
+            try:
+                status, body = self._post(batch)
+            except _Retryable as exc:
+                if attempt >= self.max_retries or self._abort.is_set():
+                    logger.warning("costwatch: giving up on %d events after %d attempts: %s",
+                                   len(batch), attempt + 1, exc)
+                    self._count("failed", len(batch))
+                    return
+                delay = self._backoff(attempt, exc.retry_after)
+                logger.info("costwatch: %s; retrying %d events in %.2fs", exc, len(batch), delay)
+                attempt += 1
+                self._count("retried")
+                if self._abort.wait(delay):
+                    self._count("failed", len(batch))
+                    return
+                continue
+            self._handle_response(batch, status, body)
+            return
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        if retry_after is not None:
+            # Honour the server: wait at least Retry-After, plus a little jitter so that
+            # many clients told the same time do not all come back at once.
+            base = min(retry_after, self.max_retry_after)
+            return base + random.uniform(0, min(1.0, base * 0.1))
+        ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
+        return random.uniform(ceiling / 2, ceiling)  # "equal jitter"
+
+    def _post(self, batch: list[bytes]) -> tuple[int, bytes]:
+        body = b'{"events":[' + b",".join(batch) + b"]}"
+        headers = {
+            "Authorization": f"Bearer {self.api_key}",
+            "Content-Type": "application/json",
+            "User-Agent": f"costwatch-client/{__version__}",
+        }
+        if self.gzip:
+            body = gzip_module.compress(body, compresslevel=5)
+            headers["Content-Encoding"] = "gzip"
+        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                return response.status, response.read()
+        except urllib.error.HTTPError as exc:
+            payload = exc.read() if exc.fp is not None else b""
+            if exc.code == 429 or exc.code >= 500:
+                raise _Retryable(f"HTTP {exc.code}", retry_after_seconds(exc.headers.get("Retry-After"))) from None
+            return exc.code, payload
+        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
+            raise _Retryable(f"connection error: {getattr(exc, 'reason', exc)}") from None
+
+    def _handle_response(self, batch: list[bytes], status: int, body: bytes):
+        try:
+            result = json.loads(body or b"{}")
+        except ValueError:
+            result = {}
+        if not isinstance(result, dict):
+            result = {}
+        if status == 413 and len(batch) > 1:
+            half = len(batch) // 2
+            self._post_with_retries(batch[:half])
+            self._post_with_retries(batch[half:])
+            return
+        if 200 <= status < 300 or (status == 400 and "rejected" in result):
+            self._count("sent", int(result.get("accepted", 0)) + int(result.get("duplicates", 0)))
+            self._count("duplicates", int(result.get("duplicates", 0)))
+            rejected = int(result.get("rejected", 0))
+            if rejected:
+                self._count("rejected", rejected)
+                for error in (result.get("errors") or [])[:5]:
+                    logger.warning("costwatch rejected event %s: %s %s: %s", error.get("event_id"),
+                                   error.get("field"), error.get("code"), error.get("message"))
+            return
+        # Any other 4xx is permanent (bad key, missing scope, body refused): retrying cannot help.
+        self._count("failed", len(batch))
+        errors = result.get("errors") or [{"message": body[:200].decode("utf-8", "replace")}]
+        logger.warning("costwatch: HTTP %d, %d events not stored: %s", status, len(batch),
+                       "; ".join(str(e.get("message")) for e in errors[:3]))
+
+
+def _after_fork_in_child():
+    for client in list(_live_clients):
+        client._reset_sender()
+
+
+def _close_all_at_exit():
+    for client in list(_live_clients):
+        try:
+            client.close()
+        except Exception:
+            logger.warning("costwatch: error while flushing at exit", exc_info=True)
+
+
+atexit.register(_close_all_at_exit)
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
