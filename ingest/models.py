@@ -6,6 +6,7 @@ are relied upon by the rollup refresh SQL. Cost is exact NUMERIC, never float.
 
 from django.contrib.postgres.indexes import BrinIndex
 from django.db import models
+from django.utils import timezone
 
 from costwatch.projects.models import Project
 
@@ -106,3 +107,119 @@ class DirtyHour(models.Model):
 
     class Meta:
         indexes = [models.Index(fields=["project", "hour"], name="dirtyhour_project_hour")]
+
+
+SERVICE_TIER_NAMES = [value for value, _ in SERVICE_TIERS]
+PRICE_TIERS = [(TIER_LITE, "Lite"), (TIER_PRO, "Pro")]
+PRICE = {"max_digits": 14, "decimal_places": 6}  # per 1M tokens; 6 places keep per-event cost exact at 12
+
+# The API field names of a price (SPEC 3), in display order.
+PRICE_FIELDS = [
+    "input_per_mtok", "cached_input_per_mtok", "cache_write_input_per_mtok", "output_per_mtok",
+    "reasoning_output_per_mtok", "long_context_threshold", "long_context_input_per_mtok",
+    "long_context_cached_input_per_mtok", "long_context_output_per_mtok",
+]
+PRICE_MONEY_FIELDS = [name for name in PRICE_FIELDS if name != "long_context_threshold"]
+
+
+def is_glob(pattern: str) -> bool:
+    return any(char in pattern for char in "*?[")
+
+
+def glob_literal_length(pattern: str) -> int:
+    """How specific a glob is: its characters other than wildcards (longest wins)."""
+    return sum(1 for char in pattern if char not in "*?[]")
+
+
+class Price(models.Model):
+    """One period of a price series. History is never overwritten: a new row starts a new period.
+
+    A series is (project, model, provider, service_tier); the row in force at t is the one with
+    the latest `effective_from <= t`. `project` null = the global catalogue, else an override.
+    An override without input/output prices only overrides the tier.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE, related_name="prices",
+                                help_text="Empty = global catalogue; else a project override.")
+    model = models.CharField(max_length=200, help_text="Exact model id, or a glob like gemini-*-flash-lite*.")
+    is_glob = models.BooleanField(default=False, editable=False)
+    provider = models.CharField(max_length=50, blank=True, default="", help_text="Empty = any provider.")
+    service_tier = models.CharField(max_length=10, choices=SERVICE_TIERS, default="standard")
+    tier = models.CharField(max_length=8, choices=PRICE_TIERS, blank=True, default="")
+    input_per_mtok = models.DecimalField(null=True, blank=True, **PRICE)
+    cached_input_per_mtok = models.DecimalField(null=True, blank=True, **PRICE)
+    cache_write_input_per_mtok = models.DecimalField(null=True, blank=True, **PRICE)
+    output_per_mtok = models.DecimalField(null=True, blank=True, **PRICE)
+    reasoning_output_per_mtok = models.DecimalField(null=True, blank=True, **PRICE)
+    long_context_threshold = models.PositiveIntegerField(null=True, blank=True,
+                                                         help_text="Input tokens above which long-context prices apply.")
+    long_context_input_per_mtok = models.DecimalField(null=True, blank=True, **PRICE)
+    long_context_cached_input_per_mtok = models.DecimalField(null=True, blank=True, **PRICE)
+    long_context_output_per_mtok = models.DecimalField(null=True, blank=True, **PRICE)
+    effective_from = models.DateTimeField()
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.CharField(max_length=150, blank=True, default="")
+    note = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        ordering = ["model", "provider", "service_tier", "-effective_from"]
+        indexes = [models.Index(fields=["model", "effective_from"], name="price_model_effective")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "model", "provider", "service_tier", "effective_from"],
+                name="price_unique_period", nulls_distinct=False,
+            ),
+        ]
+
+    def __str__(self):
+        scope = self.project.slug if self.project_id else "global"
+        return f"{self.model} [{self.provider or 'any'}/{self.service_tier}] {scope} from {self.effective_from:%Y-%m-%d}"
+
+    def save(self, *args, **kwargs):
+        self.is_glob = is_glob(self.model)
+        super().save(*args, **kwargs)
+
+    @property
+    def has_prices(self) -> bool:
+        return self.input_per_mtok is not None and self.output_per_mtok is not None
+
+
+class SeenModel(models.Model):
+    """Model ids seen in a project's events: for glob tie checks and recompute targeting
+    without scanning the events table."""
+
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    model = models.CharField(max_length=200)
+    first_seen_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "model"], name="seenmodel_unique")]
+
+
+class RateBucket(models.Model):
+    """The PostgreSQL token bucket of a project's ingest rate limit (when Redis is not configured)."""
+
+    project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True)
+    tokens = models.FloatField()
+    updated_at = models.DateTimeField()
+
+
+class PriceRecompute(models.Model):
+    """A queued re-pricing of past events after a price change."""
+
+    QUEUED, RUNNING, DONE, FAILED = "queued", "running", "done", "failed"
+    STATES = [(QUEUED, "Queued"), (RUNNING, "Running"), (DONE, "Done"), (FAILED, "Failed")]
+
+    project = models.ForeignKey(Project, null=True, blank=True, on_delete=models.CASCADE,
+                                help_text="Empty = every project (a global price changed).")
+    models_matched = models.JSONField(default=list, help_text="Model ids to recompute; empty = all.")
+    since = models.DateTimeField(null=True, blank=True)
+    state = models.CharField(max_length=10, choices=STATES, default=QUEUED)
+    events_changed = models.BigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    error = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]

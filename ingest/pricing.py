@@ -1,0 +1,224 @@
+"""Which price is in force for a call, and what the call cost (SPEC 2 and 3).
+
+A `PriceBook` holds the price rows that can match a set of model ids (the exact rows for
+those ids plus every glob), for one project (its overrides) and the global catalogue.
+Matching is done once per distinct (model, provider, service_tier); the period in force at
+a timestamp is a bisect. Money is Decimal end to end: per-1M prices have 6 decimals, so
+`tokens * price / 10^6` is exact at the 12 decimals of the events table.
+"""
+
+from bisect import bisect_right
+from dataclasses import dataclass
+from decimal import Decimal, localcontext
+from fnmatch import fnmatchcase
+
+from .models import (
+    COST_CATALOGUE,
+    COST_CLIENT,
+    COST_OVERRIDE,
+    TIER_UNKNOWN,
+    Price,
+    glob_literal_length,
+)
+
+MILLION = Decimal(1_000_000)
+COST_QUANTUM = Decimal("1e-12")
+STANDARD = "standard"
+_LOAD_FIELDS = [
+    "id", "project_id", "model", "is_glob", "provider", "service_tier", "tier", "effective_from",
+    "input_per_mtok", "cached_input_per_mtok", "cache_write_input_per_mtok", "output_per_mtok",
+    "reasoning_output_per_mtok", "long_context_threshold", "long_context_input_per_mtok",
+    "long_context_cached_input_per_mtok", "long_context_output_per_mtok",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Per-1M prices of one band (normal or long context), fallbacks already applied."""
+
+    input: Decimal
+    cached_input: Decimal
+    cache_write_input: Decimal
+    output: Decimal
+    reasoning_output: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class PriceRow:
+    id: int
+    is_override: bool
+    model: str
+    is_glob: bool
+    provider: str
+    service_tier: str
+    tier: str
+    effective_from: object
+    rates: Rates | None  # None: a tier-only override
+    long_context_threshold: int | None
+    long_context_rates: Rates | None
+
+    @classmethod
+    def from_values(cls, values: dict) -> "PriceRow":
+        return cls(
+            id=values["id"], is_override=values["project_id"] is not None, model=values["model"],
+            is_glob=values["is_glob"], provider=values["provider"], service_tier=values["service_tier"] or STANDARD,
+            tier=values["tier"], effective_from=values["effective_from"], rates=normal_rates(values),
+            long_context_threshold=values["long_context_threshold"], long_context_rates=long_context_rates(values),
+        )
+
+    def cost(self, *, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
+             reasoning_tokens) -> Decimal:
+        rates = self.rates
+        if (self.long_context_rates is not None and self.long_context_threshold is not None
+                and input_tokens > self.long_context_threshold):
+            rates = self.long_context_rates  # applies to the whole call
+        return call_cost(rates, input_tokens=input_tokens, cached_input_tokens=cached_input_tokens,
+                         cache_write_input_tokens=cache_write_input_tokens, output_tokens=output_tokens,
+                         reasoning_tokens=reasoning_tokens)
+
+
+def normal_rates(values: dict) -> Rates | None:
+    inp, out = values["input_per_mtok"], values["output_per_mtok"]
+    if inp is None or out is None:
+        return None
+    return Rates(
+        input=inp,
+        cached_input=_first(values["cached_input_per_mtok"], inp),
+        cache_write_input=_first(values["cache_write_input_per_mtok"], inp),
+        output=out,
+        reasoning_output=_first(values["reasoning_output_per_mtok"], out),
+    )
+
+
+def long_context_rates(values: dict) -> Rates | None:
+    """Missing long-context cached/cache-write prices fall back to the long-context input price,
+    reasoning to the long-context output price (SPEC 2)."""
+    inp = values["long_context_input_per_mtok"]
+    if values["long_context_threshold"] is None or inp is None or values["input_per_mtok"] is None:
+        return None
+    out = _first(values["long_context_output_per_mtok"], values["output_per_mtok"])
+    return Rates(input=inp, cached_input=_first(values["long_context_cached_input_per_mtok"], inp),
+                 cache_write_input=inp, output=out, reasoning_output=out)
+
+
+def _first(value, fallback):
+    return fallback if value is None else value
+
+
+def call_cost(rates: Rates, *, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
+              reasoning_tokens) -> Decimal:
+    uncached = input_tokens - cached_input_tokens - cache_write_input_tokens
+    with localcontext() as ctx:
+        ctx.prec = 60  # no rounding: ints times 6-decimal prices
+        total = (uncached * rates.input + cached_input_tokens * rates.cached_input
+                 + cache_write_input_tokens * rates.cache_write_input
+                 + (output_tokens - reasoning_tokens) * rates.output + reasoning_tokens * rates.reasoning_output)
+        return (total / MILLION).quantize(COST_QUANTUM)
+
+
+def model_matches(pattern: str, is_glob: bool, model: str) -> bool:
+    return fnmatchcase(model, pattern) if is_glob else pattern == model
+
+
+class Series:
+    """The periods of one (scope, model pattern, provider, service_tier), oldest first."""
+
+    __slots__ = ("rows", "starts", "precedence")
+
+    def __init__(self, rows: list[PriceRow]):
+        self.rows = sorted(rows, key=lambda row: row.effective_from)
+        self.starts = [row.effective_from for row in self.rows]
+        first = self.rows[0]
+        # Lower sorts first: override before global, exact before glob, longest glob.
+        self.precedence = (0 if first.is_override else 1, 1 if first.is_glob else 0,
+                           -glob_literal_length(first.model))
+
+    def in_force(self, ts) -> PriceRow | None:
+        position = bisect_right(self.starts, ts)
+        return self.rows[position - 1] if position else None
+
+
+@dataclass(slots=True)
+class Match:
+    price: PriceRow | None
+    tier_override: str
+
+
+class PriceBook:
+    def __init__(self, rows: list[PriceRow]):
+        grouped: dict[tuple, list[PriceRow]] = {}
+        for row in rows:
+            grouped.setdefault((row.is_override, row.model, row.provider, row.service_tier), []).append(row)
+        self.series = [Series(group) for group in grouped.values()]
+        self._candidates: dict[tuple, list[Series]] = {}
+
+    @classmethod
+    def load(cls, *, project, models) -> "PriceBook":
+        """The rows that can match `models`: exact rows for them and every glob row."""
+        from django.db.models import Q
+
+        scope = Q(project__isnull=True) | Q(project=project) if project is not None else Q(project__isnull=True)
+        values = Price.objects.filter(scope).filter(Q(is_glob=True) | Q(model__in=list(models))).values(*_LOAD_FIELDS)
+        return cls([PriceRow.from_values(v) for v in values])
+
+    def candidates(self, model: str, provider: str, service_tier: str) -> list[Series]:
+        key = (model, provider, service_tier)
+        found = self._candidates.get(key)
+        if found is None:
+            found = []
+            for series in self.series:
+                first = series.rows[0]
+                if first.service_tier not in (service_tier, STANDARD):
+                    continue
+                if first.provider and provider and first.provider != provider:
+                    continue
+                if not model_matches(first.model, first.is_glob, model):
+                    continue
+                found.append(series)
+            # Then the event's own service tier before the standard row, a named provider before none.
+            found.sort(key=lambda s: (*s.precedence, 0 if s.rows[0].service_tier == service_tier else 1,
+                                      0 if s.rows[0].provider else 1))
+            self._candidates[key] = found
+        return found
+
+    def match(self, *, model, provider, service_tier, ts) -> Match:
+        price, tier_override = None, ""
+        for series in self.candidates(model, provider or "", service_tier or STANDARD):
+            row = series.in_force(ts)
+            if row is None:
+                continue
+            if row.is_override and row.tier and not tier_override:
+                tier_override = row.tier
+            if row.rates is not None:
+                price = row
+                break
+        return Match(price=price, tier_override=tier_override)
+
+    def price_row(self, row: dict) -> None:
+        """Fill tier, cost_usd, cost_source and price_id of one event row in place."""
+        found = self.match(model=row["model"], provider=row.get("provider", ""),
+                           service_tier=row.get("service_tier", STANDARD), ts=row["ts"])
+        price = found.price
+        catalogue_tier = price.tier if price is not None else ""
+        row["tier"] = row.get("client_tier") or found.tier_override or catalogue_tier or TIER_UNKNOWN
+        if price is not None:
+            row["cost_usd"] = price.cost(
+                input_tokens=row["input_tokens"], cached_input_tokens=row.get("cached_input_tokens", 0),
+                cache_write_input_tokens=row.get("cache_write_input_tokens", 0),
+                output_tokens=row["output_tokens"], reasoning_tokens=row.get("reasoning_tokens", 0),
+            )
+            row["cost_source"] = COST_OVERRIDE if price.is_override else COST_CATALOGUE
+            row["price_id"] = price.id
+        elif row.get("client_cost_usd") is not None:
+            row["cost_usd"], row["cost_source"], row["price_id"] = row["client_cost_usd"], COST_CLIENT, None
+        else:
+            row["cost_usd"], row["cost_source"], row["price_id"] = None, "", None
+
+
+def price_rows(*, project, rows: list[dict]) -> None:
+    """Fill `tier`, `cost_usd`, `cost_source`, `price_id` in place on rows keyed by Event column names."""
+    if not rows:
+        return
+    book = PriceBook.load(project=project, models={row["model"] for row in rows})
+    for row in rows:
+        book.price_row(row)

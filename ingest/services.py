@@ -1,0 +1,197 @@
+"""Writes of the ingest app: event batches (validate -> price -> one COPY + INSERT), features.
+
+The write path per batch, in one transaction:
+1. features and seen models: one `INSERT ... ON CONFLICT DO NOTHING` each (names sorted so
+   concurrent batches lock in the same order and cannot deadlock);
+2. `COPY` the rows into a per-connection temporary staging table;
+3. one statement: `INSERT INTO ingest_event ... ON CONFLICT (project_id, event_id) DO NOTHING
+   RETURNING ts` feeding `INSERT INTO ingest_dirtyhour` for the distinct hours it touched.
+The unique key, not a read-then-write, is what makes a repeated or concurrently retried
+batch store once.
+"""
+
+import time
+import zlib
+from dataclasses import dataclass, field
+
+import msgspec
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from .models import Event
+from .pricing import price_rows
+from .validation import Context, event_validate
+
+# Every Event column but the id, in COPY order (`feature_id` is resolved from the name).
+EVENT_COLUMNS = [f.column for f in Event._meta.concrete_fields if f.column != "id"]
+ROW_DEFAULTS = {
+    "provider": "", "tier": "unknown", "client_tier": "", "role": "primary", "status": "ok",
+    "service_tier": "standard", "environment": "production", "cached_input_tokens": 0,
+    "cache_write_input_tokens": 0, "reasoning_tokens": 0, "max_output_tokens": None, "cap_known": True,
+    "finish_reason": "", "latency_ms": None, "ttft_ms": None, "request_id": "", "parent_event_id": "",
+    "route_reason": "", "confidence": None, "quality": None, "cost_usd": None, "client_cost_usd": None,
+    "cost_source": "", "price_id": None, "attributes": None,
+}
+STAGING_TABLE = f"ingest_event_staging_{zlib.crc32(','.join(EVENT_COLUMNS).encode()):08x}"
+_json_encode = msgspec.json.Encoder().encode
+
+
+@dataclass
+class StoreResult:
+    accepted: int = 0
+    duplicates: int = 0
+
+
+@dataclass
+class BatchResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list = field(default_factory=list)
+    warnings: list = field(default_factory=list)
+    timings: dict = field(default_factory=dict)  # seconds per stage, for bench_ingest's profile
+
+    def as_response(self) -> dict:
+        return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected,
+                "errors": self.errors, "warnings": self.warnings}
+
+
+def event_batch_ingest(*, project, events: list, received_at=None, cap_known_default=True) -> BatchResult:
+    """Validate, price and store raw event dicts; per-event errors name index, event_id and field."""
+    received_at = received_at or timezone.now()
+    ctx = Context(received_at=received_at, max_age_days=settings.INGEST_MAX_AGE_DAYS,
+                  cap_known_default=cap_known_default)
+    result = BatchResult()
+    started = time.perf_counter()
+    rows = []
+    for index, raw in enumerate(events):
+        row, errors, warnings = event_validate(raw, index, ctx)
+        result.warnings.extend(warnings)
+        if errors:
+            result.rejected += 1
+            result.errors.extend(errors)
+        else:
+            row["received_at"] = received_at
+            rows.append(row)
+    validated = time.perf_counter()
+    price_rows(project=project, rows=rows)
+    priced = time.perf_counter()
+    stored = event_rows_store(project=project, rows=rows)
+    result.accepted, result.duplicates = stored.accepted, stored.duplicates
+    result.timings = {"validate": validated - started, "price": priced - validated,
+                      "write": time.perf_counter() - priced}
+    return result
+
+
+def event_rows_store(*, project, rows: list[dict], mark_dirty=True) -> StoreResult:
+    """Store validated, priced rows (Event column names, `feature` as its name) in one statement path."""
+    unique, seen = [], set()
+    for row in rows:
+        if row["event_id"] not in seen:  # a repeat inside the batch is a duplicate; the first wins
+            seen.add(row["event_id"])
+            unique.append(row)
+    if not unique:
+        return StoreResult(accepted=0, duplicates=len(rows))
+    unique.sort(key=lambda row: row["event_id"])  # one lock order for concurrent retries
+    nested = connection.in_atomic_block
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            feature_ids = features_ensure(cursor, project_id=project.pk, names={r["feature"] for r in unique})
+            seen_models_ensure(cursor, project_id=project.pk, models={r["model"] for r in unique})
+            _staging_copy(cursor, project_id=project.pk, rows=unique, feature_ids=feature_ids)
+            accepted = _staging_insert(cursor, project_id=project.pk, mark_dirty=mark_dirty)
+            if nested:  # ON COMMIT DELETE ROWS only empties it when the outer transaction ends
+                cursor.execute(f"DELETE FROM {STAGING_TABLE}")
+    return StoreResult(accepted=accepted, duplicates=len(rows) - accepted)
+
+
+def features_ensure(cursor, *, project_id: int, names) -> dict[str, int]:
+    """Feature name -> id, creating the features seen for the first time."""
+    names = sorted(names)
+    cursor.execute(
+        """
+        WITH wanted(name) AS (SELECT unnest(%s::text[])),
+        created AS (
+            INSERT INTO ingest_feature (project_id, name, expected_pro_share, muted, first_seen_at)
+            SELECT %s, name, NULL, false, now() FROM wanted ORDER BY name
+            ON CONFLICT (project_id, name) DO NOTHING RETURNING name, id)
+        SELECT name, id FROM created
+        UNION ALL SELECT f.name, f.id FROM ingest_feature f JOIN wanted USING (name) WHERE f.project_id = %s
+        """,
+        [names, project_id, project_id],
+    )
+    ids = dict(cursor.fetchall())
+    missing = [name for name in names if name not in ids]
+    if missing:  # created by a concurrent batch after this statement's snapshot: visible now
+        cursor.execute("SELECT name, id FROM ingest_feature WHERE project_id = %s AND name = ANY(%s)",
+                       [project_id, missing])
+        ids.update(cursor.fetchall())
+    return ids
+
+
+_known_models: set[tuple[int, str]] = set()
+
+
+def seen_models_ensure(cursor, *, project_id: int, models) -> None:
+    new = sorted(model for model in models if (project_id, model) not in _known_models)
+    if not new:
+        return
+    cursor.execute(
+        """INSERT INTO ingest_seenmodel (project_id, model, first_seen_at)
+           SELECT %s, model, now() FROM unnest(%s::text[]) AS m(model) ORDER BY model
+           ON CONFLICT (project_id, model) DO NOTHING""",
+        [project_id, new],
+    )
+    # Remembered only after commit, so a rolled-back batch does not hide a model.
+    transaction.on_commit(lambda: _known_models.update((project_id, model) for model in new))
+
+
+def _staging_copy(cursor, *, project_id, rows, feature_ids):
+    columns = ", ".join(EVENT_COLUMNS)
+    cursor.execute(
+        f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS AS "
+        f"SELECT {columns} FROM ingest_event WITH NO DATA"
+    )
+    getters = [_column_getter(column, project_id, feature_ids) for column in EVENT_COLUMNS]
+    with cursor.cursor.copy(f"COPY {STAGING_TABLE} ({columns}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row([get(row) for get in getters])
+
+
+def _column_getter(column, project_id, feature_ids):
+    if column == "project_id":
+        return lambda row: project_id
+    if column == "feature_id":
+        return lambda row: feature_ids[row["feature"]]
+    if column == "attributes":
+        return lambda row: _json_encode(row.get("attributes") or {}).decode()
+    if column == "received_at":
+        now = timezone.now()
+        return lambda row: row.get("received_at") or now
+    if column in ROW_DEFAULTS:
+        default = ROW_DEFAULTS[column]
+        return lambda row: row.get(column, default)
+    return lambda row: row[column]
+
+
+def _staging_insert(cursor, *, project_id, mark_dirty) -> int:
+    columns = ", ".join(EVENT_COLUMNS)
+    dirty = (
+        """, dirty AS (INSERT INTO ingest_dirtyhour (project_id, hour, created_at)
+                      SELECT DISTINCT %(project_id)s, date_trunc('hour', ts, 'UTC'), now() FROM inserted)"""
+        if mark_dirty else ""
+    )
+    cursor.execute(
+        f"""
+        WITH inserted AS (
+            INSERT INTO ingest_event ({columns})
+            SELECT {columns} FROM {STAGING_TABLE} ORDER BY event_id
+            ON CONFLICT (project_id, event_id) DO NOTHING
+            RETURNING ts
+        ){dirty}
+        SELECT count(*) FROM inserted
+        """,
+        {"project_id": project_id},
+    )
+    return cursor.fetchone()[0]
