@@ -92,6 +92,8 @@ class FeatureHour(UsageCounts):
         constraints = [
             models.UniqueConstraint(fields=["project", "environment", "feature", "hour"], name="featurehour_key")
         ]
+        # Windows over all environments (rules with environment null, hourly timeseries).
+        indexes = [models.Index(fields=["project", "hour"], name="featurehour_project_hour")]
 
 
 class FeatureDay(UsageCounts, Histograms):
@@ -111,6 +113,8 @@ class FeatureDay(UsageCounts, Histograms):
                 fields=["project", "environment", "feature", "tier", "role", "day"], name="featureday_key"
             )
         ]
+        # Every page reads a day range of the project, with or without an environment.
+        indexes = [models.Index(fields=["project", "day"], name="featureday_project_day")]
 
 
 class DimensionDay(models.Model):
@@ -128,6 +132,20 @@ class DimensionDay(models.Model):
     priced_calls = models.BigIntegerField(default=0)
     routed_calls = models.BigIntegerField(default=0)
     routed_pro_calls = models.BigIntegerField(default=0)
+    # The rest of a feature row's counters, so the features list and daily timeseries can be
+    # filtered by a dimension value (latency histograms are not kept per dimension value).
+    input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    unpriced_calls = models.BigIntegerField(default=0)
+    error_calls = models.BigIntegerField(default=0)
+    cap_known_calls = models.BigIntegerField(default=0)
+    uncapped_calls = models.BigIntegerField(default=0)
+    cap_hit_calls = models.BigIntegerField(default=0)
+    primary_calls = models.BigIntegerField(default=0)
+    escalation_calls = models.BigIntegerField(default=0)
+    triage_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
+    escalation_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
+    shadow_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
 
     class Meta:
         constraints = [
@@ -135,6 +153,7 @@ class DimensionDay(models.Model):
                 fields=["project", "environment", "feature", "day", "dimension", "value"], name="dimensionday_key"
             )
         ]
+        indexes = [models.Index(fields=["project", "dimension", "day"], name="dimensionday_project_dim_day")]
 
 
 class RollupState(models.Model):

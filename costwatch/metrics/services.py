@@ -1,0 +1,289 @@
+"""Rollup refresh: dirty UTC hours in, HourlyRollup / FeatureHour / FeatureDay / DimensionDay out.
+
+Ingest (and a cost recompute) writes a DirtyHour mark in the same transaction as the events.
+The refresh claims marks with DELETE ... RETURNING inside the transaction that rebuilds
+their hours, so:
+- a mark committed after the claim's snapshot is not deleted and its hour is rebuilt by the
+  next run, so an event committed during a refresh is never missed;
+- a refresh that fails rolls back, and its marks come back.
+A per-project advisory lock keeps two refreshes of one project from rebuilding the same hour
+at once. Every rebuild is set-based SQL (INSERT ... SELECT), never Python per event.
+"""
+
+import datetime as dt
+import logging
+import zlib
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from costwatch.projects.models import Project
+
+logger = logging.getLogger(__name__)
+
+HOURS_PER_CLAIM = 168  # one transaction rebuilds at most a week of hours
+LOCK_NAMESPACE = zlib.crc32(b"costwatch.metrics.refresh") & 0x7FFFFFFF
+HOUR = dt.timedelta(hours=1)
+
+# Counters of UsageCounts computed from raw events (alias e); %(huge_cap)s is the project's.
+EVENT_COUNTERS = """
+    count(*),
+    coalesce(sum(e.input_tokens), 0), coalesce(sum(e.cached_input_tokens), 0),
+    coalesce(sum(e.cache_write_input_tokens), 0), coalesce(sum(e.output_tokens), 0),
+    coalesce(sum(e.reasoning_tokens), 0),
+    coalesce(sum(e.cost_usd), 0),
+    count(e.cost_usd),
+    count(*) - count(e.cost_usd),
+    count(*) FILTER (WHERE e.cost_source = 'client' AND e.cost_usd IS NOT NULL),
+    count(*) FILTER (WHERE e.cap_known),
+    count(*) FILTER (WHERE e.cap_known AND (e.max_output_tokens IS NULL OR e.max_output_tokens >= %(huge_cap)s)),
+    count(*) FILTER (WHERE e.finish_reason = 'length'),
+    count(*) FILTER (WHERE e.status = 'error')
+"""
+EVENT_HISTOGRAMS = """
+    cw_hist(cw_bucket(e.latency_ms)), cw_hist(cw_bucket(e.ttft_ms)), cw_hist(cw_bucket(e.output_tokens))
+"""
+COUNTER_COLUMNS = """
+    calls, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens, reasoning_tokens,
+    cost_usd, priced_calls, unpriced_calls, client_priced_calls, cap_known_calls, uncapped_calls,
+    cap_hit_calls, error_calls
+"""
+HISTOGRAM_COLUMNS = "latency_hist, ttft_hist, output_tokens_hist"
+# The same counters summed from rollup rows (alias r).
+ROLLUP_COUNTERS = ", ".join(f"sum(r.{name.strip()})" for name in COUNTER_COLUMNS.split(","))
+ROLLUP_HISTOGRAMS = "cw_hist_sum(r.latency_hist), cw_hist_sum(r.ttft_hist), cw_hist_sum(r.output_tokens_hist)"
+
+HOURLY_INSERT = f"""
+INSERT INTO metrics_hourlyrollup (project_id, hour, environment, feature_id, model, tier, role, status,
+                                  route_reason, {COUNTER_COLUMNS}, {HISTOGRAM_COLUMNS})
+SELECT e.project_id, date_trunc('hour', e.ts, 'UTC'), e.environment, e.feature_id, e.model, e.tier, e.role,
+       e.status, e.route_reason, {EVENT_COUNTERS}, {EVENT_HISTOGRAMS}
+FROM ingest_event e
+WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
+  AND date_trunc('hour', e.ts, 'UTC') = ANY(%(hours)s)
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
+"""
+
+ROUTED = "r.role IN ('primary', 'escalation')"
+FEATURE_HOUR_INSERT = f"""
+INSERT INTO metrics_featurehour (project_id, environment, feature_id, hour, {COUNTER_COLUMNS},
+    primary_calls, triage_calls, escalation_calls, shadow_calls, routed_calls, routed_pro_calls,
+    routed_pro_default_calls, triage_cost_usd, escalation_cost_usd, shadow_cost_usd)
+SELECT r.project_id, r.environment, r.feature_id, r.hour, {ROLLUP_COUNTERS},
+    coalesce(sum(r.calls) FILTER (WHERE r.role = 'primary'), 0),
+    coalesce(sum(r.calls) FILTER (WHERE r.role = 'triage'), 0),
+    coalesce(sum(r.calls) FILTER (WHERE r.role = 'escalation'), 0),
+    coalesce(sum(r.calls) FILTER (WHERE r.role = 'shadow'), 0),
+    coalesce(sum(r.calls) FILTER (WHERE {ROUTED}), 0),
+    coalesce(sum(r.calls) FILTER (WHERE {ROUTED} AND r.tier = 'pro'), 0),
+    coalesce(sum(r.calls) FILTER (WHERE {ROUTED} AND r.tier = 'pro' AND r.route_reason IN ('default', 'fallback')), 0),
+    coalesce(sum(r.cost_usd) FILTER (WHERE r.role = 'triage'), 0),
+    coalesce(sum(r.cost_usd) FILTER (WHERE r.role = 'escalation'), 0),
+    coalesce(sum(r.cost_usd) FILTER (WHERE r.role = 'shadow'), 0)
+FROM metrics_hourlyrollup r
+WHERE r.project_id = %(project_id)s AND r.hour = ANY(%(hours)s)
+GROUP BY 1, 2, 3, 4
+"""
+
+# FeatureDay from the hourly rollup, when the project's days start on UTC hour boundaries.
+FEATURE_DAY_FROM_HOURS = f"""
+INSERT INTO metrics_featureday (project_id, environment, feature_id, tier, role, day, {COUNTER_COLUMNS},
+                                {HISTOGRAM_COLUMNS})
+SELECT r.project_id, r.environment, r.feature_id, r.tier, r.role, (r.hour AT TIME ZONE %(tz)s)::date,
+       {ROLLUP_COUNTERS}, {ROLLUP_HISTOGRAMS}
+FROM metrics_hourlyrollup r
+WHERE r.project_id = %(project_id)s AND r.hour >= %(low)s AND r.hour < %(high)s
+  AND (r.hour AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
+GROUP BY 1, 2, 3, 4, 5, 6
+"""
+
+# FeatureDay from raw events, for time zones whose midnight falls inside a UTC hour (e.g. +05:30).
+FEATURE_DAY_FROM_EVENTS = f"""
+INSERT INTO metrics_featureday (project_id, environment, feature_id, tier, role, day, {COUNTER_COLUMNS},
+                                {HISTOGRAM_COLUMNS})
+SELECT e.project_id, e.environment, e.feature_id, e.tier, e.role, (e.ts AT TIME ZONE %(tz)s)::date,
+       {EVENT_COUNTERS}, {EVENT_HISTOGRAMS}
+FROM ingest_event e
+WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
+  AND (e.ts AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
+GROUP BY 1, 2, 3, 4, 5, 6
+"""
+
+EVENT_ROUTED = "e.role IN ('primary', 'escalation')"
+DIMENSION_DAY_INSERT = f"""
+INSERT INTO metrics_dimensionday (project_id, environment, feature_id, day, dimension, value,
+    calls, cost_usd, priced_calls, routed_calls, routed_pro_calls, input_tokens, output_tokens, unpriced_calls,
+    error_calls, cap_known_calls, uncapped_calls, cap_hit_calls, primary_calls, escalation_calls,
+    triage_cost_usd, escalation_cost_usd, shadow_cost_usd)
+SELECT e.project_id, e.environment, e.feature_id, (e.ts AT TIME ZONE %(tz)s)::date, d.key,
+       left(e.attributes ->> d.key, 200),
+       count(*), coalesce(sum(e.cost_usd), 0), count(e.cost_usd),
+       count(*) FILTER (WHERE {EVENT_ROUTED}),
+       count(*) FILTER (WHERE {EVENT_ROUTED} AND e.tier = 'pro'),
+       coalesce(sum(e.input_tokens), 0), coalesce(sum(e.output_tokens), 0),
+       count(*) - count(e.cost_usd),
+       count(*) FILTER (WHERE e.status = 'error'),
+       count(*) FILTER (WHERE e.cap_known),
+       count(*) FILTER (WHERE e.cap_known AND (e.max_output_tokens IS NULL OR e.max_output_tokens >= %(huge_cap)s)),
+       count(*) FILTER (WHERE e.finish_reason = 'length'),
+       count(*) FILTER (WHERE e.role = 'primary'),
+       count(*) FILTER (WHERE e.role = 'escalation'),
+       coalesce(sum(e.cost_usd) FILTER (WHERE e.role = 'triage'), 0),
+       coalesce(sum(e.cost_usd) FILTER (WHERE e.role = 'escalation'), 0),
+       coalesce(sum(e.cost_usd) FILTER (WHERE e.role = 'shadow'), 0)
+FROM ingest_event e CROSS JOIN unnest(%(dimensions)s::text[]) AS d(key)
+WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
+  AND (e.ts AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
+  AND e.attributes ->> d.key IS NOT NULL
+GROUP BY 1, 2, 3, 4, 5, 6
+"""
+
+
+def _project_lock(cursor, project_id: int) -> None:
+    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, project_id])
+
+
+def _claim_hours(cursor, project_id: int) -> list[dt.datetime]:
+    """Delete (claim) the marks of up to HOURS_PER_CLAIM dirty hours; return those hours."""
+    cursor.execute(
+        """
+        DELETE FROM ingest_dirtyhour
+        WHERE project_id = %(project_id)s AND hour IN (
+            SELECT DISTINCT hour FROM ingest_dirtyhour WHERE project_id = %(project_id)s
+            ORDER BY hour LIMIT %(limit)s)
+        RETURNING hour
+        """,
+        {"project_id": project_id, "limit": HOURS_PER_CLAIM},
+    )
+    return sorted({_utc_hour(row[0]) for row in cursor.fetchall()})
+
+
+def _utc_hour(value: dt.datetime) -> dt.datetime:
+    value = value.astimezone(dt.UTC)
+    return value.replace(minute=0, second=0, microsecond=0)
+
+
+def local_day_bounds(day: dt.date, tzinfo) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of a calendar day in a time zone, as UTC datetimes (23-25 hours around DST)."""
+    start = dt.datetime.combine(day, dt.time(), tzinfo=tzinfo).astimezone(dt.UTC)
+    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=tzinfo).astimezone(dt.UTC)
+    return start, end
+
+
+def days_touched(hours, tzinfo) -> list[dt.date]:
+    """Project-timezone days that overlap the given UTC hours (an hour may straddle two days)."""
+    days = set()
+    for hour in hours:
+        days.add(hour.astimezone(tzinfo).date())
+        days.add((hour + HOUR - dt.timedelta(microseconds=1)).astimezone(tzinfo).date())
+    return sorted(days)
+
+
+def _rebuild_hours(cursor, project: Project, hours: list[dt.datetime]) -> None:
+    params = {"project_id": project.pk, "hours": hours, "low": hours[0], "high": hours[-1] + HOUR,
+              "huge_cap": project.huge_cap_tokens}
+    cursor.execute("DELETE FROM metrics_hourlyrollup WHERE project_id = %(project_id)s AND hour = ANY(%(hours)s)",
+                   params)
+    cursor.execute(HOURLY_INSERT, params)
+    cursor.execute("DELETE FROM metrics_featurehour WHERE project_id = %(project_id)s AND hour = ANY(%(hours)s)",
+                   params)
+    cursor.execute(FEATURE_HOUR_INSERT, params)
+
+
+def _rebuild_days(cursor, project: Project, days: list[dt.date]) -> None:
+    tzinfo = project.tzinfo
+    low, high = local_day_bounds(days[0], tzinfo)[0], local_day_bounds(days[-1], tzinfo)[1]
+    params = {"project_id": project.pk, "days": days, "low": low, "high": high, "tz": project.timezone,
+              "huge_cap": project.huge_cap_tokens, "dimensions": list(project.dimensions or [])}
+    cursor.execute("DELETE FROM metrics_featureday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)", params)
+    hour_aligned = all(bound.minute == 0 and bound.second == 0
+                       for day in days for bound in local_day_bounds(day, tzinfo))
+    cursor.execute(FEATURE_DAY_FROM_HOURS if hour_aligned else FEATURE_DAY_FROM_EVENTS, params)
+    cursor.execute("DELETE FROM metrics_dimensionday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)",
+                   params)
+    if params["dimensions"]:
+        cursor.execute(DIMENSION_DAY_INSERT, params)
+
+
+def _record_state(cursor, project: Project, hours: list[dt.datetime] | None) -> None:
+    """Advance the 'data as of' mark; data_through = the latest event ts folded in so far."""
+    latest = None
+    if hours:
+        cursor.execute("SELECT max(ts) FROM ingest_event WHERE project_id = %s AND ts >= %s AND ts < %s",
+                       [project.pk, hours[-1], hours[-1] + HOUR])
+        latest = cursor.fetchone()[0]
+    cursor.execute(
+        """
+        INSERT INTO metrics_rollupstate (project_id, refreshed_at, data_through) VALUES (%s, %s, %s)
+        ON CONFLICT (project_id) DO UPDATE SET refreshed_at = EXCLUDED.refreshed_at,
+            data_through = greatest(metrics_rollupstate.data_through, EXCLUDED.data_through)
+        """,
+        [project.pk, timezone.now(), latest],
+    )
+
+
+def project_refresh(*, project: Project) -> int:
+    """Rebuild every dirty hour of one project, a week of hours per transaction; return hours rebuilt."""
+    rebuilt = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            _project_lock(cursor, project.pk)
+            hours = _claim_hours(cursor, project.pk)
+            if hours:
+                _rebuild_hours(cursor, project, hours)
+                _rebuild_days(cursor, project, days_touched(hours, project.tzinfo))
+            _record_state(cursor, project, hours)
+        rebuilt += len(hours)
+        if len(hours) < HOURS_PER_CLAIM:
+            return rebuilt
+
+
+def dirty_project_ids() -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT DISTINCT project_id FROM ingest_dirtyhour")
+        return sorted(row[0] for row in cursor.fetchall())
+
+
+def refresh_dirty_rollups(*, project: Project | None = None) -> int:
+    """Refresh one project, or every project with dirty hours; return the number of hours rebuilt."""
+    if project is not None:
+        return project_refresh(project=project)
+    projects = Project.objects.filter(pk__in=dirty_project_ids())
+    return sum(project_refresh(project=p) for p in projects)
+
+
+def rollup_state_touch_clean() -> int:
+    """Projects without dirty marks are up to date right now: move their 'data as of' to now."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO metrics_rollupstate (project_id, refreshed_at)
+            SELECT p.id, %s FROM projects_project p
+            WHERE NOT EXISTS (SELECT 1 FROM ingest_dirtyhour d WHERE d.project_id = p.id)
+            ON CONFLICT (project_id) DO UPDATE SET refreshed_at = EXCLUDED.refreshed_at
+            """,
+            [timezone.now()],
+        )
+        return cursor.rowcount
+
+
+def project_mark_all_dirty(*, project: Project, since: dt.datetime | None = None) -> int:
+    """Mark every UTC hour that has events (since `since`) dirty, e.g. after huge_cap_tokens or
+    dimensions change; the next refresh rebuilds them. Returns the number of hours marked."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO ingest_dirtyhour (project_id, hour, created_at)
+            SELECT %(project_id)s, hour, now() FROM (
+                SELECT DISTINCT date_trunc('hour', ts, 'UTC') AS hour FROM ingest_event
+                WHERE project_id = %(project_id)s AND (%(since)s::timestamptz IS NULL OR ts >= %(since)s)) h
+            """,
+            {"project_id": project.pk, "since": _utc_hour(since) if since else None},
+        )
+        return cursor.rowcount
+
+
+def rollups_rebuild(*, project: Project, since: dt.datetime | None = None) -> int:
+    """Rebuild a project's rollups from raw events (all of them, or from `since`); return hours rebuilt."""
+    project_mark_all_dirty(project=project, since=since)
+    return project_refresh(project=project)
