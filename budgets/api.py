@@ -1,0 +1,221 @@
+"""Rules, channels, alerts and budget status API (SPEC 4, 5). Views are thin: serializers
+validate, services write (with the audit log), selectors read."""
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from rest_framework import serializers, status
+from rest_framework.exceptions import PermissionDenied
+from rest_framework.generics import GenericAPIView
+from rest_framework.permissions import BasePermission
+from rest_framework.response import Response
+
+from costwatch.api import CreatedCursorPagination, api_error, error_response, request_project
+from costwatch.projects.auth import HasManageScope, HasReadScope, request_api_key
+from costwatch.projects.selectors import user_is_project_admin
+
+from . import selectors, services
+from .models import Alert, Channel, Rule
+from .serializers import (
+    AlertSerializer,
+    BudgetStatusSerializer,
+    ChannelInputSerializer,
+    ChannelSerializer,
+    RuleInputSerializer,
+    RuleSerializer,
+)
+
+ERRORS = inline_serializer("Errors", {"errors": serializers.ListField(child=serializers.DictField())})
+PROJECT_PARAM = OpenApiParameter("project", str, required=False,
+                                 description="Project slug; only for logged-in sessions (a key knows its project).")
+
+
+class HasIngestOrReadScope(BasePermission):
+    message = "this API key needs the 'ingest' or 'read' scope"
+
+    def has_permission(self, request, view):
+        if not (request.user and request.user.is_authenticated):
+            return False
+        api_key = request_api_key(request)
+        return api_key is None or api_key.has_scope("ingest") or api_key.has_scope("read")
+
+
+def actor_of(request):
+    """(actor user or None, label) for the audit log: a session user, or the key."""
+    api_key = request_api_key(request)
+    if api_key is not None:
+        return None, f"key:{api_key.key_id}"
+    return request.user, request.user.get_username()
+
+
+def writable_project(request):
+    project = request_project(request)
+    if request_api_key(request) is None and not user_is_project_admin(user=request.user, project=project):
+        raise PermissionDenied("only project admins change rules and channels")
+    return project
+
+
+class PagedListMixin:
+    pagination_class = CreatedCursorPagination
+
+    def paged(self, queryset, serializer_class):
+        page = self.paginate_queryset(queryset)
+        return Response({"results": serializer_class(page, many=True).data, "next": self.paginator.get_next_link()})
+
+
+def paged_response(name, item):
+    return inline_serializer(name, {"results": item(many=True), "next": serializers.URLField(allow_null=True)})
+
+
+class RuleListView(PagedListMixin, GenericAPIView):
+    permission_classes = [HasManageScope]
+    serializer_class = RuleSerializer
+
+    @extend_schema(operation_id="rules_list", parameters=[PROJECT_PARAM],
+                   responses={200: paged_response("RuleList", RuleSerializer)})
+    def get(self, request):
+        project = request_project(request)
+        return self.paged(Rule.objects.filter(project=project).select_related("feature"), RuleSerializer)
+
+    @extend_schema(operation_id="rules_create", parameters=[PROJECT_PARAM], request=RuleInputSerializer,
+                   responses={201: RuleSerializer, 400: ERRORS})
+    def post(self, request):
+        project = writable_project(request)
+        serializer = RuleInputSerializer(data=request.data, project=project)
+        serializer.is_valid(raise_exception=True)
+        actor, label = actor_of(request)
+        rule = services.rule_create(project=project, data=serializer.validated_data, actor=actor, actor_label=label)
+        return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+
+
+class RuleDetailView(GenericAPIView):
+    permission_classes = [HasManageScope]
+    serializer_class = RuleSerializer
+
+    def rule(self, project, rule_id):
+        return get_object_or_404(Rule.objects.select_related("feature", "project"), project=project, pk=rule_id)
+
+    @extend_schema(operation_id="rules_retrieve", parameters=[PROJECT_PARAM], responses={200: RuleSerializer})
+    def get(self, request, rule_id):
+        return Response(RuleSerializer(self.rule(request_project(request), rule_id)).data)
+
+    @extend_schema(operation_id="rules_update", parameters=[PROJECT_PARAM], request=RuleInputSerializer,
+                   responses={200: RuleSerializer, 400: ERRORS})
+    def patch(self, request, rule_id):
+        project = writable_project(request)
+        rule = self.rule(project, rule_id)
+        serializer = RuleInputSerializer(data=request.data, project=project, instance_rule=rule, partial=True)
+        serializer.is_valid(raise_exception=True)
+        actor, label = actor_of(request)
+        rule = services.rule_update(rule=rule, data=serializer.validated_data, actor=actor, actor_label=label)
+        return Response(RuleSerializer(rule).data)
+
+    @extend_schema(operation_id="rules_destroy", parameters=[PROJECT_PARAM], responses={204: None})
+    def delete(self, request, rule_id):
+        project = writable_project(request)
+        actor, label = actor_of(request)
+        services.rule_delete(rule=self.rule(project, rule_id), actor=actor, actor_label=label)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class ChannelListView(PagedListMixin, GenericAPIView):
+    permission_classes = [HasManageScope]
+    serializer_class = ChannelSerializer
+
+    @extend_schema(operation_id="channels_list", parameters=[PROJECT_PARAM],
+                   responses={200: paged_response("ChannelList", ChannelSerializer)})
+    def get(self, request):
+        project = request_project(request)
+        return self.paged(Channel.objects.filter(project=project).prefetch_related("rules"), ChannelSerializer)
+
+    @extend_schema(operation_id="channels_create", parameters=[PROJECT_PARAM], request=ChannelInputSerializer,
+                   responses={201: ChannelSerializer, 400: ERRORS})
+    def post(self, request):
+        project = writable_project(request)
+        serializer = ChannelInputSerializer(data=request.data, project=project)
+        serializer.is_valid(raise_exception=True)
+        actor, label = actor_of(request)
+        channel = services.channel_create(project=project, data=dict(serializer.validated_data), actor=actor,
+                                          actor_label=label)
+        return Response(ChannelSerializer(channel).data, status=status.HTTP_201_CREATED)
+
+
+class ChannelDetailView(GenericAPIView):
+    permission_classes = [HasManageScope]
+    serializer_class = ChannelSerializer
+
+    def channel(self, project, channel_id):
+        return get_object_or_404(Channel.objects.select_related("project"), project=project, pk=channel_id)
+
+    @extend_schema(operation_id="channels_retrieve", parameters=[PROJECT_PARAM], responses={200: ChannelSerializer})
+    def get(self, request, channel_id):
+        return Response(ChannelSerializer(self.channel(request_project(request), channel_id)).data)
+
+    @extend_schema(operation_id="channels_update", parameters=[PROJECT_PARAM], request=ChannelInputSerializer,
+                   responses={200: ChannelSerializer, 400: ERRORS})
+    def patch(self, request, channel_id):
+        project = writable_project(request)
+        channel = self.channel(project, channel_id)
+        serializer = ChannelInputSerializer(data=request.data, project=project, instance_channel=channel,
+                                            partial=True)
+        serializer.is_valid(raise_exception=True)
+        actor, label = actor_of(request)
+        channel = services.channel_update(channel=channel, data=dict(serializer.validated_data), actor=actor,
+                                          actor_label=label)
+        return Response(ChannelSerializer(channel).data)
+
+    @extend_schema(operation_id="channels_destroy", parameters=[PROJECT_PARAM], responses={204: None})
+    def delete(self, request, channel_id):
+        project = writable_project(request)
+        actor, label = actor_of(request)
+        services.channel_delete(channel=self.channel(project, channel_id), actor=actor, actor_label=label)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class AlertListView(PagedListMixin, GenericAPIView):
+    permission_classes = [HasReadScope]
+    serializer_class = AlertSerializer
+
+    @extend_schema(operation_id="alerts_list", parameters=[
+        PROJECT_PARAM, OpenApiParameter("state", str, enum=[s for s, _ in Alert.STATES], required=False)],
+        responses={200: paged_response("AlertList", AlertSerializer), 400: ERRORS})
+    def get(self, request):
+        project = request_project(request)
+        state = request.query_params.get("state") or None
+        if state is not None and state not in dict(Alert.STATES):
+            return error_response([api_error("state", "invalid_choice", "must be open, acknowledged or resolved")])
+        return self.paged(selectors.alerts_list(project=project, state=state), AlertSerializer)
+
+
+class AlertAckView(GenericAPIView):
+    permission_classes = [HasReadScope]
+    serializer_class = AlertSerializer
+
+    @extend_schema(operation_id="alerts_ack", parameters=[PROJECT_PARAM], request=None,
+                   responses={200: AlertSerializer, 409: ERRORS})
+    def post(self, request, alert_id):
+        project = request_project(request)
+        alert = get_object_or_404(Alert.objects.select_related("project"), project=project, pk=alert_id)
+        _actor, label = actor_of(request)
+        services.alert_acknowledge(alert=alert, actor_label=label)
+        alert.refresh_from_db()
+        if alert.state == Alert.RESOLVED:
+            return error_response([api_error(None, "resolved", "the alert is already resolved")],
+                                  status.HTTP_409_CONFLICT)
+        return Response(AlertSerializer(alert).data)
+
+
+class BudgetStatusView(GenericAPIView):
+    permission_classes = [HasIngestOrReadScope]
+    serializer_class = BudgetStatusSerializer
+
+    @extend_schema(operation_id="budget_status", parameters=[
+        PROJECT_PARAM, OpenApiParameter("feature", str, required=True, description="The feature about to call.")],
+        responses={200: BudgetStatusSerializer, 400: ERRORS})
+    def get(self, request):
+        project = request_project(request)
+        feature = (request.query_params.get("feature") or "").strip()
+        if not feature:
+            return error_response([api_error("feature", "required", "give ?feature=<name>")])
+        if len(feature) > 100:
+            return error_response([api_error("feature", "max_length", "at most 100 characters")])
+        return Response(services.budget_status(project=project, feature_name=feature))

@@ -1,0 +1,194 @@
+"""Alerts, Rules & budgets, Channels pages. Viewers read; admins edit (404 for other projects).
+
+Forms go through the API's serializers so a page and the API reject the same input with
+the same message.
+"""
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.shortcuts import get_object_or_404, redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_POST
+from rest_framework.exceptions import ValidationError
+
+from costwatch.api import _flatten
+from costwatch.projects.selectors import project_for_user, user_is_project_admin
+from ingest.models import Feature
+
+from . import rules as rule_functions
+from . import selectors, services
+from .models import RULE_KINDS, Alert, Channel, Delivery, Rule
+from .serializers import ChannelInputSerializer, RuleInputSerializer
+
+
+def _error_text(exc: ValidationError) -> list[str]:
+    return [f"{e['field'] or 'form'}: {e['message']}" for e in _flatten(exc.detail)]
+
+
+@login_required
+def alerts_page(request, slug):
+    project = project_for_user(user=request.user, slug=slug)
+    context = {
+        "project": project, "nav": "alerts", "is_admin": user_is_project_admin(user=request.user, project=project),
+        "open_alerts": list(selectors.alerts_list(project=project, state=Alert.OPEN)[:200]),
+        "acknowledged_alerts": list(selectors.alerts_list(project=project, state=Alert.ACKNOWLEDGED)[:200]),
+        "history": list(selectors.alerts_list(project=project, state=Alert.RESOLVED)[:100]),
+    }
+    return render(request, "budgets/alerts.html", context)
+
+
+@login_required
+@require_POST
+def alert_ack(request, slug, alert_id):
+    project = project_for_user(user=request.user, slug=slug, admin=True)
+    alert = get_object_or_404(Alert, project=project, pk=alert_id)
+    if services.alert_acknowledge(alert=alert, actor_label=request.user.get_username()):
+        messages.success(request, "Alert acknowledged: no more reminders; it still resolves on its own.")
+    return redirect("budgets:alerts", slug=slug)
+
+
+def _rule_form_data(post) -> dict:
+    data = {"kind": post.get("kind", ""), "feature": post.get("feature") or None,
+            "model": post.get("model", ""), "tier": post.get("tier", ""),
+            "environment": post.get("environment", "production") or None,
+            "cooldown_hours": post.get("cooldown_hours") or 24, "enabled": post.get("enabled") == "on"}
+    if post.get("dimension_key"):
+        data["dimension"] = {post["dimension_key"]: post.get("dimension_value", "")}
+    else:
+        data["dimension"] = None
+    raw = (post.get("params") or "").strip()
+    try:
+        data["params"] = json.loads(raw) if raw else {}
+    except json.JSONDecodeError as exc:
+        raise ValidationError({"params": [f"not valid JSON: {exc.msg}"]}) from None
+    return data
+
+
+def _budget_rows(project, rules):
+    now = timezone.now()
+    rows = []
+    for rule in rules:
+        if rule.kind == "spend_budget" and rule.enabled:
+            verdict, start, end = services.budget_numbers(rule=rule, now=now)
+            rows.append({"rule": rule, "numbers": verdict.numbers, "level": verdict.level, "start": start, "end": end})
+    return rows
+
+
+@login_required
+def rules_page(request, slug):
+    project = project_for_user(user=request.user, slug=slug)
+    is_admin = user_is_project_admin(user=request.user, project=project)
+    if request.method == "POST":
+        if not is_admin:
+            project_for_user(user=request.user, slug=slug, admin=True)
+        try:
+            serializer = RuleInputSerializer(data=_rule_form_data(request.POST), project=project)
+            serializer.is_valid(raise_exception=True)
+            rule = services.rule_create(project=project, data=serializer.validated_data, actor=request.user)
+            messages.success(request, f"Rule created: {rule}.")
+            return redirect("budgets:rules", slug=slug)
+        except ValidationError as exc:
+            for text in _error_text(exc):
+                messages.error(request, text)
+    rules = list(Rule.objects.filter(project=project).select_related("feature", "project"))
+    context = {
+        "project": project, "nav": "rules", "is_admin": is_admin, "rules": rules,
+        "budgets": _budget_rows(project, rules), "kinds": RULE_KINDS,
+        "defaults": {k: json.dumps(rule_functions.defaults(k)) for k, _ in RULE_KINDS},
+        "features": Feature.objects.filter(project=project), "form": request.POST if request.method == "POST" else {},
+    }
+    return render(request, "budgets/rules.html", context)
+
+
+@login_required
+def rule_edit(request, slug, rule_id):
+    project = project_for_user(user=request.user, slug=slug, admin=True)
+    rule = get_object_or_404(Rule.objects.select_related("feature"), project=project, pk=rule_id)
+    if request.method == "POST":
+        try:
+            data = _rule_form_data(request.POST)
+            data.pop("kind")
+            serializer = RuleInputSerializer(data=data, project=project, instance_rule=rule, partial=True)
+            serializer.is_valid(raise_exception=True)
+            services.rule_update(rule=rule, data=serializer.validated_data, actor=request.user)
+            messages.success(request, f"Rule saved: {rule}.")
+            return redirect("budgets:rules", slug=slug)
+        except ValidationError as exc:
+            for text in _error_text(exc):
+                messages.error(request, text)
+    context = {"project": project, "nav": "rules", "rule": rule, "params_json": json.dumps(rule.params, indent=1),
+               "features": Feature.objects.filter(project=project)}
+    return render(request, "budgets/rule_edit.html", context)
+
+
+@login_required
+@require_POST
+def rule_toggle(request, slug, rule_id):
+    project = project_for_user(user=request.user, slug=slug, admin=True)
+    rule = get_object_or_404(Rule, project=project, pk=rule_id)
+    services.rule_update(rule=rule, data={"enabled": not rule.enabled}, actor=request.user)
+    messages.success(request, f"Rule {'enabled' if rule.enabled else 'disabled'}: {rule}.")
+    return redirect("budgets:rules", slug=slug)
+
+
+@login_required
+@require_POST
+def rule_delete(request, slug, rule_id):
+    project = project_for_user(user=request.user, slug=slug, admin=True)
+    rule = get_object_or_404(Rule, project=project, pk=rule_id)
+    services.rule_delete(rule=rule, actor=request.user)
+    messages.success(request, "Rule deleted; its open alerts were closed.")
+    return redirect("budgets:rules", slug=slug)
+
+
+@login_required
+def channels_page(request, slug):
+    project = project_for_user(user=request.user, slug=slug)
+    is_admin = user_is_project_admin(user=request.user, project=project)
+    if request.method == "POST":
+        if not is_admin:
+            project_for_user(user=request.user, slug=slug, admin=True)
+        data = {k: request.POST.get(k, "") for k in ("kind", "name", "target", "secret")}
+        data["rules"] = [int(r) for r in request.POST.getlist("rules") if r.isdigit()]
+        try:
+            serializer = ChannelInputSerializer(data=data, project=project)
+            serializer.is_valid(raise_exception=True)
+            channel = services.channel_create(project=project, data=dict(serializer.validated_data),
+                                               actor=request.user)
+            messages.success(request, f"Channel {channel.name} added. Use Test to send a sample alert.")
+            return redirect("budgets:channels", slug=slug)
+        except ValidationError as exc:
+            for text in _error_text(exc):
+                messages.error(request, text)
+    channels = list(Channel.objects.filter(project=project).prefetch_related("rules"))
+    rows = [{"channel": c, "deliveries": selectors.recent_deliveries(channel=c, limit=10),
+             "permanent_failures": Delivery.objects.filter(channel=c, permanent=True).count()} for c in channels]
+    context = {"project": project, "nav": "channels", "is_admin": is_admin, "rows": rows, "kinds": Channel.KINDS,
+               "rules": Rule.objects.filter(project=project).select_related("feature", "project"),
+               "form": request.POST if request.method == "POST" else {}}
+    return render(request, "budgets/channels.html", context)
+
+
+@login_required
+@require_POST
+def channel_test(request, slug, channel_id):
+    project = project_for_user(user=request.user, slug=slug, admin=True)
+    channel = get_object_or_404(Channel.objects.select_related("project"), project=project, pk=channel_id)
+    error = services.channel_test(channel=channel)
+    if error:
+        messages.error(request, f"Test to {channel.name} failed: {error}")
+    else:
+        messages.success(request, f"Test sent to {channel.name}.")
+    return redirect("budgets:channels", slug=slug)
+
+
+@login_required
+@require_POST
+def channel_delete(request, slug, channel_id):
+    project = project_for_user(user=request.user, slug=slug, admin=True)
+    channel = get_object_or_404(Channel, project=project, pk=channel_id)
+    services.channel_delete(channel=channel, actor=request.user)
+    messages.success(request, f"Channel {channel.name} deleted.")
+    return redirect("budgets:channels", slug=slug)
