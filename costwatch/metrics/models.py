@@ -164,3 +164,24 @@ class RollupState(models.Model):
     data_through = models.DateTimeField(null=True, blank=True, help_text="Latest event ts folded in.")
 
 
+
+
+class ModelDay(UsageCounts):
+    """Narrow (project, environment, feature, model, tier, day) table for the Models page and
+    per-model daily series; day in project timezone."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    environment = models.CharField(max_length=50)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
+    model = models.CharField(max_length=200)
+    tier = models.CharField(max_length=8)
+    day = models.DateField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["project", "environment", "feature", "model", "tier", "day"], name="modelday_key"
+            )
+        ]
+        indexes = [models.Index(fields=["project", "day"], name="modelday_project_day")]

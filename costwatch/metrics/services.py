@@ -1,4 +1,4 @@
-"""Rollup refresh: dirty UTC hours in, HourlyRollup / FeatureHour / FeatureDay / DimensionDay out.
+"""Rollup refresh: dirty UTC hours in, HourlyRollup / FeatureHour / FeatureDay / ModelDay / DimensionDay out.
 
 Ingest (and a cost recompute) writes a DirtyHour mark in the same transaction as the events.
 The refresh claims marks with DELETE ... RETURNING inside the transaction that rebuilds
@@ -109,6 +109,26 @@ WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
 GROUP BY 1, 2, 3, 4, 5, 6
 """
 
+MODEL_DAY_FROM_HOURS = f"""
+INSERT INTO metrics_modelday (project_id, environment, feature_id, model, tier, day, {COUNTER_COLUMNS})
+SELECT r.project_id, r.environment, r.feature_id, r.model, r.tier, (r.hour AT TIME ZONE %(tz)s)::date,
+       {ROLLUP_COUNTERS}
+FROM metrics_hourlyrollup r
+WHERE r.project_id = %(project_id)s AND r.hour >= %(low)s AND r.hour < %(high)s
+  AND (r.hour AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
+GROUP BY 1, 2, 3, 4, 5, 6
+"""
+
+MODEL_DAY_FROM_EVENTS = f"""
+INSERT INTO metrics_modelday (project_id, environment, feature_id, model, tier, day, {COUNTER_COLUMNS})
+SELECT e.project_id, e.environment, e.feature_id, e.model, e.tier, (e.ts AT TIME ZONE %(tz)s)::date,
+       {EVENT_COUNTERS}
+FROM ingest_event e
+WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
+  AND (e.ts AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
+GROUP BY 1, 2, 3, 4, 5, 6
+"""
+
 EVENT_ROUTED = "e.role IN ('primary', 'escalation')"
 DIMENSION_DAY_INSERT = f"""
 INSERT INTO metrics_dimensionday (project_id, environment, feature_id, day, dimension, value,
@@ -199,6 +219,8 @@ def _rebuild_days(cursor, project: Project, days: list[dt.date]) -> None:
     hour_aligned = all(bound.minute == 0 and bound.second == 0
                        for day in days for bound in local_day_bounds(day, tzinfo))
     cursor.execute(FEATURE_DAY_FROM_HOURS if hour_aligned else FEATURE_DAY_FROM_EVENTS, params)
+    cursor.execute("DELETE FROM metrics_modelday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)", params)
+    cursor.execute(MODEL_DAY_FROM_HOURS if hour_aligned else MODEL_DAY_FROM_EVENTS, params)
     cursor.execute("DELETE FROM metrics_dimensionday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)",
                    params)
     if params["dimensions"]:

@@ -5,7 +5,14 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from costwatch.metrics import buckets, services
-from costwatch.metrics.models import DimensionDay, FeatureDay, FeatureHour, HourlyRollup, RollupState
+from costwatch.metrics.models import (
+    DimensionDay,
+    FeatureDay,
+    FeatureHour,
+    HourlyRollup,
+    ModelDay,
+    RollupState,
+)
 from ingest.models import DirtyHour
 from tests.factories import make_project
 from tests.metrics.eventdata import (
@@ -99,6 +106,13 @@ def test_feature_day_and_dimension_day_equal_raw_aggregates(project, mixed):
         assert {n: stored[key][n] for n in COUNTER_NAMES} == counters(rows)
         assert {n: stored[key][n] for n in expected_hists(rows)} == expected_hists(rows)
 
+    stored = rollup_rows(ModelDay, ("day", "environment", "feature_id", "model", "tier"))
+    stored = {(k[0], k[1], names[k[2]], k[3], k[4]): v for k, v in stored.items()}
+    expected = group(mixed, lambda r: (r["ts"].date(), r["environment"], r["feature"], r["model"], r["tier"]))
+    assert set(stored) == set(expected)
+    for key, rows in expected.items():
+        assert {n: stored[key][n] for n in COUNTER_NAMES} == counters(rows)
+
     with_customer = [r for r in mixed if "customer" in r["attributes"]]
     expected = group(with_customer, lambda r: (r["ts"].date(), r["environment"], r["feature"],
                                                r["attributes"]["customer"]))
@@ -161,6 +175,7 @@ def test_days_in_a_half_hour_timezone_split_a_utc_hour(user):
     services.refresh_dirty_rollups(project=project)
     days = dict(FeatureDay.objects.filter(project=project).values_list("day", "output_tokens"))
     assert days == {dt.date(2026, 11, 20): 7, dt.date(2026, 11, 21): 9}
+    assert dict(ModelDay.objects.filter(project=project).values_list("day", "output_tokens")) == days
     dims = dict(DimensionDay.objects.filter(project=project).values_list("day", "output_tokens"))
     assert dims == {dt.date(2026, 11, 20): 7, dt.date(2026, 11, 21): 9}
 
