@@ -10,7 +10,7 @@ from budgets.rules import defaults
 from budgets.services import default_rules_ensure, evaluate_project
 from costwatch.metrics.models import FeatureHour
 
-from .helpers import HOUR, NOW, feature, feature_hours, hours_back, hourly, only_rules, uncapped_day
+from .helpers import HOUR, NOW, feature, feature_hours, hourly, hours_back, only_rules, uncapped_day
 
 pytestmark = pytest.mark.django_db
 
