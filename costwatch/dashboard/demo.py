@@ -1,0 +1,261 @@
+"""A realistic, reproducible demo workload: what `seed_demo` writes and `bench_dashboard` reuses.
+
+Vectorised with numpy so 100k events take a second or two to generate and 10M events can be
+streamed in batches. Rows are keyed by Event column names with `feature` as its name, ready for
+`ingest.pricing.price_rows` and `ingest.services.event_rows_store`.
+
+The features tell the three stories costwatch exists for:
+- `draft-reply` routes to Pro by default (route_reason "default");
+- `summarize-thread` creeps from 10% to 35% Pro over the period;
+- `code-review` sends calls with no max-output cap (long, unbounded outputs);
+plus Lite-first features with triage, escalation and shadow traffic (quality scores), a
+self-hosted model that has no price, a few errors, latency/ttft and customer/plan attributes.
+"""
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+import numpy as np
+
+DEMO_PRICES = [
+    # model, provider, tier, input, cached input, output per 1M tokens (USD)
+    ("gemini-2.5-flash-lite", "google", "lite", "0.10", "0.025", "0.40"),
+    ("gemini-2.5-pro", "google", "pro", "1.25", "0.31", "10.00"),
+    ("gpt-4.1-mini", "openai", "lite", "0.40", "0.10", "1.60"),
+    ("gpt-4.1", "openai", "pro", "2.00", "0.50", "8.00"),
+]
+UNPRICED_MODEL = ("acme-intent-ft-v3", "self-hosted")
+PROVIDERS = {model: provider for model, provider, *_ in DEMO_PRICES} | {UNPRICED_MODEL[0]: UNPRICED_MODEL[1]}
+CUSTOMERS = ["northwind", "globex", "initech", "umbrella", "hooli", "stark", "wayne", "acme", "tyrell", "wonka"]
+PLANS = {c: ("enterprise" if i < 3 else "team" if i < 7 else "free") for i, c in enumerate(CUSTOMERS)}
+
+
+@dataclass(frozen=True)
+class FeatureProfile:
+    name: str
+    weight: float  # share of primary calls
+    lite_model: str
+    pro_model: str
+    pro_share_start: float
+    pro_share_end: float
+    pro_reason: str  # route_reason of Pro primaries
+    cap: int | None  # max_output_tokens; None = no cap
+    input_mean: float
+    output_mean: float
+    triage: bool = False
+    escalation_rate: float = 0.0  # share of Lite primaries retried on Pro
+    shadow_rate: float = 0.0  # share of Lite primaries copied to Pro for comparison
+
+
+FEATURES = [
+    FeatureProfile("ticket-triage", 0.28, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.06, 0.07, "complex",
+                   512, 1400, 160, triage=True, escalation_rate=0.08, shadow_rate=0.05),
+    FeatureProfile("search-rank", 0.22, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.03, 0.03, "complex",
+                   256, 2200, 60),
+    FeatureProfile("summarize-thread", 0.18, "gpt-4.1-mini", "gpt-4.1", 0.10, 0.35, "long_context",
+                   1024, 5200, 380, triage=True, escalation_rate=0.04, shadow_rate=0.03),
+    FeatureProfile("draft-reply", 0.14, "gpt-4.1-mini", "gpt-4.1", 0.72, 0.74, "default",
+                   800, 2600, 420),
+    FeatureProfile("code-review", 0.08, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.40, 0.42, "complex",
+                   None, 7800, 1500),
+    FeatureProfile("intent-router", 0.10, UNPRICED_MODEL[0], "gpt-4.1", 0.02, 0.02, "fallback",
+                   64, 300, 12),
+]
+
+
+def demo_prices() -> list[dict]:
+    """Global catalogue rows for the demo models (the self-hosted model stays unpriced on purpose)."""
+    return [
+        {"model": model, "provider": provider, "tier": tier, "input_per_mtok": Decimal(inp),
+         "cached_input_per_mtok": Decimal(cached), "output_per_mtok": Decimal(out)}
+        for model, provider, tier, inp, cached, out in DEMO_PRICES
+    ]
+
+
+def _timestamps(rng, count: int, start: dt.datetime, days: int) -> np.ndarray:
+    """Seconds after `start`: weekday-heavy, office-hours-heavy, slowly growing traffic."""
+    day_weights = np.linspace(1.0, 1.35, days) * np.where((np.arange(days) + start.weekday()) % 7 >= 5, 0.55, 1.0)
+    day = rng.choice(days, size=count, p=day_weights / day_weights.sum())
+    hour_weights = 0.35 + np.exp(-((np.arange(24) - 14.5) ** 2) / 18.0)
+    hour = rng.choice(24, size=count, p=hour_weights / hour_weights.sum())
+    return day * 86400.0 + hour * 3600.0 + rng.uniform(0, 3600, size=count)
+
+
+def _lognormal(rng, mean: np.ndarray, sigma: float) -> np.ndarray:
+    return rng.lognormal(np.log(mean) - sigma**2 / 2, sigma)
+
+
+class _Columns(dict):
+    """Column name -> numpy array, all of one length."""
+
+
+def _primaries(rng, count: int, *, start: dt.datetime, days: int, seed: int, offset: int) -> _Columns:
+    weights = np.array([f.weight for f in FEATURES])
+    feat = rng.choice(len(FEATURES), size=count, p=weights / weights.sum())
+    seconds = np.sort(_timestamps(rng, count, start, days))
+    progress = seconds / (days * 86400.0)
+    p_start = np.array([f.pro_share_start for f in FEATURES])[feat]
+    p_end = np.array([f.pro_share_end for f in FEATURES])[feat]
+    is_pro = rng.random(count) < p_start + (p_end - p_start) * progress
+    lite_models = np.array([f.lite_model for f in FEATURES], dtype=object)
+    pro_models = np.array([f.pro_model for f in FEATURES], dtype=object)
+    model = np.where(is_pro, pro_models[feat], lite_models[feat])
+    reason = np.where(is_pro, np.array([f.pro_reason for f in FEATURES], dtype=object)[feat], "simple")
+    input_tokens = np.maximum(20, _lognormal(rng, np.array([f.input_mean for f in FEATURES])[feat], 0.6)).astype(int)
+    out_mean = np.array([f.output_mean for f in FEATURES])[feat] * np.where(is_pro, 1.3, 1.0)
+    sigma = np.where(np.array([f.cap is None for f in FEATURES])[feat], 1.0, 0.55)
+    output_tokens = np.maximum(1, _lognormal(rng, out_mean, sigma)).astype(int)
+    cap = np.array([f.cap or 0 for f in FEATURES])[feat]
+    capped = cap > 0
+    hit = capped & (output_tokens >= cap)
+    output_tokens = np.where(hit, cap, output_tokens)
+    error = rng.random(count) < 0.012
+    cols = _Columns(
+        index=np.arange(offset, offset + count), seconds=seconds, feat=feat, model=model, is_pro=is_pro,
+        role=np.full(count, "primary", dtype=object), route_reason=reason, input_tokens=input_tokens,
+        output_tokens=np.where(error, 0, output_tokens), cap=cap,
+        finish=np.where(error, "error", np.where(hit, "length", "stop")).astype(object),
+        status=np.where(error, "error", "ok").astype(object),
+    )
+    cols["request"] = cols["index"]
+    cols["parent"] = np.full(count, -1)
+    cols["confidence"] = np.where(is_pro, np.nan, rng.beta(6, 1.6, size=count))
+    cols["quality"] = np.full(count, np.nan)
+    return cols
+
+
+def _derived(rng, prim: _Columns, *, role: str, mask: np.ndarray, offset: int) -> _Columns:
+    """Triage, escalation or shadow calls tied to the primaries selected by `mask`."""
+    idx = np.nonzero(mask)[0]
+    count = len(idx)
+    feat = prim["feat"][idx]
+    if role == "triage":
+        model = np.full(count, "gemini-2.5-flash-lite", dtype=object)
+        seconds = prim["seconds"][idx] - rng.uniform(0.2, 0.6, count)
+        input_tokens = np.maximum(50, _lognormal(rng, np.full(count, 450.0), 0.3)).astype(int)
+        output_tokens = rng.integers(2, 12, count)
+        cap, reason = np.full(count, 16), np.full(count, "", dtype=object)
+    else:
+        model = np.array([f.pro_model for f in FEATURES], dtype=object)[feat]
+        seconds = prim["seconds"][idx] + rng.uniform(1.0, 6.0, count)
+        input_tokens = prim["input_tokens"][idx]
+        out_mean = np.array([f.output_mean for f in FEATURES])[feat] * 1.3
+        output_tokens = np.maximum(1, _lognormal(rng, out_mean, 0.5)).astype(int)
+        cap = prim["cap"][idx]
+        output_tokens = np.where(cap > 0, np.minimum(output_tokens, np.where(cap > 0, cap, 1)), output_tokens)
+        reason = np.full(count, "low_confidence" if role == "escalation" else "shadow", dtype=object)
+    hit = (cap > 0) & (output_tokens >= cap)
+    cols = _Columns(
+        index=np.arange(offset, offset + count), seconds=seconds, feat=feat, model=model,
+        is_pro=np.full(count, role != "triage"), role=np.full(count, role, dtype=object), route_reason=reason,
+        input_tokens=input_tokens, output_tokens=output_tokens, cap=cap,
+        finish=np.where(hit, "length", "stop").astype(object), status=np.full(count, "ok", dtype=object),
+        request=prim["request"][idx], parent=np.full(count, -1) if role == "triage" else prim["index"][idx],
+        confidence=np.full(count, np.nan), quality=np.full(count, np.nan),
+    )
+    if role == "escalation":  # escalations follow low-confidence Lite answers
+        prim["confidence"][idx] = rng.uniform(0.2, 0.55, count)
+    if role == "shadow":  # paired quality: Lite a little below Pro on average
+        pro_quality = np.clip(rng.normal(0.86, 0.07, count), 0, 1)
+        prim["quality"][idx] = np.clip(pro_quality - rng.normal(0.015, 0.05, count), 0, 1)
+        cols["quality"] = pro_quality
+    return cols
+
+
+def _concat(parts: list[_Columns]) -> _Columns:
+    return _Columns({key: np.concatenate([p[key] for p in parts]) for key in parts[0]})
+
+
+def generate_columns(*, events: int, days: int = 90, end: dt.datetime, seed: int = 7, offset: int = 0) -> _Columns:
+    """About `events` rows (primaries plus their triage/escalation/shadow calls) over `days` before `end`."""
+    rng = np.random.default_rng(seed)
+    weights = np.array([f.weight for f in FEATURES])
+    extra = np.array([(1 if f.triage else 0) + f.escalation_rate + f.shadow_rate for f in FEATURES])
+    primaries = max(1, int(events / (1 + float((weights * extra).sum() / weights.sum()))))
+    start = end - dt.timedelta(days=days)
+    prim = _primaries(rng, primaries, start=start, days=days, seed=seed, offset=offset)
+    lite_primary = ~prim["is_pro"] & (prim["status"] == "ok")
+    triage_on = np.array([f.triage for f in FEATURES])[prim["feat"]]
+    esc_rate = np.array([f.escalation_rate for f in FEATURES])[prim["feat"]]
+    shadow_rate = np.array([f.shadow_rate for f in FEATURES])[prim["feat"]]
+    draw = rng.random(primaries)
+    next_offset = offset + primaries
+    parts = [prim]
+    for role, mask in (("triage", triage_on),
+                       ("escalation", lite_primary & (draw < esc_rate)),
+                       ("shadow", lite_primary & (draw >= esc_rate) & (draw < esc_rate + shadow_rate))):
+        part = _derived(rng, prim, role=role, mask=mask, offset=next_offset)
+        next_offset += len(part["index"])
+        parts.append(part)
+    cols = _concat(parts)
+    cols["seconds"] = np.clip(cols["seconds"], 0, days * 86400.0 - 1)
+    cols["start"] = start
+    return cols
+
+
+def _latency(rng, cols: _Columns) -> tuple[np.ndarray, np.ndarray]:
+    per_token = np.where(cols["is_pro"], 14.0, 5.0)
+    base = np.where(cols["is_pro"], 700.0, 220.0)
+    latency = (base + per_token * cols["output_tokens"] + cols["input_tokens"] * 0.02) * rng.lognormal(0, 0.25,
+                                                                                                     len(per_token))
+    ttft = base * rng.lognormal(0, 0.35, len(per_token)) + cols["input_tokens"] * 0.015
+    return latency.astype(int), ttft.astype(int)
+
+
+def rows_from_columns(cols: _Columns, *, seed: int = 7, prefix: str = "demo") -> list[dict]:
+    """Event rows (Event column names, `feature` as its name) from generated columns."""
+    rng = np.random.default_rng(seed + 1)
+    count = len(cols["index"])
+    latency, ttft = _latency(rng, cols)
+    customer = np.array(CUSTOMERS, dtype=object)[np.minimum(rng.zipf(1.6, count) - 1, len(CUSTOMERS) - 1)]
+    environment = np.where(rng.random(count) < 0.08, "staging", "production")
+    cached = (cols["input_tokens"] * np.where(rng.random(count) < 0.3, 0.5, 0.0)).astype(int)
+    start = cols["start"]
+    names = [f.name for f in FEATURES]
+    caps = cols["cap"].tolist()
+    parents, requests = cols["parent"].tolist(), cols["request"].tolist()
+    confidence, quality = cols["confidence"].tolist(), cols["quality"].tolist()
+    rows = []
+    for i, (index, seconds, feat, model) in enumerate(zip(cols["index"].tolist(), cols["seconds"].tolist(),
+                                                          cols["feat"].tolist(), cols["model"].tolist(), strict=True)):
+        error = cols["status"][i] == "error"
+        rows.append({
+            "event_id": f"{prefix}-{seed}-{index}",
+            "ts": start + dt.timedelta(seconds=seconds),
+            "feature": names[feat], "environment": str(environment[i]), "model": model,
+            "provider": PROVIDERS[model], "role": cols["role"][i], "status": cols["status"][i],
+            "service_tier": "standard", "input_tokens": int(cols["input_tokens"][i]),
+            "cached_input_tokens": int(cached[i]), "cache_write_input_tokens": 0,
+            "output_tokens": int(cols["output_tokens"][i]), "reasoning_tokens": 0,
+            "max_output_tokens": caps[i] or None, "cap_known": True, "finish_reason": cols["finish"][i],
+            "latency_ms": int(latency[i]), "ttft_ms": None if error else int(ttft[i]),
+            "request_id": f"{prefix}-req-{seed}-{requests[i]}",
+            "parent_event_id": f"{prefix}-{seed}-{parents[i]}" if parents[i] >= 0 else "",
+            "route_reason": cols["route_reason"][i],
+            "confidence": None if confidence[i] != confidence[i] else round(confidence[i], 3),
+            "quality": None if quality[i] != quality[i] else round(quality[i], 3),
+            "client_tier": "", "client_cost_usd": None,
+            "attributes": {"customer": customer[i], "plan": PLANS[customer[i]]},
+        })
+    return rows
+
+
+def generate_rows(*, events: int, days: int = 90, end: dt.datetime, seed: int = 7, prefix: str = "demo") -> list[dict]:
+    """`events`-ish demo rows over `days` days ending at `end` (UTC), oldest first within each role."""
+    return rows_from_columns(generate_columns(events=events, days=days, end=end, seed=seed), seed=seed, prefix=prefix)
+
+
+def generate_batches(*, events: int, days: int = 90, end: dt.datetime, seed: int = 7, batch_size: int = 50_000,
+                     chunk_events: int = 500_000, prefix: str = "demo"):
+    """Yield lists of rows, `events` in total, generated `chunk_events` at a time (for 10M-event benches)."""
+    chunk = 0
+    remaining = events
+    while remaining > 0:
+        size = min(chunk_events, remaining)
+        cols = generate_columns(events=size, days=days, end=end, seed=seed + chunk)
+        rows = rows_from_columns(cols, seed=seed + chunk, prefix=f"{prefix}{chunk}")
+        for start in range(0, len(rows), batch_size):
+            yield rows[start:start + batch_size]
+        remaining -= size
+        chunk += 1

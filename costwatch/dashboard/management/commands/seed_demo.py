@@ -1,0 +1,74 @@
+import datetime as dt
+import time
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from costwatch.dashboard.demo import demo_prices, generate_batches
+from costwatch.projects.selectors import project_by_slug_or_name
+from ingest.models import Event, Price
+from ingest.pricing import price_rows
+from ingest.services import event_rows_store
+
+PRICES_FROM = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+
+
+def demo_prices_ensure() -> int:
+    """Catalogue rows for the demo models where the catalogue has none (never overwrites a price)."""
+    created = 0
+    for values in demo_prices():
+        if not Price.objects.filter(project__isnull=True, model=values["model"]).exists():
+            Price.objects.create(effective_from=PRICES_FROM, created_by="seed_demo", note="demo price", **values)
+            created += 1
+    return created
+
+
+class Command(BaseCommand):
+    help = ("Seed a project with a realistic multi-feature demo workload (Pro-default routing, Lite-to-Pro creep, "
+            "uncapped output, triage/escalation/shadow traffic, an unpriced model), written by COPY through "
+            "ingest's price_rows + event_rows_store, then refresh its rollups.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", default="demo", help="slug or name of an existing project [demo]")
+        parser.add_argument("--events", type=int, default=100_000, help="about this many events [100000]")
+        parser.add_argument("--days", type=int, default=90, help="spread over this many days up to now [90]")
+        parser.add_argument("--seed", type=int, default=7, help="random seed [7]")
+        parser.add_argument("--batch-size", type=int, default=50_000)
+        group = parser.add_mutually_exclusive_group()
+        group.add_argument("--force", action="store_true", help="add demo events even if the project has events")
+        group.add_argument("--if-empty", action="store_true",
+                           help="do nothing (exit 0) when the project already has events")
+
+    def handle(self, *args, project, events, days, seed, batch_size, force, if_empty, **options):
+        if events < 1:
+            raise CommandError("--events must be at least 1")
+        if not 1 <= days <= 400:
+            raise CommandError("--days must be between 1 and 400 (raw retention)")
+        if batch_size < 1:
+            raise CommandError("--batch-size must be at least 1")
+        project = project_by_slug_or_name(project)
+        if Event.objects.filter(project=project).exists() and not force:
+            if if_empty:
+                self.stdout.write(f"{project.slug} already has events; nothing seeded")
+                return
+            raise CommandError(f"project {project.slug!r} already has events; pass --force to add demo events anyway")
+        started = time.perf_counter()
+        prices = demo_prices_ensure()
+        if not project.dimensions:
+            project.dimensions = ["customer", "plan"]
+            project.save(update_fields=["dimensions"])
+        end = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=1)
+        prefix = f"demo{int(time.time())}" if force else "demo"
+        stored = 0
+        for rows in generate_batches(events=events, days=days, end=end, seed=seed, batch_size=batch_size,
+                                     prefix=prefix):
+            price_rows(project=project, rows=rows)
+            stored += event_rows_store(project=project, rows=rows).accepted
+        written = time.perf_counter()
+        from costwatch.metrics.services import refresh_dirty_rollups
+
+        hours = refresh_dirty_rollups(project=project)
+        self.stdout.write(
+            f"seeded {stored} events over {days} days into {project.slug} ({prices} demo prices added) in "
+            f"{written - started:.1f}s; rollups refreshed for {hours} hours in {time.perf_counter() - written:.1f}s"
+        )
