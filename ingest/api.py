@@ -1,0 +1,160 @@
+"""Events API v1 (`POST /api/v1/events`) and the prices API (`GET/POST /api/v1/prices`).
+
+The events view reads the raw body itself (gzip, the 5 MB limit after decompression) and
+parses it once with msgspec; per-event validation is the hand-written checks of
+`ingest.validation`, never a DRF serializer per event. The serializers below describe the
+shapes for the OpenAPI schema only.
+"""
+
+import zlib
+
+import msgspec
+from django.db import InterfaceError, OperationalError
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.parsers import JSONParser
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from costwatch.api import api_error, error_response, request_project
+from costwatch.projects.auth import HasIngestScope
+
+from . import schema
+from .ratelimit import ingest_rate_take
+from .services import event_batch_ingest
+
+MAX_BODY_BYTES = 5 * 1024 * 1024
+MAX_EVENTS = 1000
+DB_RETRY_AFTER_SECONDS = 5
+_decode_json = msgspec.json.Decoder().decode
+
+
+class BodyError(Exception):
+    def __init__(self, status_code, code, message, field=None):
+        super().__init__(message)
+        self.status_code, self.error = status_code, api_error(field, code, message)
+
+
+def _is_json(content_type: str) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+def _read_limited(django_request) -> bytes:
+    declared = django_request.META.get("CONTENT_LENGTH")
+    encoding = (django_request.META.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower()
+    if encoding not in ("identity", "gzip"):
+        raise BodyError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip")
+    if encoding == "identity" and declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise BodyError(413, "too_large", "the body is over 5 MB")
+    chunks, size = [], 0
+    while True:
+        chunk = django_request.read(MAX_BODY_BYTES + 1 - size)
+        if not chunk:
+            break
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > MAX_BODY_BYTES and encoding == "identity":
+            raise BodyError(413, "too_large", "the body is over 5 MB")
+        if size > MAX_BODY_BYTES * 4:  # gzip of JSON this large cannot inflate to <= 5 MB usefully
+            raise BodyError(413, "too_large", "the compressed body is over 20 MB")
+    body = b"".join(chunks)
+    return _gunzip(body) if encoding == "gzip" else body
+
+
+def _gunzip(body: bytes) -> bytes:
+    inflater = zlib.decompressobj(wbits=31)
+    try:
+        data = inflater.decompress(body, MAX_BODY_BYTES + 1)
+    except zlib.error as exc:
+        raise BodyError(400, "invalid_gzip", f"the body is not valid gzip: {exc}") from exc
+    if len(data) > MAX_BODY_BYTES or inflater.unconsumed_tail:
+        raise BodyError(413, "too_large", "the body is over 5 MB after decompression")
+    if not inflater.eof:
+        raise BodyError(400, "invalid_gzip", "the gzip body is truncated")
+    return data
+
+
+def _parse_events(body: bytes) -> list:
+    if not body.strip():
+        raise BodyError(400, "parse_error", "the body is empty; send {\"events\": [...]}")
+    try:
+        document = _decode_json(body)
+    except msgspec.DecodeError as exc:
+        raise BodyError(400, "parse_error", f"the body is not valid JSON: {exc}") from exc
+    if type(document) is not dict or "events" not in document:
+        raise BodyError(400, "required", "the body must be an object {\"events\": [...]}", field="events")
+    events = document["events"]
+    if type(events) is not list:
+        raise BodyError(400, "type", "must be a list of event objects", field="events")
+    if not events:
+        raise BodyError(400, "min_length", "must hold at least 1 event", field="events")
+    if len(events) > MAX_EVENTS:
+        raise BodyError(400, "max_length", f"must hold at most {MAX_EVENTS} events; split the batch",
+                        field="events")
+    return events
+
+
+class DatabaseUnavailableMixin:
+    """PostgreSQL unreachable -> 503 with Retry-After, so clients back off and retry the batch."""
+
+    def handle_exception(self, exc):
+        if isinstance(exc, (OperationalError, InterfaceError)):
+            return error_response(
+                [api_error(None, "database_unavailable", "the database is unreachable; retry the batch later")],
+                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
+                headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
+            )
+        return super().handle_exception(exc)
+
+
+class EventsView(DatabaseUnavailableMixin, APIView):
+    permission_classes = [HasIngestScope]
+    parser_classes = [JSONParser]  # documents the media type; the body is read and parsed below
+
+    @extend_schema(
+        operation_id="events_ingest",
+        summary="Send usage events (1 to 1000 per batch)",
+        description=schema.EVENTS_DESCRIPTION,
+        request=schema.EventBatchSerializer,
+        responses={
+            200: OpenApiResponse(schema.IngestResultSerializer, description="Every event stored or a duplicate."),
+            207: OpenApiResponse(schema.IngestResultSerializer,
+                                 description="Some events rejected (see errors), the others stored."),
+            400: OpenApiResponse(schema.IngestResultSerializer,
+                                 description="Every event rejected, or the body is not {\"events\": [...]}."),
+            401: OpenApiResponse(schema.ErrorsSerializer, description="Missing, unknown or revoked key."),
+            403: OpenApiResponse(schema.ErrorsSerializer, description="The key lacks the ingest scope."),
+            413: OpenApiResponse(schema.ErrorsSerializer, description="Body over 5 MB (after decompression)."),
+            415: OpenApiResponse(schema.ErrorsSerializer, description="Content-Type is not JSON."),
+            429: OpenApiResponse(schema.ErrorsSerializer, description="Over the project's rate limit; "
+                                                                      "see Retry-After."),
+            503: OpenApiResponse(schema.ErrorsSerializer, description="Database unreachable; see Retry-After."),
+        },
+        examples=schema.EVENTS_EXAMPLES,
+        tags=["events"],
+    )
+    def post(self, request):
+        project = request_project(request)
+        if not _is_json(request.content_type):
+            return error_response([api_error(None, "unsupported_media_type",
+                                             "Content-Type must be application/json")], status_code=415)
+        try:
+            events = _parse_events(_read_limited(request._request))
+        except BodyError as exc:
+            return error_response([exc.error], status_code=exc.status_code)
+        verdict = ingest_rate_take(project=project, events=len(events))
+        if not verdict.allowed:
+            message = (f"over this project's ingest rate limit of {verdict.limit} events/s; "
+                       f"retry after {verdict.retry_after} s")
+            return error_response([api_error(None, "rate_limited", message)], status_code=429,
+                                  headers={"Retry-After": str(verdict.retry_after)})
+        result = event_batch_ingest(project=project, events=events)
+        if not result.rejected:
+            code = status.HTTP_200_OK
+        elif result.accepted or result.duplicates:
+            code = status.HTTP_207_MULTI_STATUS
+        else:
+            code = status.HTTP_400_BAD_REQUEST
+        return Response(result.as_response(), status=code)
+

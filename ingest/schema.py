@@ -1,0 +1,104 @@
+"""OpenAPI shapes and examples of the ingest endpoints (documentation only, never the hot path)."""
+
+from drf_spectacular.utils import OpenApiExample
+from rest_framework import serializers
+
+EVENTS_DESCRIPTION = """
+One usage event per LLM call. JSON types are strict: token counts are JSON integers
+(0 to 2^31-1), `confidence`/`quality` numbers 0-1. Each event is validated on its own: good
+events are stored and bad ones reported with `index`, `event_id`, `field`, `code` and
+`message` (207). A repeated `event_id` is counted in `duplicates` and never stored twice, also
+under concurrent retries. Unknown top-level fields are dropped with a warning. A 2xx means the
+accepted events are committed. Bodies may be gzip-compressed (`Content-Encoding: gzip`), at most
+5 MB after decompression.
+"""
+
+
+class EventSerializer(serializers.Serializer):
+    event_id = serializers.CharField(min_length=1, max_length=128, help_text="Unique per project; repeats are duplicates.")
+    timestamp = serializers.DateTimeField(help_text="RFC 3339 with offset; <= 5 min in the future, <= 90 days old.")
+    feature = serializers.RegexField(r"^[A-Za-z0-9._:-]{1,100}$", help_text="The product feature that made the call.")
+    model = serializers.CharField(min_length=1, max_length=200)
+    provider = serializers.CharField(required=False, min_length=1, max_length=50)
+    tier = serializers.ChoiceField(["lite", "pro"], required=False, help_text="Overrides the catalogue's tier.")
+    input_tokens = serializers.IntegerField(min_value=0, max_value=2**31 - 1,
+                                            help_text="All input tokens incl. cached reads and cache writes.")
+    cached_input_tokens = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
+    cache_write_input_tokens = serializers.IntegerField(required=False, default=0, min_value=0,
+                                                        max_value=2**31 - 1)
+    output_tokens = serializers.IntegerField(min_value=0, max_value=2**31 - 1, help_text="Incl. reasoning tokens.")
+    reasoning_tokens = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
+    max_output_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1,
+                                                 help_text="The cap the request set; null or absent = no cap.")
+    service_tier = serializers.ChoiceField(["standard", "batch", "flex", "priority"], required=False,
+                                           default="standard")
+    finish_reason = serializers.CharField(required=False, min_length=1, max_length=50)
+    latency_ms = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    ttft_ms = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
+    status = serializers.ChoiceField(["ok", "error"], required=False, default="ok")
+    environment = serializers.CharField(required=False, default="production", min_length=1, max_length=50)
+    role = serializers.ChoiceField(["primary", "triage", "escalation", "shadow"], required=False, default="primary")
+    request_id = serializers.CharField(required=False, min_length=1, max_length=128)
+    parent_event_id = serializers.CharField(required=False, min_length=1, max_length=128)
+    route_reason = serializers.CharField(required=False, min_length=1, max_length=50)
+    confidence = serializers.FloatField(required=False, min_value=0, max_value=1)
+    quality = serializers.FloatField(required=False, min_value=0, max_value=1)
+    cost_usd = serializers.DecimalField(required=False, max_digits=20, decimal_places=12, min_value=0,
+                                        help_text="Used only when no price matches the model.")
+    attributes = serializers.DictField(required=False, help_text="<= 20 keys, scalar values, <= 2 KB as JSON.")
+
+
+class EventBatchSerializer(serializers.Serializer):
+    events = EventSerializer(many=True, help_text="1 to 1000 events.")
+
+
+class ErrorSerializer(serializers.Serializer):
+    field = serializers.CharField(allow_null=True)
+    code = serializers.CharField()
+    message = serializers.CharField()
+    index = serializers.IntegerField(required=False, help_text="The event's position in the batch.")
+    event_id = serializers.CharField(required=False, allow_null=True)
+
+
+class ErrorsSerializer(serializers.Serializer):
+    errors = ErrorSerializer(many=True)
+
+
+class IngestResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    duplicates = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    errors = ErrorSerializer(many=True)
+    warnings = ErrorSerializer(many=True)
+
+
+EVENTS_EXAMPLES = [
+    OpenApiExample(
+        "A Lite call with a cap",
+        request_only=True,
+        value={"events": [{
+            "event_id": "3f6c1a2e-0d1b-4c55-9d2e-7b8e1c0f9a11", "timestamp": "2026-11-26T07:00:00Z",
+            "feature": "ticket-triage", "model": "gemini-2.5-flash-lite", "provider": "google",
+            "input_tokens": 1840, "cached_input_tokens": 1024, "output_tokens": 212, "max_output_tokens": 512,
+            "finish_reason": "stop", "latency_ms": 640, "role": "primary", "request_id": "req-81",
+            "attributes": {"customer": "acme-corp"},
+        }]},
+    ),
+    OpenApiExample(
+        "All stored", response_only=True, status_codes=["200"],
+        value={"accepted": 1, "duplicates": 0, "rejected": 0, "errors": [], "warnings": []},
+    ),
+    OpenApiExample(
+        "Partly rejected", response_only=True, status_codes=["207"],
+        value={"accepted": 1, "duplicates": 1, "rejected": 1, "warnings": [
+            {"index": 0, "event_id": "a1", "field": "feture", "code": "unknown_field",
+             "message": "unknown field 'feture' was dropped"}],
+            "errors": [{"index": 2, "event_id": "a3", "field": "output_tokens", "code": "min_value",
+                        "message": "must be >= 0"}]},
+    ),
+    OpenApiExample(
+        "Rate limited", response_only=True, status_codes=["429"],
+        value={"errors": [{"field": None, "code": "rate_limited",
+                           "message": "over this project's ingest rate limit of 20000 events/s; retry after 1 s"}]},
+    ),
+]
