@@ -1,0 +1,195 @@
+"""Query parameters shared by the read API and the dashboard pages (SPEC 4).
+
+`start`/`end` are RFC 3339 datetimes with an offset or plain dates (midnight in the project
+timezone); `end` is exclusive. Both are floored to the hour, or to the project-timezone day
+for daily data. Defaults: end = the start of the next hour (for daily data: the start of the
+next day, so today is included), start = end - 30 days. Errors are collected, each naming its
+parameter, and raised together as ParamsInvalid.
+"""
+
+import datetime as dt
+from dataclasses import dataclass, field
+
+from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.timezone import now as utc_now
+
+METRICS = ("cost", "calls", "pro_share", "output_tokens_per_call", "uncapped_share")
+GRANULARITIES = ("hour", "day")
+FIXED_GROUPS = ("tier", "role", "model")
+DEFAULT_RANGE = dt.timedelta(days=30)
+MAX_RANGE = {"hour": dt.timedelta(days=93), "day": dt.timedelta(days=800)}
+ATTR_PREFIX = "attr."
+
+
+class ParamsInvalid(Exception):
+    def __init__(self, errors: list[dict]):
+        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        self.errors = errors
+
+
+def param_error(field_name, code, message):
+    return {"field": field_name, "code": code, "message": message}
+
+
+@dataclass
+class ReadParams:
+    start: dt.datetime
+    end: dt.datetime
+    granularity: str = "day"
+    environment: str | None = None
+    attrs: dict[str, str] = field(default_factory=dict)
+    metric: str | None = None
+    group_by: str | None = None
+
+    @property
+    def daily(self) -> bool:
+        return self.granularity == "day"
+
+
+def floor_to(value: dt.datetime, granularity: str, tzinfo) -> dt.datetime:
+    if granularity == "hour":
+        return value.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    local = value.astimezone(tzinfo)
+    return dt.datetime.combine(local.date(), dt.time(), tzinfo=tzinfo)
+
+
+def next_boundary(now: dt.datetime, granularity: str, tzinfo) -> dt.datetime:
+    hour_end = floor_to(now, "hour", tzinfo) + dt.timedelta(hours=1)
+    if granularity == "hour":
+        return hour_end
+    today = now.astimezone(tzinfo).date()
+    return dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=tzinfo)
+
+
+def parse_instant(name: str, raw: str, tzinfo, errors: list) -> dt.datetime | None:
+    raw = raw.strip()
+    try:
+        parsed = parse_datetime(raw.replace(" ", "+")) if "T" in raw or " " in raw else None
+    except ValueError:
+        parsed = None
+    if parsed is not None:
+        if parsed.tzinfo is None:
+            errors.append(param_error(name, "invalid", "an RFC 3339 datetime needs an offset (Z or +hh:mm)"))
+            return None
+        return parsed
+    try:
+        day = parse_date(raw)
+    except ValueError:
+        day = None
+    if day is None:
+        errors.append(param_error(name, "invalid", f"{raw!r} is neither an RFC 3339 datetime nor a date "
+                                                   "(e.g. 2026-11-01 or 2026-11-01T00:00:00Z)"))
+        return None
+    return dt.datetime.combine(day, dt.time(), tzinfo=tzinfo)
+
+
+def _range(query, project, granularity, errors, now):
+    tzinfo, own_errors = project.tzinfo, []
+    start = parse_instant("start", query["start"], tzinfo, own_errors) if query.get("start") else None
+    end = parse_instant("end", query["end"], tzinfo, own_errors) if query.get("end") else None
+    if own_errors:
+        errors.extend(own_errors)
+        return None, None
+    end = floor_to(end, granularity, tzinfo) if end else next_boundary(now or utc_now(), granularity, tzinfo)
+    if start:
+        start = floor_to(start, granularity, tzinfo)
+    elif granularity == "day":
+        start = dt.datetime.combine(end.astimezone(tzinfo).date() - DEFAULT_RANGE, dt.time(), tzinfo=tzinfo)
+    else:
+        start = end - DEFAULT_RANGE
+    if start >= end:
+        errors.append(param_error("start", "start_not_before_end",
+                                  f"start must be before end (after flooring to the {granularity})"))
+    elif end - start > MAX_RANGE[granularity] + dt.timedelta(hours=1):
+        days = MAX_RANGE[granularity].days
+        errors.append(param_error("start", "range_too_long",
+                                  f"at most {days} days at {granularity} granularity"))
+    return start, end
+
+
+def _attrs(query, project, *, allow_attrs, errors):
+    attrs = {}
+    declared = list(project.dimensions or [])
+    for key in query:
+        if not key.startswith(ATTR_PREFIX):
+            continue
+        dimension, value = key[len(ATTR_PREFIX):], query.get(key)
+        if not allow_attrs:
+            errors.append(param_error(key, "not_daily", "attr.* filters apply to daily data only "
+                                      "(features, breakdown, timeseries with granularity=day)"))
+        elif dimension not in declared:
+            known = ", ".join(declared) or "none declared"
+            errors.append(param_error(key, "unknown_dimension",
+                                      f"{dimension!r} is not a declared dimension of this project ({known})"))
+        elif not value:
+            errors.append(param_error(key, "blank", "give a value, e.g. attr.customer=acme"))
+        else:
+            attrs[dimension] = value
+    if len(attrs) > 1:
+        extra = sorted(attrs)[1]
+        errors.append(param_error(f"{ATTR_PREFIX}{extra}", "one_dimension_only",
+                                  "filter by one dimension at a time"))
+    return attrs
+
+
+def _choice(query, name, choices, errors, default=None):
+    value = query.get(name) or default
+    if value is not None and value not in choices:
+        errors.append(param_error(name, "invalid_choice", f"{value!r} is not one of {', '.join(choices)}"))
+        return None
+    return value
+
+
+def _environment(query, errors):
+    value = query.get("environment")
+    if value is None or value == "":
+        return None
+    if len(value) > 50:
+        errors.append(param_error("environment", "max_length", "at most 50 characters"))
+        return None
+    return value
+
+
+def parse_read_params(query, *, project, daily=True, allow_attrs=None, now=None) -> ReadParams:
+    """Common parameters of a daily (features, breakdown) or hourly read; raises ParamsInvalid."""
+    errors: list[dict] = []
+    granularity = "day" if daily else "hour"
+    environment = _environment(query, errors)
+    attrs = _attrs(query, project, allow_attrs=daily if allow_attrs is None else allow_attrs, errors=errors)
+    start, end = _range(query, project, granularity, errors, now)
+    if errors:
+        raise ParamsInvalid(errors)
+    return ReadParams(start=start, end=end, granularity=granularity, environment=environment, attrs=attrs)
+
+
+def parse_timeseries_params(query, *, project, now=None) -> ReadParams:
+    """Adds metric (required), granularity [day] and group_by (tier|role|model|<dimension>)."""
+    errors: list[dict] = []
+    metric = query.get("metric")
+    if not metric:
+        errors.append(param_error("metric", "required", f"one of {', '.join(METRICS)}"))
+    else:
+        metric = _choice(query, "metric", METRICS, errors)
+    granularity = _choice(query, "granularity", GRANULARITIES, errors, default="day") or "day"
+    dimensions = list(project.dimensions or [])
+    group_by = _choice(query, "group_by", (*FIXED_GROUPS, *dimensions), errors)
+    if group_by in dimensions and granularity != "day":
+        errors.append(param_error("group_by", "not_daily", "grouping by a dimension needs granularity=day"))
+    environment = _environment(query, errors)
+    attrs = _attrs(query, project, allow_attrs=granularity == "day", errors=errors)
+    if attrs and group_by in FIXED_GROUPS:
+        errors.append(param_error("group_by", "not_with_attr",
+                                  f"dimension-filtered series cannot be grouped by {group_by}"))
+    if attrs and group_by in dimensions and group_by not in attrs:
+        errors.append(param_error("group_by", "not_with_attr", "group by the dimension you filter on, or none"))
+    start, end = _range(query, project, granularity, errors, now)
+    if errors:
+        raise ParamsInvalid(errors)
+    return ReadParams(start=start, end=end, granularity=granularity, environment=environment, attrs=attrs,
+                      metric=metric, group_by=group_by)
+
+
+def isoformat(value: dt.datetime) -> str:
+    """RFC 3339 with 'Z' for UTC."""
+    text = value.isoformat()
+    return text[:-6] + "Z" if text.endswith("+00:00") else text
