@@ -419,7 +419,7 @@ class OtlpTracesView(APIView):
         export_request = decode_request(read_body(request._request), json_body=content_type == JSON_TYPE)
         self._rate_limit(project, export_request)
         result = otlp_traces_ingest(project=project, export_request=export_request)
-        if result.rejected or result.ignored:
+        if result.rejected:
             logger.info("otlp project=%s accepted=%d duplicates=%d rejected=%d ignored=%d", project.slug,
                         result.accepted, result.duplicates, result.rejected, result.ignored)
         return self._export_response(request, result)
