@@ -1,0 +1,114 @@
+"""`manage.py bench_rules`: one rule cycle for 1,000 features with 35 days of hourly data.
+
+Seeds a project `bench-rules` with synthetic FeatureHour rows by COPY (never through the
+API), plus a few budgets, then times rule cycles and prints the process RSS. Targets
+(SPEC 8): cycle < 5 s, RSS < 300 MB.
+"""
+
+import datetime as dt
+import random
+import resource
+import time
+from decimal import Decimal
+
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, transaction
+from django.utils import timezone
+
+from budgets.models import Alert, Rule
+from budgets.rules import params_clean
+from budgets.services import evaluate_project
+from costwatch.metrics.models import FeatureHour, HourlyRollup
+from costwatch.projects.models import Project
+from ingest.models import Feature
+
+SLUG = "bench-rules"
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process (what a worker running the cycle would hold)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class Command(BaseCommand):
+    help = "Time one rule cycle over N features x D days of hourly FeatureHour rows (seeded by COPY)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("--features", type=int, default=1000)
+        parser.add_argument("--days", type=int, default=35)
+        parser.add_argument("--cycles", type=int, default=3, help="Cycles to time (the first one opens alerts).")
+        parser.add_argument("--seed", type=int, default=7)
+
+    def handle(self, *args, **options):
+        features, days, cycles = options["features"], options["days"], options["cycles"]
+        if features < 1 or days < 1 or cycles < 1:
+            raise CommandError("--features, --days and --cycles must be >= 1")
+        now = timezone.now()
+        started = time.perf_counter()
+        project = self.seed(features=features, days=days, now=now, rng=random.Random(options["seed"]))
+        rows = features * days * 24
+        self.stdout.write(f"seeded {features} features x {days} days = {rows} FeatureHour rows "
+                          f"in {time.perf_counter() - started:.1f} s")
+        timings = []
+        for cycle in range(cycles):
+            began = time.perf_counter()
+            evaluations = evaluate_project(project=project, now=now + dt.timedelta(minutes=cycle))
+            timings.append(time.perf_counter() - began)
+            fired = sum(e.verdict.fired for e in evaluations)
+            self.stdout.write(f"cycle {cycle + 1}: {timings[-1]:.2f} s, {len(evaluations)} verdicts, {fired} firing, "
+                              f"open alerts {Alert.objects.filter(project=project, state='open').count()}")
+        rss = rss_mb()
+        worst = max(timings)
+        self.stdout.write(f"rule cycle: worst {worst:.2f} s (target < 5 s) {'OK' if worst < 5 else 'SLOW'}; "
+                          f"steady state {timings[-1]:.2f} s")
+        self.stdout.write(f"process RSS after the cycles: {rss:.0f} MB (target < 300 MB) "
+                          f"{'OK' if rss < 300 else 'HIGH'}")
+
+    def seed(self, *, features, days, now, rng) -> Project:
+        Project.objects.filter(slug=SLUG).delete()
+        with transaction.atomic():
+            project = Project.objects.create(name="Bench rules", slug=SLUG)
+            Feature.objects.bulk_create([Feature(project=project, name=f"feature-{i:04d}") for i in range(features)])
+            ids = list(Feature.objects.filter(project=project).order_by("name").values_list("id", flat=True))
+            self.copy_feature_hours(project, ids, days, now, rng)
+            current = now.replace(minute=0, second=0, microsecond=0)
+            HourlyRollup.objects.create(project=project, feature_id=ids[0], hour=current, environment="production",
+                                        model="unpriced-model", tier="unknown", role="primary", status="ok",
+                                        calls=3, unpriced_calls=3)
+            for i, period in enumerate(["day", "week", "month"]):
+                params = params_clean("spend_budget", {"period": period, "amount_usd": "100"})[0]
+                Rule.objects.create(project=project, kind="spend_budget", feature_id=ids[i], params=params)
+            Rule.objects.create(project=project, kind="spend_budget",
+                                params=params_clean("spend_budget", {"period": "month", "amount_usd": "5000"})[0])
+        with connection.cursor() as cursor:
+            cursor.execute(f"ANALYZE {FeatureHour._meta.db_table}")
+        return project
+
+    @staticmethod
+    def copy_feature_hours(project, feature_ids, days, now, rng):
+        columns = [f.column for f in FeatureHour._meta.concrete_fields if f.column != "id"]
+        current = now.replace(minute=0, second=0, microsecond=0)
+        sql = f"COPY {FeatureHour._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            for index, feature_id in enumerate(feature_ids):
+                # Every 20th feature misbehaves in the last day (no cap, more Pro) so alerts open.
+                noisy = index % 20 == 0
+                base_calls = rng.randint(2, 40)
+                for h in range(days * 24):
+                    hour = current - dt.timedelta(hours=h)
+                    recent = h <= 24
+                    calls = base_calls + rng.randint(0, 3)
+                    pro = calls // (2 if noisy and recent else 5)
+                    values = {
+                        "project_id": project.pk, "environment": "production", "feature_id": feature_id,
+                        "hour": hour, "calls": calls, "routed_calls": calls, "primary_calls": calls,
+                        "routed_pro_calls": pro, "routed_pro_default_calls": pro // 4,
+                        "cap_known_calls": calls, "uncapped_calls": calls // 4 if noisy and recent else 0,
+                        "output_tokens": calls * 250, "input_tokens": calls * 900, "priced_calls": calls,
+                        "cost_usd": Decimal(calls) * Decimal("0.0015"),
+                    }
+                    copy.write_row([values.get(c, 0) for c in columns])

@@ -1,0 +1,58 @@
+"""`manage.py evaluate_rules [--project SLUG|NAME] [--now ISO]`: refresh rollups, run one rule cycle, print verdicts."""
+
+import datetime as dt
+import json
+
+from django.core.management.base import BaseCommand, CommandError
+from django.utils import timezone
+
+from budgets.services import deliveries_send_due, evaluate_project
+from costwatch.metrics.services import refresh_dirty_rollups
+from costwatch.projects.models import Project
+from costwatch.projects.selectors import project_by_slug_or_name
+
+
+def parse_now(value: str) -> dt.datetime:
+    try:
+        moment = dt.datetime.fromisoformat(value)
+    except ValueError:
+        raise CommandError(f"--now: {value!r} is not an ISO 8601 time (e.g. 2026-11-26T12:30:00Z)") from None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+class Command(BaseCommand):
+    help = ("Refresh the rollups, run one rule cycle synchronously (opening, reminding and resolving alerts) "
+            "and print every verdict with the numbers behind it. Deliveries are left to the worker unless "
+            "--send is given.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--project", help="Project slug or name (default: every project).")
+        parser.add_argument("--now", help="Evaluate as if it were this time (ISO 8601; default: now).")
+        parser.add_argument("--all", action="store_true", help="Also print verdicts that did not fire.")
+        parser.add_argument("--send", action="store_true", help="Send due deliveries after the cycle.")
+
+    def handle(self, *args, **options):
+        now = parse_now(options["now"]) if options["now"] else timezone.now()
+        projects = [project_by_slug_or_name(options["project"])] if options["project"] else list(Project.objects.all())
+        if not projects:
+            raise CommandError("no projects yet: create one with `manage.py create_project NAME`")
+        for project in projects:
+            hours = refresh_dirty_rollups(project=project)
+            evaluations = evaluate_project(project=project, now=now)
+            fired = [e for e in evaluations if e.verdict.fired]
+            self.stdout.write(f"{project.slug}: rollups refreshed ({hours} hours), {len(evaluations)} verdicts, "
+                              f"{len(fired)} firing at {now.isoformat()}")
+            for evaluation in evaluations:
+                if evaluation.verdict.fired or options["all"]:
+                    self.stdout.write(self.line(evaluation))
+        if options["send"]:
+            self.stdout.write(f"deliveries sent: {deliveries_send_due(now=now)}")
+
+    @staticmethod
+    def line(evaluation) -> str:
+        verdict = evaluation.verdict
+        scope = ",".join(f"{k}={v}" for k, v in evaluation.scope.items()) or "project"
+        mark = "FIRE" if verdict.fired else "ok  "
+        level = f" level={verdict.level}%" if verdict.level else ""
+        return (f"  {mark} {evaluation.kind:<17} rule={evaluation.rule.pk} {scope}{level}: {verdict.message}\n"
+                f"       numbers {json.dumps(verdict.numbers, sort_keys=True, default=str)}")
