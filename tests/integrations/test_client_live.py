@@ -1,6 +1,7 @@
 """The Python client against the REAL events API: a live Django server, a real ingest key,
 rows asserted in PostgreSQL field by field."""
 
+import asyncio
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -178,3 +179,25 @@ def test_one_line_call_records_a_real_openai_stream(project, make_client, httpse
             row.finish_reason) == ("chat-stream", "gpt-5-mini-2025-08-07", 90, 2, 64, "stop")
     assert row.latency_ms is not None and row.ttft_ms is not None and row.ttft_ms <= row.latency_ms
     assert row.attributes == {}
+
+
+def test_async_call_records_an_async_openai_completion(project, make_client, httpserver):
+    completion = {"id": "c", "object": "chat.completion", "created": 1764000000, "model": "gpt-5-nano-2025-08-07",
+                  "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": "ok"}}],
+                  "usage": {"prompt_tokens": 12, "completion_tokens": 3, "total_tokens": 15}}
+    httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(completion)
+    sdk = openai.AsyncOpenAI(base_url=httpserver.url_for("/v1"), api_key="sk-test")
+    client = make_client()
+
+    async def handler():
+        async with track(feature="async-triage", role="triage"):
+            return await client.acall(sdk.chat.completions.create, model="gpt-5-nano", max_completion_tokens=16,
+                                      messages=[{"role": "user", "content": "hi"}])
+
+    response = asyncio.run(handler())
+
+    assert response.choices[0].message.content == "ok"
+    assert client.flush(timeout=20) is True
+    (row,) = stored(project).values()
+    assert (row.feature.name, row.role, row.model, row.input_tokens, row.output_tokens, row.max_output_tokens) == (
+        "async-triage", "triage", "gpt-5-nano-2025-08-07", 12, 3, 16)

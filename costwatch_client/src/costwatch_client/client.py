@@ -155,6 +155,17 @@ class Client:
         self.record(result, request_kwargs=kwargs, **fields)
         return result
 
+    async def acall(self, fn, /, *args, costwatch: dict | None = None, **kwargs):
+        """`await fn(*args, **kwargs)` for the async SDK clients, timed and recorded like `call()`."""
+        fields = dict(costwatch or {})
+        started = time.monotonic()
+        result = await fn(*args, **kwargs)
+        if stream_kind(result) == "stream":
+            return self.record_stream(result, request_kwargs=kwargs, _started=started, **fields)
+        fields.setdefault("latency_ms", int((time.monotonic() - started) * 1000))
+        self.record(result, request_kwargs=kwargs, **fields)
+        return result
+
     def record_stream(self, stream, *, request_kwargs: dict | None = None, _started: float | None = None,
                       **fields):
         """Wrap a stream (sync or async) so its event is recorded when it is exhausted or closed."""
