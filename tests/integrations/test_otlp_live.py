@@ -9,6 +9,7 @@ import urllib.request
 
 import openai
 import pytest
+from costwatch_client.otel import TrackSpanProcessor
 from google.protobuf import json_format
 from google.rpc import status_pb2
 from opentelemetry.exporter.otlp.proto.http import Compression
@@ -17,6 +18,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 
 from costwatch.projects.services import api_key_issue
+from costwatch_client import track
 from ingest.models import Event
 from tests.integrations.otel import SpanMaker, chat_attributes, recent_ns
 
@@ -213,22 +215,30 @@ def test_spans_from_the_openai_instrumentation_become_events(project, live_serve
 
     monkeypatch.setenv("OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT", "false")
     httpserver.expect_request("/v1/chat/completions", method="POST").respond_with_json(CHAT_COMPLETION)
-    maker = span_makers({"service.name": "support-bot", "costwatch.feature": "refund-answer"},
-                        processors=[SimpleSpanProcessor(exporter_for(live_server, ingest_key))])
+    # The resource names a service-wide feature; track() names this call's, via TrackSpanProcessor.
+    maker = span_makers({"service.name": "support-bot", "costwatch.feature": "support-default"},
+                        processors=[TrackSpanProcessor(), SimpleSpanProcessor(exporter_for(live_server, ingest_key))])
     instrumentor = OpenAIInstrumentor()
     instrumentor.instrument(tracer_provider=maker.provider)
     try:
         sdk = openai.OpenAI(base_url=httpserver.url_for("/v1"), api_key="sk-test")
-        sdk.chat.completions.create(model="gpt-4o-mini", max_tokens=48,
-                                    messages=[{"role": "user", "content": "Where is my refund?"}])
+        with track(feature="refund-answer", role="escalation", request_id="req-7", attributes={"plan": "pro"}):
+            sdk.chat.completions.create(model="gpt-4o-mini", max_tokens=48,
+                                        messages=[{"role": "user", "content": "Where is my refund?"}])
+        sdk.chat.completions.create(model="gpt-4o-mini", messages=[{"role": "user", "content": "Thanks"}])
     finally:
         instrumentor.uninstrument()
 
-    (span,) = [s for s in maker.memory.get_finished_spans() if s.attributes.get("gen_ai.request.model")]
-    assert "gen_ai.input.messages" not in span.attributes  # content capture is off
-    (row,) = rows(project).values()
-    assert row.event_id == span_event_id(span)
+    tracked, untracked = [s for s in maker.memory.get_finished_spans() if s.attributes.get("gen_ai.request.model")]
+    assert "gen_ai.input.messages" not in tracked.attributes  # content capture is off
+    stored = rows(project)
+    assert set(stored) == {span_event_id(tracked), span_event_id(untracked)}
+    row = stored[span_event_id(tracked)]
     assert (row.feature.name, row.model, row.provider) == ("refund-answer", "gpt-4o-mini-2024-07-18", "openai")
+    assert (row.role, row.request_id, row.attributes) == ("escalation", "req-7", {"plan": "pro"})
     assert (row.input_tokens, row.output_tokens, row.cached_input_tokens) == (321, 48, 0)
     assert (row.max_output_tokens, row.cap_known, row.finish_reason) == (48, True, "length")
     assert row.latency_ms is not None
+    other = stored[span_event_id(untracked)]
+    assert (other.feature.name, other.role, other.request_id) == ("support-default", "primary", "")
+    assert (other.max_output_tokens, other.cap_known) == (None, False)  # no max_tokens: cap unknown
