@@ -195,7 +195,7 @@ def generate_columns(*, events: int, days: int = 90, end: dt.datetime, seed: int
 
 
 def _latency(rng, cols: _Columns) -> tuple[np.ndarray, np.ndarray]:
-    per_token = np.where(cols["is_pro"], 14.0, 5.0)
+    per_token = np.where(cols["is_pro"], 7.0, 2.5)
     base = np.where(cols["is_pro"], 700.0, 220.0)
     latency = (base + per_token * cols["output_tokens"] + cols["input_tokens"] * 0.02) * rng.lognormal(0, 0.25,
                                                                                                      len(per_token))

@@ -6,4 +6,8 @@ app_name = "dashboard"
 
 urlpatterns = [
     path("p/<slug:slug>/", views.overview, name="overview"),
+    path("p/<slug:slug>/features/", views.features, name="features"),
+    path("p/<slug:slug>/features/<path:name>/", views.feature_detail, name="feature"),
+    path("p/<slug:slug>/models/", views.models_page, name="models"),
+    path("p/<slug:slug>/settings/", views.settings_page, name="settings"),
 ]

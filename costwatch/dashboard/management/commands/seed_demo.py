@@ -6,6 +6,7 @@ from django.utils import timezone
 
 from costwatch.dashboard.demo import demo_prices, generate_batches
 from costwatch.projects.selectors import project_by_slug_or_name
+from costwatch.projects.services import audit_record
 from ingest.models import Event, Price
 from ingest.pricing import price_rows
 from ingest.services import event_rows_store
@@ -57,6 +58,8 @@ class Command(BaseCommand):
         if not project.dimensions:
             project.dimensions = ["customer", "plan"]
             project.save(update_fields=["dimensions"])
+            audit_record(project=project, actor_label="seed_demo", action="update", target_type="project_settings",
+                         target_id=project.slug, before={"dimensions": []}, after={"dimensions": project.dimensions})
         end = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=1)
         prefix = f"demo{int(time.time())}" if force else "demo"
         stored = 0

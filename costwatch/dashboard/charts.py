@@ -1,0 +1,225 @@
+"""Plotly figures for the pages, built in Python from pandas frames of rollup rows.
+
+Figures are plain dicts ({"data": [...], "layout": {...}}) rather than `go.Figure` objects:
+validating a go.Figure costs tens of milliseconds per chart, and the pages only need the JSON
+that plotly.js (served from static/) draws. Money is Decimal in the frames and becomes a float
+only here, for drawing.
+"""
+
+import datetime as dt
+from decimal import Decimal
+
+import pandas as pd
+from django.utils.html import escape
+
+from costwatch.metrics import buckets
+
+COLORS = {"lite": "#3b82f6", "pro": "#d9480f", "unknown": "#9aa1b1"}
+SERIES_COLORS = {
+    ("lite", "primary"): "#3b82f6", ("lite", "triage"): "#93c5fd", ("lite", "escalation"): "#1d4ed8",
+    ("lite", "shadow"): "#bfdbfe", ("pro", "primary"): "#d9480f", ("pro", "escalation"): "#f08c4f",
+    ("pro", "shadow"): "#fbbf8a", ("pro", "triage"): "#9a3412",
+}
+ROLE_ORDER = ["primary", "escalation", "triage", "shadow"]
+TIER_ORDER = ["lite", "pro", "unknown"]
+FONT = {"family": "-apple-system, BlinkMacSystemFont, Segoe UI, Roboto, Helvetica Neue, Arial, sans-serif",
+        "size": 12, "color": "#1d2330"}
+
+
+def figure(data: list, *, title: str = "", yaxis: dict | None = None, height: int = 280, **layout) -> dict:
+    base = {
+        "title": {"text": title, "font": {"size": 14}, "x": 0, "xanchor": "left"} if title else None,
+        "height": height, "margin": {"l": 56, "r": 16, "t": 36 if title else 12, "b": 36},
+        "font": FONT, "paper_bgcolor": "rgba(0,0,0,0)", "plot_bgcolor": "rgba(0,0,0,0)",
+        "legend": {"orientation": "h", "y": -0.18, "x": 0, "font": {"size": 11}},
+        "xaxis": {"gridcolor": "#eef0f4", "linecolor": "#e2e5ec", "type": "date"},
+        "yaxis": {"gridcolor": "#eef0f4", "zerolinecolor": "#e2e5ec", "rangemode": "tozero", **(yaxis or {})},
+        "hovermode": "x unified", "bargap": 0.15,
+    }
+    base.update(layout)
+    return {"data": data, "layout": {k: v for k, v in base.items() if v is not None}}
+
+
+def _day_labels(days: list[dt.date]) -> list[str]:
+    return [day.isoformat() for day in days]
+
+
+def _float(value) -> float | None:
+    if value is None or (isinstance(value, float) and value != value):
+        return None
+    return float(value)
+
+
+def day_range(first: dt.date, last: dt.date) -> list[dt.date]:
+    """Days in [first, last)."""
+    return [first + dt.timedelta(days=i) for i in range((last - first).days)]
+
+
+# --- overview -----------------------------------------------------------------------------
+
+def cost_by_group_figure(points: list[dict], *, title: str = "Daily cost by tier") -> dict:
+    """Stacked daily bars from timeseries(group_by=...) points ({"t", "value", "group"})."""
+    frame = pd.DataFrame(points, columns=["t", "value", "group"])
+    data = []
+    groups = sorted(frame["group"].dropna().unique(), key=lambda g: (TIER_ORDER.index(g) if g in TIER_ORDER else 9, g))
+    for group in groups:
+        rows = frame[frame["group"] == group]
+        data.append({"type": "bar", "name": group, "x": [t.date().isoformat() for t in rows["t"]],
+                     "y": [_float(v) for v in rows["value"]], "marker": {"color": COLORS.get(group)},
+                     "hovertemplate": "$%{y:,.2f}"})
+    return figure(data, title=title, barmode="stack", yaxis={"tickprefix": "$"})
+
+
+# --- feature page -------------------------------------------------------------------------
+
+def _pivot(frame: pd.DataFrame, days: list[dt.date], value: str, by: list[str]) -> pd.DataFrame:
+    """days x groups table of `value` summed, zero-filled."""
+    if frame.empty:
+        return pd.DataFrame(index=days)
+    table = frame.pivot_table(index="day", columns=by, values=value, aggfunc="sum", fill_value=0)
+    return table.reindex(days, fill_value=0)
+
+
+def feature_cost_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
+    """Daily cost stacked by tier and role."""
+    data = []
+    if not frame.empty:
+        costs = frame.assign(cost=frame["cost_usd"].map(lambda v: float(v or 0)))
+        table = _pivot(costs, days, "cost", ["tier", "role"])
+        order = sorted(table.columns, key=lambda c: (TIER_ORDER.index(c[0]) if c[0] in TIER_ORDER else 9,
+                                                     ROLE_ORDER.index(c[1]) if c[1] in ROLE_ORDER else 9))
+        for tier, role in order:
+            data.append({"type": "bar", "name": f"{tier} · {role}", "x": _day_labels(days),
+                         "y": [round(v, 6) for v in table[(tier, role)].tolist()],
+                         "marker": {"color": SERIES_COLORS.get((tier, role), COLORS.get(tier, "#9aa1b1"))},
+                         "hovertemplate": "$%{y:,.4f}"})
+    return figure(data, title="Daily cost by tier and role", barmode="stack", yaxis={"tickprefix": "$"})
+
+
+def routed_counts(frame: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
+    """Per day: routed calls (primary + escalation) and the Pro ones among them (SPEC 4 pro_share)."""
+    routed = frame[frame["role"].isin(["primary", "escalation"])] if not frame.empty else frame
+    result = pd.DataFrame(index=days, data={"routed": 0, "pro": 0})
+    if not routed.empty:
+        result["routed"] = routed.groupby("day")["calls"].sum().reindex(days, fill_value=0)
+        result["pro"] = routed[routed["tier"] == "pro"].groupby("day")["calls"].sum().reindex(days, fill_value=0)
+    return result
+
+
+def pro_share_series(frame: pd.DataFrame, days: list[dt.date], *, baseline_days: int = 28, recent_days: int = 7):
+    """Daily Pro share, its trailing 7-day share, and the 28-day baseline before those 7 days.
+
+    `days` must start baseline_days + recent_days before the first day shown; the result covers all of
+    `days` and the caller trims it. Shares are None where the denominator is 0."""
+    counts = routed_counts(frame, days)
+
+    def share(pro, routed):
+        return [None if r == 0 else p / r for p, r in zip(pro, routed, strict=True)]
+
+    recent = counts.rolling(recent_days, min_periods=1).sum()
+    baseline = counts.shift(recent_days).rolling(baseline_days, min_periods=1).sum()
+    return pd.DataFrame(index=days, data={
+        "daily": share(counts["pro"], counts["routed"]),
+        "recent": share(recent["pro"], recent["routed"]),
+        "baseline": share(baseline["pro"].fillna(0), baseline["routed"].fillna(0)),
+    })
+
+
+def pro_share_figure(series: pd.DataFrame, *, expected: float | None = None) -> dict:
+    x = _day_labels(list(series.index))
+    data = [
+        {"type": "scatter", "mode": "markers", "name": "daily", "x": x, "y": [_float(v) for v in series["daily"]],
+         "marker": {"color": "#f4a27a", "size": 5}, "hovertemplate": "%{y:.1%}"},
+        {"type": "scatter", "mode": "lines", "name": "last 7 days", "x": x,
+         "y": [_float(v) for v in series["recent"]], "line": {"color": COLORS["pro"], "width": 2.5},
+         "hovertemplate": "%{y:.1%}"},
+        {"type": "scatter", "mode": "lines", "name": "28-day baseline", "x": x,
+         "y": [_float(v) for v in series["baseline"]], "line": {"color": "#6b7385", "dash": "dash", "width": 2},
+         "hovertemplate": "%{y:.1%}"},
+    ]
+    if expected is not None:
+        data.append({"type": "scatter", "mode": "lines", "name": "expected", "x": [x[0], x[-1]] if x else [],
+                     "y": [expected, expected], "line": {"color": "#1f8a4c", "dash": "dot", "width": 1.5},
+                     "hoverinfo": "skip"})
+    return figure(data, title="Pro share (primary + escalation calls)", yaxis={"tickformat": ".0%"})
+
+
+def _daily_sum(frame: pd.DataFrame, days, column: str, where=None) -> pd.Series:
+    rows = frame if where is None or frame.empty else frame[where(frame)]
+    if rows.empty:
+        return pd.Series(0, index=days, dtype="int64")
+    return rows.groupby("day")[column].sum().reindex(days, fill_value=0)
+
+
+def _ratio_list(numerator: pd.Series, denominator: pd.Series) -> list[float | None]:
+    return [None if d == 0 else n / d for n, d in zip(numerator, denominator, strict=True)]
+
+
+def output_tokens_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
+    calls = _daily_sum(frame, days, "calls")
+    x = _day_labels(days)
+    data = [
+        {"type": "scatter", "mode": "lines", "name": "output tokens per call", "x": x,
+         "y": _ratio_list(_daily_sum(frame, days, "output_tokens"), calls), "line": {"color": "#3557d4", "width": 2},
+         "hovertemplate": "%{y:,.0f} tokens"},
+        {"type": "scatter", "mode": "lines", "name": "cap-hit share", "x": x, "yaxis": "y2",
+         "y": _ratio_list(_daily_sum(frame, days, "cap_hit_calls"), calls), "line": {"color": "#b7791f", "width": 2},
+         "hovertemplate": "%{y:.1%}"},
+    ]
+    return figure(data, title="Output tokens per call and cap-hit share", yaxis={"title": {"text": "tokens"}},
+                  yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero",
+                          "showgrid": False},
+                  margin={"l": 56, "r": 48, "t": 36, "b": 36})
+
+
+def latency_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
+    """p50/p95 latency per day and tier from merged log-bucket histograms."""
+    data = []
+    x = _day_labels(days)
+    for tier in TIER_ORDER:
+        rows = frame[frame["tier"] == tier] if not frame.empty else frame
+        if rows.empty:
+            continue
+        merged = rows.groupby("day")["latency_hist"].agg(lambda hists: buckets.merge_all(hists)).reindex(days)
+        for q, dash in ((0.5, "solid"), (0.95, "dot")):
+            y = [None if not isinstance(h, list) else buckets.quantile(h, q) for h in merged]
+            data.append({"type": "scatter", "mode": "lines", "name": f"{tier} p{int(q * 100)}", "x": x, "y": y,
+                         "line": {"color": COLORS[tier], "dash": dash, "width": 2}, "connectgaps": False,
+                         "hovertemplate": "%{y:,.0f} ms"})
+    return figure(data, title="Latency p50 / p95 by tier", yaxis={"ticksuffix": " ms"})
+
+
+def rates_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
+    primary = _daily_sum(frame, days, "calls", lambda f: f["role"] == "primary")
+    x = _day_labels(days)
+    data = [
+        {"type": "scatter", "mode": "lines", "name": "escalation rate", "x": x,
+         "y": _ratio_list(_daily_sum(frame, days, "calls", lambda f: f["role"] == "escalation"), primary),
+         "line": {"color": "#7c3aed", "width": 2}, "hovertemplate": "%{y:.1%}"},
+        {"type": "scatter", "mode": "lines", "name": "shadow rate", "x": x,
+         "y": _ratio_list(_daily_sum(frame, days, "calls", lambda f: f["role"] == "shadow"), primary),
+         "line": {"color": "#0d9488", "width": 2}, "hovertemplate": "%{y:.1%}"},
+    ]
+    return figure(data, title="Escalation and shadow calls per primary call", yaxis={"tickformat": ".0%"})
+
+
+# --- sparklines ---------------------------------------------------------------------------
+
+def sparkline_svg(values: list, *, width: int = 120, height: int = 28, color: str = "#3557d4",
+                  label: str = "") -> str:
+    """An inline SVG polyline of `values` (None = 0), rendered server-side: no script per row."""
+    numbers = [float(v or 0) for v in values]
+    if not numbers:
+        return ""
+    top = max(numbers) or 1.0
+    step = width / max(len(numbers) - 1, 1)
+    points = " ".join(f"{i * step:.1f},{height - 2 - (v / top) * (height - 4):.1f}" for i, v in enumerate(numbers))
+    area = f"0,{height} {points} {width:.1f},{height}"
+    return (f'<svg class="spark" width="{width}" height="{height}" viewBox="0 0 {width} {height}" role="img" '
+            f'aria-label="{escape(label)}"><polygon points="{area}" fill="{color}" fill-opacity="0.12"/>'
+            f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="1.5" '
+            f'stroke-linejoin="round"/></svg>')
+
+
+def money(value) -> Decimal | None:
+    return None if value is None else Decimal(value)

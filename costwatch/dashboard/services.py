@@ -1,0 +1,43 @@
+"""Writes made from the dashboard pages: feature settings and project settings, audit logged."""
+
+from django.db import transaction
+
+from costwatch.metrics.services import project_mark_all_dirty
+from costwatch.projects.services import audit_record
+
+# Settings whose change alters what the rollups hold (cap classification, dimension rows, local days).
+ROLLUP_SETTINGS = ("huge_cap_tokens", "dimensions", "timezone")
+PROJECT_SETTINGS = ("timezone", "dimensions", "ingest_rate_limit", "huge_cap_tokens")
+
+
+def feature_settings_update(*, feature, expected_pro_share, muted: bool, actor) -> bool:
+    """Set a feature's expected Pro share (0-1 or None) and mute flag; audit logged. True if changed."""
+    before = {"expected_pro_share": feature.expected_pro_share, "muted": feature.muted}
+    after = {"expected_pro_share": expected_pro_share, "muted": muted}
+    if before == after:
+        return False
+    with transaction.atomic():
+        feature.expected_pro_share, feature.muted = expected_pro_share, muted
+        feature.save(update_fields=["expected_pro_share", "muted"])
+        audit_record(project=feature.project, actor=actor, action="update", target_type="feature",
+                     target_id=feature.name, before=before, after=after)
+    return True
+
+
+def project_settings_update(*, project, values: dict, actor) -> list[str]:
+    """Apply the changed settings; when one that shapes the rollups changed, mark every hour
+    with events dirty so the next refresh rebuilds them. Returns the names that changed."""
+    changed = [name for name in PROJECT_SETTINGS if name in values and getattr(project, name) != values[name]]
+    if not changed:
+        return []
+    before = {name: getattr(project, name) for name in changed}
+    with transaction.atomic():
+        for name in changed:
+            setattr(project, name, values[name])
+        project.full_clean()
+        project.save(update_fields=changed)
+        audit_record(project=project, actor=actor, action="update", target_type="project_settings",
+                     target_id=project.slug, before=before, after={name: values[name] for name in changed})
+        if any(name in ROLLUP_SETTINGS for name in changed):
+            project_mark_all_dirty(project=project)
+    return changed
