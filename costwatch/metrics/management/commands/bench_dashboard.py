@@ -1,0 +1,169 @@
+"""manage.py bench_dashboard: server time of each dashboard page and read API call at scale.
+
+Seeds a separate bench project with N demo events over 90 days (seed_demo's generator,
+priced by ingest's price_rows and written by COPY through event_rows_store, never the HTTP
+API), rebuilds its rollups, then times each URL through Django's test Client (in process,
+logged in): many iterations each, printing p50/p95 per URL against the 150 ms p95 target.
+"""
+
+import datetime as dt
+import statistics
+import time
+from urllib.parse import urlencode
+
+from django.contrib.auth import get_user_model
+from django.core import mail
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection
+from django.test import Client
+from django.test.utils import setup_test_environment
+from django.urls import NoReverseMatch, reverse
+from django.utils import timezone
+
+from costwatch.metrics import selectors, services
+from costwatch.projects.models import Membership, Project
+from costwatch.projects.services import project_create
+from ingest.models import Event
+
+TARGET_P95_MS = 150.0
+BENCH_SLUG = "bench-dashboard"
+ANALYZED = ["ingest_event", "metrics_hourlyrollup", "metrics_featurehour", "metrics_featureday", "metrics_modelday",
+            "metrics_dimensionday"]
+
+
+def percentile(values, q):
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
+
+
+class Command(BaseCommand):
+    help = ("Seed a bench project with --events demo events over --days days (COPY, not the API), refresh its "
+            "rollups, then print p50/p95 server time of every dashboard page and read API call (target p95 < "
+            "150 ms).")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--events", type=int, default=10_000_000, help="events to seed [10000000]")
+        parser.add_argument("--days", type=int, default=90, help="spread over this many days [90]")
+        parser.add_argument("--iterations", type=int, default=40, help="timed requests per URL [40]")
+        parser.add_argument("--reuse", action="store_true",
+                            help="keep the bench project's events and rollups from an earlier run; skip seeding")
+        parser.add_argument("--project", default=BENCH_SLUG, help=f"slug of the bench project [{BENCH_SLUG}]")
+
+    def handle(self, *args, events, days, iterations, reuse, project, **options):
+        if events < 1 or iterations < 1:
+            raise CommandError("--events and --iterations must be at least 1")
+        if not 1 <= days <= 90:
+            raise CommandError("--days must be between 1 and 90 (events older than INGEST_MAX_AGE_DAYS)")
+        user, created = get_user_model().objects.get_or_create(username="bench-viewer")
+        if created:
+            user.set_unusable_password()
+            user.save(update_fields=["password"])
+        bench = self._project(project, user)
+        if reuse and Event.objects.filter(project=bench).exists():
+            self.stdout.write(f"reusing the events and rollups of {bench.slug}")
+        else:
+            self._seed(bench, events=events, days=days)
+        self._analyze()
+        results = self._measure(bench, user, iterations)
+        self._report(results, iterations)
+
+    def _project(self, slug, user) -> Project:
+        bench = Project.objects.filter(slug=slug).first()
+        if bench is None:
+            bench = project_create(name=f"Bench {slug}", slug=slug, owner=user)
+        Membership.objects.get_or_create(project=bench, user=user, defaults={"role": Membership.ADMIN})
+        return bench
+
+    def _seed(self, bench, *, events, days):
+        from costwatch.dashboard.demo import generate_batches
+        from costwatch.dashboard.management.commands.seed_demo import demo_prices_ensure
+        from ingest.pricing import price_rows
+        from ingest.services import event_rows_store
+
+        started = time.perf_counter()
+        with connection.cursor() as cursor:
+            for table in ["ingest_dirtyhour", *ANALYZED[::-1]]:
+                cursor.execute(f"DELETE FROM {table} WHERE project_id = %s", [bench.pk])
+        demo_prices_ensure()
+        bench.dimensions = ["customer", "plan"]
+        bench.save(update_fields=["dimensions"])
+        end = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=1)
+        stored = 0
+        for rows in generate_batches(events=events, days=days, end=end, seed=11, batch_size=50_000,
+                                     prefix="bench"):
+            price_rows(project=bench, rows=rows)
+            stored += event_rows_store(project=bench, rows=rows, mark_dirty=False).accepted
+            self.stderr.write(f"  seeded {stored} events ({stored / (time.perf_counter() - started):,.0f}/s)")
+        seeded = time.perf_counter()
+        hours = services.rollups_rebuild(project=bench)
+        rebuilt = time.perf_counter()
+        self.stdout.write(f"seeded {stored} events over {days} days in {seeded - started:.1f}s "
+                          f"({stored / (seeded - started):,.0f} events/s); rebuilt rollups of {hours} hours in "
+                          f"{rebuilt - seeded:.1f}s")
+
+    def _analyze(self):
+        with connection.cursor() as cursor:
+            for table in ANALYZED:
+                cursor.execute(f"ANALYZE {table}")
+
+    def _urls(self, bench) -> list[str]:
+        features = selectors.feature_metrics(project=bench, start=timezone.now() - dt.timedelta(days=30),
+                                             end=timezone.now())
+        top = features[0]["feature"] if features else "none"
+        pages = []
+        for name, kwargs in (("dashboard:overview", {}), ("dashboard:features", {}),
+                             ("dashboard:feature", {"name": top}), ("dashboard:models", {})):
+            try:
+                pages.append(reverse(name, kwargs={"slug": bench.slug, **kwargs}))
+            except NoReverseMatch:
+                continue
+        api = [
+            ("features", {}),
+            ("features", {"attr.customer": "acme"}),
+            ("timeseries", {"metric": "cost", "granularity": "day"}),
+            ("timeseries", {"metric": "pro_share", "granularity": "day", "feature": top, "group_by": "tier"}),
+            ("timeseries", {"metric": "calls", "granularity": "hour", "feature": top,
+                            "start": (timezone.now() - dt.timedelta(days=7)).date().isoformat()}),
+            ("timeseries", {"metric": "cost", "granularity": "day", "group_by": "model"}),
+            ("models", {}),
+            ("breakdown", {"dimension": "customer"}),
+        ]
+        return pages + [f"/api/v1/{path}?{urlencode({'project': bench.slug, **query})}" for path, query in api]
+
+    def _measure(self, bench, user, iterations) -> list[dict]:
+        if not hasattr(mail, "outbox"):  # not already inside a test run
+            setup_test_environment()  # lets the test Client's 'testserver' host through ALLOWED_HOSTS
+        client = Client()
+        client.force_login(user)
+        results = []
+        for url in self._urls(bench):
+            times, status = [], None
+            for i in range(iterations + 2):
+                started = time.perf_counter()
+                response = client.get(url, secure=True)
+                elapsed = (time.perf_counter() - started) * 1000
+                status = response.status_code
+                if status != 200:
+                    break
+                if i >= 2:  # two warm-up requests (template and plan caches)
+                    times.append(elapsed)
+            results.append({"url": url, "status": status, "times": times})
+        return results
+
+    def _report(self, results, iterations):
+        width = max(len(r["url"]) for r in results)
+        self.stdout.write(f"{'url':<{width}}  {'p50 ms':>8}  {'p95 ms':>8}  {'max ms':>8}  target")
+        met_all = True
+        for result in results:
+            times = result["times"]
+            if result["status"] != 200 or not times:
+                met_all = False
+                self.stdout.write(f"{result['url']:<{width}}  HTTP {result['status']}: not measured  FAIL")
+                continue
+            p50, p95 = statistics.median(times), percentile(times, 0.95)
+            met = p95 < TARGET_P95_MS
+            met_all &= met
+            self.stdout.write(f"{result['url']:<{width}}  {p50:8.1f}  {p95:8.1f}  {max(times):8.1f}  "
+                              f"{'met' if met else 'MISSED'}")
+        verdict = "MET" if met_all else "NOT MET"
+        self.stdout.write(f"p95 < {TARGET_P95_MS:.0f} ms on every URL ({iterations} requests each): {verdict}")

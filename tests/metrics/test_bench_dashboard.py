@@ -1,0 +1,34 @@
+import re
+
+import pytest
+from django.core.management import CommandError, call_command
+
+from costwatch.metrics.models import FeatureDay
+from ingest.models import Event
+
+
+@pytest.mark.smoke
+@pytest.mark.django_db
+def test_bench_dashboard_smoke_prints_p95_for_every_page_and_api_call(capsys):
+    call_command("bench_dashboard", "--events", "2000", "--days", "10", "--iterations", "3")
+    out = capsys.readouterr().out
+    seeded = int(re.search(r"seeded (\d+) events over 10 days", out).group(1))
+    assert seeded == Event.objects.filter(project__slug="bench-dashboard").count() > 1500
+    assert FeatureDay.objects.filter(project__slug="bench-dashboard").exists()
+    lines = [line for line in out.splitlines() if line.startswith(("/p/", "/api/"))]
+    urls = [line.split()[0] for line in lines]
+    assert "/p/bench-dashboard/" in urls
+    assert any(url.startswith("/api/v1/features?") for url in urls)
+    assert any(url.startswith("/api/v1/breakdown?") for url in urls)
+    for line in lines:
+        assert re.search(r"\s\d+\.\d\s+\d+\.\d\s+\d+\.\d\s+(met|MISSED)$", line), line
+    assert re.search(r"p95 < 150 ms on every URL \(3 requests each\): (MET|NOT MET)", out)
+
+    call_command("bench_dashboard", "--reuse", "--iterations", "1")
+    assert "reusing the events and rollups of bench-dashboard" in capsys.readouterr().out
+    assert Event.objects.filter(project__slug="bench-dashboard").count() == seeded
+
+
+def test_bench_dashboard_rejects_bad_input():
+    with pytest.raises(CommandError, match="--days"):
+        call_command("bench_dashboard", "--days", "400")
