@@ -275,9 +275,10 @@ class Client:
         batch_bytes = 0
         opened_at = 0.0
         while True:
+            # Idle: block until an event or a wake-up (flush, close) arrives; no polling.
             wait = None if not batch else max(0.0, opened_at + self.flush_interval - time.monotonic())
             try:
-                item = self._queue.get(timeout=wait if wait is not None else self.flush_interval)
+                item = self._queue.get(timeout=wait)
             except queue.Empty:
                 item = None
             if item is not None and item is not _WAKE:
