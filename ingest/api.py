@@ -9,18 +9,22 @@ shapes for the OpenAPI schema only.
 import zlib
 
 import msgspec
+from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from costwatch.api import api_error, error_response, request_project
-from costwatch.projects.auth import HasIngestScope
+from costwatch.api import CreatedCursorPagination, api_error, error_response, request_project
+from costwatch.projects.auth import HasIngestScope, HasManageScope, HasScope, request_api_key
+from costwatch.projects.selectors import user_is_project_admin
 
 from . import schema
+from .catalogue import price_as_dict, price_create
 from .ratelimit import ingest_rate_take
+from .selectors import prices_in_effect
 from .services import event_batch_ingest
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
@@ -158,3 +162,71 @@ class EventsView(DatabaseUnavailableMixin, APIView):
             code = status.HTTP_400_BAD_REQUEST
         return Response(result.as_response(), status=code)
 
+
+
+class HasReadOrManageScope(HasScope):
+    def has_permission(self, request, view):
+        api_key = request_api_key(request)
+        if api_key is not None and not (api_key.has_scope("read") or api_key.has_scope("manage")):
+            self.message = "this API key lacks the 'read' or 'manage' scope"
+            return False
+        return bool(request.user and request.user.is_authenticated)
+
+
+def recompute_as_dict(recompute):
+    if recompute is None:
+        return None
+    return {"id": recompute.pk, "state": recompute.state, "models": recompute.models_matched,
+            "since": recompute.since.isoformat().replace("+00:00", "Z") if recompute.since else None}
+
+
+def validation_errors(exc: DjangoValidationError):
+    return [api_error(field, error.code or "invalid", error.messages[0])
+            for field, errors in exc.error_dict.items() for error in errors]
+
+
+class PricesView(DatabaseUnavailableMixin, APIView):
+    pagination_class = CreatedCursorPagination
+
+    def get_permissions(self):
+        return [HasManageScope()] if self.request.method == "POST" else [HasReadOrManageScope()]
+
+    @extend_schema(
+        operation_id="prices_list",
+        summary="Prices in effect for the project (its overrides and the global catalogue, marked by scope)",
+        parameters=[OpenApiParameter("history", bool, description="Every period, not only the ones in force.")],
+        responses={200: schema.PriceSerializer(many=True), 401: schema.ErrorsSerializer},
+        tags=["prices"],
+    )
+    def get(self, request):
+        project = request_project(request)
+        history = request.query_params.get("history", "").lower() in ("1", "true", "yes")
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(prices_in_effect(project=project, include_history=history),
+                                           request, view=self)
+        return paginator.get_paginated_response([price_as_dict(price) for price in page])
+
+    @extend_schema(
+        operation_id="prices_create",
+        summary="Add a project price override (a new period; history is kept) and queue the recompute",
+        request=schema.PriceInputSerializer,
+        responses={201: schema.PriceCreatedSerializer, 400: schema.ErrorsSerializer,
+                   403: schema.ErrorsSerializer},
+        examples=schema.PRICE_EXAMPLES,
+        tags=["prices"],
+    )
+    def post(self, request):
+        project = request_project(request)
+        if request_api_key(request) is None and not user_is_project_admin(user=request.user, project=project):
+            return error_response([api_error(None, "permission_denied", "only project admins edit prices")],
+                                  status_code=403)
+        serializer = schema.PriceInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        actor = None if request_api_key(request) else request.user
+        try:
+            change = price_create(project=project, values=dict(serializer.validated_data), actor=actor,
+                                  actor_label=request.user.get_username())
+        except DjangoValidationError as exc:
+            return error_response(validation_errors(exc))
+        return Response({"price": price_as_dict(change.price), "recompute": recompute_as_dict(change.recompute)},
+                        status=status.HTTP_201_CREATED)

@@ -4,4 +4,5 @@ from . import api
 
 urlpatterns = [
     path("events", api.EventsView.as_view(), name="api-events"),
+    path("prices", api.PricesView.as_view(), name="api-prices"),
 ]

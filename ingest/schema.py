@@ -102,3 +102,67 @@ EVENTS_EXAMPLES = [
                            "message": "over this project's ingest rate limit of 20000 events/s; retry after 1 s"}]},
     ),
 ]
+
+
+PRICE_DECIMAL = {"max_digits": 14, "decimal_places": 6, "min_value": 0, "required": False, "allow_null": True}
+
+
+class PriceInputSerializer(serializers.Serializer):
+    """A price as POSTed (API field names of SPEC 3; prices per 1M tokens as decimal strings)."""
+
+    model = serializers.CharField(min_length=1, max_length=200, help_text="Exact model id or a glob (*, ?, [...]).")
+    provider = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=50)
+    service_tier = serializers.ChoiceField(["standard", "batch", "flex", "priority"], required=False,
+                                           default="standard")
+    tier = serializers.ChoiceField(["lite", "pro"], required=False, allow_null=True)
+    input_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
+    cached_input_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
+    cache_write_input_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
+    output_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
+    reasoning_output_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
+    long_context_threshold = serializers.IntegerField(required=False, allow_null=True, min_value=1)
+    long_context_input_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
+    long_context_cached_input_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
+    long_context_output_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
+    effective_from = serializers.DateTimeField(required=False, help_text="UTC; default now.")
+
+
+class PriceSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    scope = serializers.ChoiceField(["global", "override"])
+    model = serializers.CharField()
+    provider = serializers.CharField(allow_null=True)
+    service_tier = serializers.CharField()
+    tier = serializers.CharField(allow_null=True)
+    input_per_mtok = serializers.CharField(allow_null=True)
+    cached_input_per_mtok = serializers.CharField(allow_null=True)
+    cache_write_input_per_mtok = serializers.CharField(allow_null=True)
+    output_per_mtok = serializers.CharField(allow_null=True)
+    reasoning_output_per_mtok = serializers.CharField(allow_null=True)
+    long_context_threshold = serializers.IntegerField(allow_null=True)
+    long_context_input_per_mtok = serializers.CharField(allow_null=True)
+    long_context_cached_input_per_mtok = serializers.CharField(allow_null=True)
+    long_context_output_per_mtok = serializers.CharField(allow_null=True)
+    effective_from = serializers.DateTimeField()
+
+
+class RecomputeSerializer(serializers.Serializer):
+    id = serializers.IntegerField()
+    state = serializers.CharField()
+    models = serializers.ListField(child=serializers.CharField())
+    since = serializers.DateTimeField(allow_null=True)
+
+
+class PriceCreatedSerializer(serializers.Serializer):
+    price = PriceSerializer()
+    recompute = RecomputeSerializer(allow_null=True, help_text="The re-pricing of past events it queued, if any.")
+
+
+PRICE_EXAMPLES = [
+    OpenApiExample(
+        "A negotiated price for a project", request_only=True,
+        value={"model": "claude-sonnet-4-5*", "provider": "anthropic", "tier": "pro", "input_per_mtok": "2.40",
+               "cached_input_per_mtok": "0.24", "cache_write_input_per_mtok": "3.00", "output_per_mtok": "12.00",
+               "effective_from": "2026-11-01T00:00:00Z"},
+    ),
+]

@@ -1,0 +1,154 @@
+"""Re-pricing past events after a price change (SPEC 3), in batches, marking their hours dirty.
+
+Only events whose tier, cost, cost source or price row actually change are written; each
+batch is its own transaction and writes the DirtyHour marks of the hours it changed, so
+rollups rebuild exactly those hours. Batches walk the (project_id, ts) index by keyset.
+"""
+
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from costwatch.projects.models import Project
+
+from .models import PriceRecompute, SeenModel
+from .pricing import PriceBook
+
+BATCH_SIZE = 5000
+_COLUMNS = ["id", "ts", "model", "provider", "service_tier", "input_tokens", "cached_input_tokens",
+            "cache_write_input_tokens", "output_tokens", "reasoning_tokens", "client_tier", "client_cost_usd",
+            "tier", "cost_usd", "cost_source", "price_id"]
+_PRICED = ("tier", "cost_usd", "cost_source", "price_id")
+
+
+@dataclass
+class RecomputeResult:
+    events_scanned: int = 0
+    events_changed: int = 0
+    cost_before: Decimal = Decimal(0)
+    cost_after: Decimal = Decimal(0)
+    hours: set = field(default_factory=set)
+
+    @property
+    def cost_delta(self) -> Decimal:
+        return self.cost_after - self.cost_before
+
+
+def costs_recompute(*, project=None, models=None, since=None, dry_run=False, batch_size=BATCH_SIZE,
+                    progress=None) -> RecomputeResult:
+    """Re-price events of `project` (None = every project) with model in `models` (None = all)
+    and ts >= `since` (None = all time). `dry_run` computes the preview without writing."""
+    result = RecomputeResult()
+    projects = [project] if project is not None else Project.objects.order_by("id")
+    for one in projects:
+        _project_recompute(one, models, since, dry_run, batch_size, result)
+        if progress:
+            progress(one, result)
+    return result
+
+
+def _project_recompute(project, models, since, dry_run, batch_size, result):
+    if models is not None and not models:
+        return
+    after = None
+    while True:
+        rows = _batch_fetch(project.pk, models, since, after, batch_size)
+        if not rows:
+            return
+        after = (rows[-1]["ts"], rows[-1]["id"])
+        result.events_scanned += len(rows)
+        changed = _batch_reprice(project, rows, result)
+        if changed and not dry_run:
+            with transaction.atomic():
+                _batch_write(project.pk, changed)
+
+
+def _batch_fetch(project_id, models, since, after, batch_size):
+    where, params = ["project_id = %s"], [project_id]
+    if models is not None:
+        where.append("model = ANY(%s)")
+        params.append(list(models))
+    if since is not None:
+        where.append("ts >= %s")
+        params.append(since)
+    if after is not None:
+        where.append("(ts, id) > (%s, %s)")
+        params.extend(after)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {', '.join(_COLUMNS)} FROM ingest_event WHERE {' AND '.join(where)} "
+                       f"ORDER BY ts, id LIMIT %s", [*params, batch_size])
+        return [dict(zip(_COLUMNS, values, strict=True)) for values in cursor.fetchall()]
+
+
+def _batch_reprice(project, rows, result):
+    book = PriceBook.load(project=project, models={row["model"] for row in rows})
+    changed = []
+    for row in rows:
+        before = tuple(row[name] for name in _PRICED)
+        book.price_row(row)
+        if tuple(row[name] for name in _PRICED) != before:
+            changed.append(row)
+            result.events_changed += 1
+            result.cost_before += before[1] or 0
+            result.cost_after += row["cost_usd"] or 0
+            result.hours.add((project.pk, row["ts"].replace(minute=0, second=0, microsecond=0)))
+    return changed
+
+
+def _batch_write(project_id, rows):
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """UPDATE ingest_event e SET tier = v.tier, cost_usd = v.cost_usd, cost_source = v.cost_source,
+                      price_id = v.price_id
+               FROM unnest(%s::bigint[], %s::text[], %s::numeric[], %s::text[], %s::bigint[])
+                    AS v(id, tier, cost_usd, cost_source, price_id)
+               WHERE e.id = v.id AND e.project_id = %s""",
+            [[r["id"] for r in rows], [r["tier"] for r in rows], [r["cost_usd"] for r in rows],
+             [r["cost_source"] for r in rows], [r["price_id"] for r in rows], project_id],
+        )
+        cursor.execute(
+            """INSERT INTO ingest_dirtyhour (project_id, hour, created_at)
+               SELECT DISTINCT %s, date_trunc('hour', ts, 'UTC'), now() FROM unnest(%s::timestamptz[]) AS t(ts)""",
+            [project_id, [r["ts"] for r in rows]],
+        )
+
+
+def models_matching(*, project, pattern: str, is_glob: bool) -> list[str]:
+    """Known model ids (seen in events; of one project, or of all for a global price) that a pattern matches."""
+    from .pricing import model_matches
+
+    seen = SeenModel.objects.all() if project is None else SeenModel.objects.filter(project=project)
+    if not is_glob:
+        return [pattern] if seen.filter(model=pattern).exists() else []
+    return sorted({m for m in seen.values_list("model", flat=True) if model_matches(pattern, True, m)})
+
+
+def recompute_queue(*, project, models, since) -> PriceRecompute:
+    """Record a recompute and hand it to Celery once the price change commits."""
+    recompute = PriceRecompute.objects.create(project=project, models_matched=list(models), since=since)
+    from .tasks import recompute_costs
+
+    transaction.on_commit(lambda: recompute_costs.delay(recompute.pk))
+    return recompute
+
+
+def recompute_run(*, recompute_id: int) -> PriceRecompute | None:
+    """Run a queued recompute once (claimed by a conditional UPDATE, so a redelivered task is a no-op)."""
+    claimed = PriceRecompute.objects.filter(pk=recompute_id, state=PriceRecompute.QUEUED).update(
+        state=PriceRecompute.RUNNING)
+    if not claimed:
+        return None
+    recompute = PriceRecompute.objects.select_related("project").get(pk=recompute_id)
+    try:
+        result = costs_recompute(project=recompute.project, models=recompute.models_matched or None,
+                                 since=recompute.since)
+    except Exception as exc:
+        PriceRecompute.objects.filter(pk=recompute_id).update(state=PriceRecompute.FAILED, error=repr(exc)[:2000],
+                                                              finished_at=timezone.now())
+        raise
+    PriceRecompute.objects.filter(pk=recompute_id).update(state=PriceRecompute.DONE, events_changed=result.events_changed,
+                                                          finished_at=timezone.now())
+    recompute.refresh_from_db()
+    return recompute
