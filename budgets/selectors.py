@@ -54,47 +54,43 @@ class FeatureWindows:
     before_7d: Window  # the 28 days before the last 7 days (baseline of share_drift)
 
 
-def _window_sql(prefix: str, condition: str) -> list[str]:
-    return [f"COALESCE(SUM({name}) FILTER (WHERE {condition}), 0) AS {prefix}_{name}" for name in WINDOW_FIELDS]
+# The four windows overlap, so the table is read once, summed per (feature, day counted from
+# the start of the oldest window). Every window edge falls on such a day edge (6, 28 and 34
+# days after it), so windows are sums of days: days 0-5 are only in before_7d, 6-27 in both
+# 28-day baselines, 28-33 in last_7d and before_24h, 34-35 (the last 24 full hours and the
+# current hour) in last_24h and last_7d. Days of the 24-h baseline with calls come for free.
+WINDOW_DAYS = {"before_7d": range(0, 28), "before_24h": range(6, 34), "last_7d": range(28, 36),
+               "last_24h": range(34, 36)}
 
 
 def feature_windows(*, project, now: dt.datetime, environment: str | None) -> dict[int, FeatureWindows]:
     """Every feature's four windows in ONE pass over FeatureHour (the narrow table for rules)."""
     bounds = WindowBounds.at(now)
-    conditions = {
-        "l24": "hour >= %(l24)s",
-        "b24": "hour >= %(b24)s AND hour < %(l24)s",
-        "l7": "hour >= %(l7)s",
-        "b7": "hour >= %(b7)s AND hour < %(l7)s",
-    }
-    columns = [c for prefix, cond in conditions.items() for c in _window_sql(prefix, cond)]
-    # Days of the 28-day baseline that had calls: 24-bucket chunks counted from its start.
-    columns.append("COUNT(DISTINCT floor(extract(epoch FROM hour - %(b24)s) / 86400)) "
-                   "FILTER (WHERE hour >= %(b24)s AND hour < %(l24)s AND calls > 0) AS b24_active_days")
+    sums = ", ".join(f"SUM({name})" for name in WINDOW_FIELDS)
     env_clause = "AND environment = %(env)s" if environment is not None else ""
-    sql = (f"SELECT feature_id, {', '.join(columns)} FROM {FeatureHour._meta.db_table} "
-           f"WHERE project_id = %(project)s {env_clause} AND hour >= %(b7)s AND hour < %(end)s "
-           f"GROUP BY feature_id")
-    params = {"project": project.pk, "env": environment, "end": bounds.end, "l24": bounds.last_24h,
-              "b24": bounds.before_24h, "l7": bounds.last_7d, "b7": bounds.before_7d}
+    sql = (f"SELECT feature_id, EXTRACT(DAY FROM hour - %(b7)s)::int AS day, {sums} "
+           f"FROM {FeatureHour._meta.db_table} "
+           f"WHERE project_id = %(project)s {env_clause} AND hour >= %(b7)s AND hour < %(end)s GROUP BY 1, 2")
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        names = [c.name for c in cursor.description]
+        cursor.execute(sql, {"project": project.pk, "env": environment, "end": bounds.end, "b7": bounds.before_7d})
         rows = cursor.fetchall()
-    n = len(WINDOW_FIELDS)
-    result = {}
-    for row in rows:
-        values = dict(zip(names, row, strict=True))
-        windows = {}
-        for i, prefix in enumerate(conditions):
-            chunk = row[1 + i * n: 1 + (i + 1) * n]
-            windows[prefix] = Window(**{
-                name: (Decimal(v) if name == "cost_usd" else int(v)) for name, v in zip(WINDOW_FIELDS, chunk, strict=True)
-            })
-        windows["b24"].active_days = int(values["b24_active_days"])
-        result[row[0]] = FeatureWindows(feature_id=row[0], last_24h=windows["l24"], before_24h=windows["b24"],
-                                        last_7d=windows["l7"], before_7d=windows["b7"])
-    return result
+    days_by_feature: dict[int, dict[int, tuple]] = {}
+    for feature_id, day, *values in rows:
+        days_by_feature.setdefault(feature_id, {})[day] = values
+    return {feature_id: _windows_from_days(feature_id, days) for feature_id, days in days_by_feature.items()}
+
+
+def _windows_from_days(feature_id, days) -> FeatureWindows:
+    windows = {}
+    for name, day_range in WINDOW_DAYS.items():
+        totals = [0] * len(WINDOW_FIELDS)
+        for day in day_range:
+            for i, value in enumerate(days.get(day, ())):
+                totals[i] += value or 0
+        windows[name] = Window(**{field: (Decimal(v) if field == "cost_usd" else int(v))
+                                  for field, v in zip(WINDOW_FIELDS, totals, strict=True)})
+    windows["before_24h"].active_days = sum(1 for day in WINDOW_DAYS["before_24h"] if day in days and days[day][0])
+    return FeatureWindows(feature_id=feature_id, **windows)
 
 
 def unpriced_calls_by_model(*, project, now: dt.datetime, environment: str | None) -> dict[str, int]:

@@ -165,26 +165,35 @@ def budget_evaluation(*, rule, now) -> Evaluation:
 # --- alert lifecycle ----------------------------------------------------------------------
 
 def alerts_apply(*, project, evaluations, now) -> None:
+    # One read of the unresolved alerts; every state change below is still a conditional UPDATE,
+    # so a concurrent cycle working from the same snapshot cannot notify twice.
+    unresolved = {(a.rule_id, a.key): a for a in
+                  Alert.objects.filter(project=project).exclude(state=Alert.RESOLVED).select_related("rule")}
     fired_keys = set()
     for evaluation in evaluations:
         if evaluation.verdict.fired:
-            fired_keys.add((evaluation.rule.pk, evaluation.key))
-            alert_fire(evaluation=evaluation, now=now)
-    for alert in Alert.objects.filter(project=project).exclude(state=Alert.RESOLVED).select_related("rule"):
+            key = (evaluation.rule.pk, evaluation.key)
+            fired_keys.add(key)
+            alert_fire(evaluation=evaluation, now=now, alert=unresolved.get(key, NOT_LOADED))
+    for key, alert in unresolved.items():
         if alert.is_spend:
             # Spend alerts stay open for their period, then close silently.
             if alert.period_end <= now or alert.rule is None or not alert.rule.enabled:
                 Alert.objects.filter(pk=alert.pk).exclude(state=Alert.RESOLVED).update(
                     state=Alert.RESOLVED, resolved_at=now)
-        elif (alert.rule_id, alert.key) not in fired_keys:
+        elif key not in fired_keys:
             alert_clear(alert=alert, now=now)
 
 
-def alert_fire(*, evaluation, now) -> Alert | None:
+NOT_LOADED = object()
+
+
+def alert_fire(*, evaluation, now, alert=NOT_LOADED) -> Alert | None:
     """Open the alert of this key, or refresh the open one (and remind once per cooldown)."""
     rule, verdict = evaluation.rule, evaluation.verdict
     unresolved = Alert.objects.filter(rule=rule, key=evaluation.key).exclude(state=Alert.RESOLVED)
-    alert = unresolved.first()
+    if alert is NOT_LOADED:
+        alert = unresolved.first()
     if alert is None:
         try:
             with transaction.atomic():
@@ -202,18 +211,25 @@ def alert_fire(*, evaluation, now) -> Alert | None:
                 return None
     Alert.objects.filter(pk=alert.pk).update(last_fired_at=now, clear_since=None, numbers=verdict.numbers,
                                              message=verdict.message)
-    alert.refresh_from_db()
+    alert.numbers, alert.message, alert.clear_since = verdict.numbers, verdict.message, None
     due = now - dt.timedelta(hours=rule.cooldown_hours)
-    with transaction.atomic():
-        if Alert.objects.filter(pk=alert.pk, state=Alert.OPEN, last_notified_at__lte=due).update(last_notified_at=now):
-            notice_create(alert=alert, type=Notice.REMINDER, now=now)
+    if alert.state == Alert.OPEN and alert.last_notified_at <= due:
+        with transaction.atomic():
+            if Alert.objects.filter(pk=alert.pk, state=Alert.OPEN, last_notified_at__lte=due).update(
+                    last_notified_at=now):
+                notice_create(alert=alert, type=Notice.REMINDER, now=now)
     return alert
 
 
 def alert_clear(*, alert, now) -> bool:
     """The condition is clear this cycle; resolve (and notify once) when clear long enough."""
-    Alert.objects.filter(pk=alert.pk, clear_since__isnull=True).exclude(state=Alert.RESOLVED).update(clear_since=now)
+    if alert.clear_since is None:
+        Alert.objects.filter(pk=alert.pk, clear_since__isnull=True).exclude(state=Alert.RESOLVED).update(
+            clear_since=now)
+        alert.clear_since = now
     clear_before = now - dt.timedelta(minutes=settings.ALERT_RESOLVE_AFTER_MINUTES)
+    if alert.clear_since > clear_before:
+        return False
     with transaction.atomic():
         resolved = (Alert.objects.filter(pk=alert.pk, clear_since__lte=clear_before)
                     .exclude(state=Alert.RESOLVED).update(state=Alert.RESOLVED, resolved_at=now))
