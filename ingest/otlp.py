@@ -39,6 +39,7 @@ from rest_framework.views import APIView
 from costwatch.api import api_error, request_project
 from costwatch.projects.auth import ApiKeyAuthentication, HasIngestScope
 
+from .ratelimit import ingest_rate_take
 from .services import event_batch_ingest
 
 logger = logging.getLogger(__name__)
@@ -278,7 +279,11 @@ class OtlpResult:
 
 def otlp_traces_ingest(*, project, export_request, received_at=None) -> OtlpResult:
     """Store the GenAI spans of one export request as events; count the others as ignored."""
-    found = request_events(export_request)
+    return span_events_ingest(project=project, found=request_events(export_request), received_at=received_at)
+
+
+def span_events_ingest(*, project, found: SpanEvents, received_at=None) -> OtlpResult:
+    """Store already converted spans through the events API's service, in batches of 1000."""
     result = OtlpResult(ignored=found.ignored)
     for start in range(0, len(found.events), MAX_BATCH):
         batch = event_batch_ingest(project=project, events=found.events[start:start + MAX_BATCH],
@@ -417,18 +422,18 @@ class OtlpTracesView(APIView):
             raise OtlpError(415, "unsupported_media_type",
                             "Content-Type must be application/x-protobuf or application/json")
         export_request = decode_request(read_body(request._request), json_body=content_type == JSON_TYPE)
-        self._rate_limit(project, export_request)
-        result = otlp_traces_ingest(project=project, export_request=export_request)
+        found = request_events(export_request)
+        if found.events:
+            self._rate_limit(project, events=len(found.events))
+        result = span_events_ingest(project=project, found=found)
         if result.rejected:
             logger.info("otlp project=%s accepted=%d duplicates=%d rejected=%d ignored=%d", project.slug,
                         result.accepted, result.duplicates, result.rejected, result.ignored)
         return self._export_response(request, result)
 
-    def _rate_limit(self, project, export_request):
-        from .ratelimit import ingest_rate_take  # the events API's bucket: spans count as events
-
-        spans = sum(len(ss.spans) for rs in export_request.resource_spans for ss in rs.scope_spans)
-        verdict = ingest_rate_take(project=project, events=max(1, spans))
+    def _rate_limit(self, project, *, events: int):
+        # The events API's bucket: a GenAI span costs what an event costs; ignored spans are free.
+        verdict = ingest_rate_take(project=project, events=events)
         if not verdict.allowed:
             raise OtlpError(429, "rate_limited",
                             f"over this project's ingest rate limit of {verdict.limit} events/s; "

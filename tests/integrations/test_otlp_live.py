@@ -242,3 +242,28 @@ def test_spans_from_the_openai_instrumentation_become_events(project, live_serve
     other = stored[span_event_id(untracked)]
     assert (other.feature.name, other.role, other.request_id) == ("support-default", "primary", "")
     assert (other.max_output_tokens, other.cap_known) == (None, False)  # no max_tokens: cap unknown
+
+
+def test_genai_spans_count_against_the_ingest_rate_limit(project, live_server, ingest_key, span_makers):
+    project.ingest_rate_limit = 1  # a bucket of one batch (1000 events), refilled at 1 event/s
+    project.save(update_fields=["ingest_rate_limit"])
+    maker = span_makers({"service.name": "support-bot"})
+    start = recent_ns()
+    for _ in range(1000):
+        maker.span("chat gpt-5-mini", chat_attributes(), start_ns=start)
+    full_batch = maker.export_request().SerializeToString()
+    maker.memory.clear()
+    maker.span("chat gpt-5-mini", chat_attributes(), start_ns=start)
+    one_more = maker.export_request().SerializeToString()
+    maker.memory.clear()
+    maker.span("GET /tickets", {"http.request.method": "GET"}, start_ns=start)
+    no_genai = maker.export_request().SerializeToString()
+
+    assert post(live_server, full_batch, key=ingest_key)[0] == 200
+    status, headers, payload = post(live_server, one_more, key=ingest_key)
+    ignored_status, ignored_headers, _ = post(live_server, no_genai, key=ingest_key)
+
+    assert status == 429 and int(headers["Retry-After"]) >= 1  # OTLP exporters retry after it
+    assert status_pb2.Status.FromString(payload).code == 8  # RESOURCE_EXHAUSTED
+    assert Event.objects.filter(project=project).count() == 1000
+    assert (ignored_status, ignored_headers["X-Costwatch-Ignored-Spans"]) == (200, "1")  # ignored spans are free
