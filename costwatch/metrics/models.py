@@ -177,6 +177,8 @@ class ModelDay(UsageCounts):
     model = models.CharField(max_length=200)
     tier = models.CharField(max_length=8)
     day = models.DateField()
+    routed_calls = models.BigIntegerField(default=0, help_text="primary + escalation calls (pro_share denominator).")
+    routed_pro_calls = models.BigIntegerField(default=0, help_text="Pro-tier primary + escalation calls.")
 
     class Meta:
         constraints = [

@@ -52,7 +52,13 @@ ROLE_COLUMNS_PARTS = ", ".join([
     "sum(d.routed_calls)", "sum(d.routed_pro_calls)", "sum(d.escalation_calls)",
     "sum(d.triage_cost_usd), NULL", "sum(d.escalation_cost_usd), NULL", "sum(d.shadow_cost_usd), NULL",
 ])
+# ModelDay: no role column, but routed counts for pro_share.
+MODEL_DAY_PARTS = ", ".join([
+    *[s or "NULL" for s in _plain_sums()],
+    "sum(d.routed_calls)", "sum(d.routed_pro_calls)", "NULL", "NULL, NULL", "NULL, NULL", "NULL, NULL",
+])
 PARTS_SQL = {
+    "metrics_modelday": MODEL_DAY_PARTS,
     "metrics_featureday": ROLE_ROWS_PARTS, "metrics_hourlyrollup": ROLE_ROWS_PARTS,
     "metrics_featurehour": ROLE_COLUMNS_PARTS, "metrics_dimensionday": ROLE_COLUMNS_PARTS,
 }
@@ -229,8 +235,8 @@ def _series_source(project, *, granularity, group_by, attrs):
         if group_by is None:
             return "metrics_featurehour", "d.hour", None
         return "metrics_hourlyrollup", "d.hour", f"d.{group_by}"
-    if group_by == "model":  # FeatureDay has no model: fold hourly rows into local days
-        return "metrics_hourlyrollup", "(d.hour AT TIME ZONE %(tz)s)::date", "d.model"
+    if group_by == "model":  # FeatureDay has no model column
+        return "metrics_modelday", "d.day", "d.model"
     return "metrics_featureday", "d.day", (f"d.{group_by}" if group_by else None)
 
 
@@ -242,7 +248,7 @@ def timeseries(*, project, feature=None, metric, granularity, start, end, enviro
                                                     attrs=attrs)
     where = ["d.project_id = %(project_id)s"]
     params = {"project_id": project.pk, "tz": project.timezone}
-    if table in ("metrics_dimensionday", "metrics_featureday"):
+    if table in ("metrics_dimensionday", "metrics_featureday", "metrics_modelday"):
         params["first"], params["last"] = local_days(project, start, end)
         where += ["d.day >= %(first)s", "d.day < %(last)s"]
     else:

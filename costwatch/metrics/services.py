@@ -110,9 +110,12 @@ GROUP BY 1, 2, 3, 4, 5, 6
 """
 
 MODEL_DAY_FROM_HOURS = f"""
-INSERT INTO metrics_modelday (project_id, environment, feature_id, model, tier, day, {COUNTER_COLUMNS})
+INSERT INTO metrics_modelday (project_id, environment, feature_id, model, tier, day, {COUNTER_COLUMNS},
+                              routed_calls, routed_pro_calls)
 SELECT r.project_id, r.environment, r.feature_id, r.model, r.tier, (r.hour AT TIME ZONE %(tz)s)::date,
-       {ROLLUP_COUNTERS}
+       {ROLLUP_COUNTERS},
+       coalesce(sum(r.calls) FILTER (WHERE {ROUTED}), 0),
+       coalesce(sum(r.calls) FILTER (WHERE {ROUTED} AND r.tier = 'pro'), 0)
 FROM metrics_hourlyrollup r
 WHERE r.project_id = %(project_id)s AND r.hour >= %(low)s AND r.hour < %(high)s
   AND (r.hour AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
@@ -120,9 +123,12 @@ GROUP BY 1, 2, 3, 4, 5, 6
 """
 
 MODEL_DAY_FROM_EVENTS = f"""
-INSERT INTO metrics_modelday (project_id, environment, feature_id, model, tier, day, {COUNTER_COLUMNS})
+INSERT INTO metrics_modelday (project_id, environment, feature_id, model, tier, day, {COUNTER_COLUMNS},
+                              routed_calls, routed_pro_calls)
 SELECT e.project_id, e.environment, e.feature_id, e.model, e.tier, (e.ts AT TIME ZONE %(tz)s)::date,
-       {EVENT_COUNTERS}
+       {EVENT_COUNTERS},
+       count(*) FILTER (WHERE e.role IN ('primary', 'escalation')),
+       count(*) FILTER (WHERE e.role IN ('primary', 'escalation') AND e.tier = 'pro')
 FROM ingest_event e
 WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
   AND (e.ts AT TIME ZONE %(tz)s)::date = ANY(%(days)s)

@@ -106,12 +106,15 @@ def test_feature_day_and_dimension_day_equal_raw_aggregates(project, mixed):
         assert {n: stored[key][n] for n in COUNTER_NAMES} == counters(rows)
         assert {n: stored[key][n] for n in expected_hists(rows)} == expected_hists(rows)
 
-    stored = rollup_rows(ModelDay, ("day", "environment", "feature_id", "model", "tier"))
+    stored = rollup_rows(ModelDay, ("day", "environment", "feature_id", "model", "tier"),
+                         extra=("routed_calls", "routed_pro_calls"))
     stored = {(k[0], k[1], names[k[2]], k[3], k[4]): v for k, v in stored.items()}
     expected = group(mixed, lambda r: (r["ts"].date(), r["environment"], r["feature"], r["model"], r["tier"]))
     assert set(stored) == set(expected)
     for key, rows in expected.items():
         assert {n: stored[key][n] for n in COUNTER_NAMES} == counters(rows)
+        assert stored[key]["routed_calls"] == len(routed(rows))
+        assert stored[key]["routed_pro_calls"] == sum(1 for r in routed(rows) if r["tier"] == "pro")
 
     with_customer = [r for r in mixed if "customer" in r["attributes"]]
     expected = group(with_customer, lambda r: (r["ts"].date(), r["environment"], r["feature"],

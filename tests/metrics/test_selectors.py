@@ -150,6 +150,18 @@ def test_hourly_timeseries_by_model_and_unfiltered(project, mixed):
 
 
 @pytest.mark.django_db
+def test_daily_timeseries_by_model(project, mixed):
+    series = selectors.timeseries(project=project, metric="pro_share", granularity="day", start=START, end=END,
+                                  group_by="model", environment="production")
+    assert len(series) == 10 * 3
+    for point in series:
+        rows = routed(in_range(mixed, start=point["t"], end=point["t"] + dt.timedelta(days=1), model=point["group"],
+                               environment="production"))
+        expected = share(sum(1 for r in rows if r["tier"] == "pro"), len(rows))
+        assert point["value"] == (pytest.approx(expected) if expected is not None else None)
+
+
+@pytest.mark.django_db
 def test_models_breakdown_and_feature_daily(project, mixed):
     models = {(m["model"], m["tier"]): m for m in selectors.model_metrics(project=project, start=START, end=END)}
     for (model, tier), row in models.items():
