@@ -290,3 +290,26 @@ def test_it_reads_retry_after_as_seconds_or_an_http_date():
     assert retry_after_seconds("") is None
     assert retry_after_seconds("soon") is None
     assert retry_after_seconds("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: no wait
+
+
+def test_a_client_without_a_key_starts_and_drops_events(monkeypatch):
+    monkeypatch.delenv("COSTWATCH_INGEST_KEY", raising=False)
+    client = Client(api_key=None, base_url="http://127.0.0.1:9")
+
+    assert client.send(event()) is None
+    assert client.stats()["dropped"] == 1 and client.flush(timeout=1) is True
+    client.close(timeout=1)
+
+
+def test_it_reads_the_key_and_url_from_the_environment(httpserver, monkeypatch):
+    recorder = Recorder()
+    monkeypatch.setenv("COSTWATCH_INGEST_KEY", KEY)
+    monkeypatch.setenv("COSTWATCH_URL", serve(httpserver, recorder))
+    client = Client(flush_interval=0.05)
+
+    client.send(event(2))
+
+    assert client.flush(timeout=10) is True
+    assert recorder.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"
+    assert recorder.all_events()[0]["input_tokens"] == 200
+    client.close(timeout=1)

@@ -90,13 +90,17 @@ class Client:
     >>> cw.record(response, feature="ticket-triage", request_kwargs=kwargs)
     """
 
-    def __init__(self, api_key: str, base_url: str = "http://127.0.0.1:8000", *, max_queue: int = 10000,
+    def __init__(self, api_key: str | None = None, base_url: str | None = None, *, max_queue: int = 10000,
                  batch_size: int = 500, flush_interval: float = 1.0, timeout: float = 5, max_retries: int = 5,
                  backoff_base: float = 0.5, backoff_max: float = 30.0, max_retry_after: float = 300.0,
                  gzip: bool = False, environment: str | None = None, feature: str | None = None,
                  shutdown_timeout: float = 5.0):
-        if not api_key:
-            raise ValueError("api_key is required (a key with the 'ingest' scope: cw_<id>_<secret>)")
+        api_key = api_key or os.environ.get("COSTWATCH_INGEST_KEY", "")
+        base_url = base_url or os.environ.get("COSTWATCH_URL") or "http://127.0.0.1:8000"
+        # No key (a dev machine, a test run): the app must still start; events are counted as dropped.
+        self.enabled = bool(api_key)
+        if not self.enabled:
+            logger.warning("costwatch: no API key (api_key= or COSTWATCH_INGEST_KEY); events will be dropped")
         self.api_key = api_key
         self.url = base_url.rstrip("/") + "/api/v1/events"
         self.max_queue = max(1, int(max_queue))
@@ -234,7 +238,7 @@ class Client:
             self._counts[name] += n
 
     def _enqueue(self, data: bytes) -> bool:
-        if self._closed:
+        if self._closed or not self.enabled:
             self._count("dropped")
             return False
         if self._pid != os.getpid():  # forked: the parent's thread does not exist here
