@@ -313,3 +313,49 @@ def test_it_reads_the_key_and_url_from_the_environment(httpserver, monkeypatch):
     assert recorder.requests[0]["headers"]["Authorization"] == f"Bearer {KEY}"
     assert recorder.all_events()[0]["input_tokens"] == 200
     client.close(timeout=1)
+
+
+def test_threads_sending_at_once_lose_and_repeat_nothing(httpserver, clients):
+    recorder = Recorder()
+    client = clients(serve(httpserver, recorder), batch_size=100)
+    barrier = threading.Barrier(8)
+    ids = [[] for _ in range(8)]
+
+    def worker(n):
+        barrier.wait()
+        for i in range(250):
+            ids[n].append(client.send(event(1, request_id=f"t{n}-{i}")))
+
+    threads = [threading.Thread(target=worker, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert client.flush(timeout=30) is True
+    received = [e["event_id"] for e in recorder.all_events()]
+    assert len(received) == 2000 and set(received) == {i for per_thread in ids for i in per_thread}
+    assert all(len(r["body"]["events"]) <= 100 for r in recorder.requests)
+    assert client.stats()["sent"] == 2000 and client.stats()["dropped"] == 0
+
+
+def test_a_forked_child_sends_with_its_own_sender(httpserver):
+    recorder = Recorder()
+    base_url = serve(httpserver, recorder)
+    script = (
+        "import os, sys\n"
+        "from costwatch_client import Client\n"
+        f"cw = Client(api_key={KEY!r}, base_url={base_url!r}, flush_interval=0.05)\n"
+        "cw.send({'feature': 'parent', 'model': 'm', 'input_tokens': 1, 'output_tokens': 1})\n"
+        "assert cw.flush(10)\n"
+        "pid = os.fork()\n"
+        "if pid == 0:\n"
+        "    cw.send({'feature': 'child', 'model': 'm', 'input_tokens': 2, 'output_tokens': 1})\n"
+        "    sys.exit(0 if cw.flush(10) else 1)\n"
+        "_, status = os.waitpid(pid, 0)\n"
+        "sys.exit(os.waitstatus_to_exitcode(status))\n"
+    )
+
+    subprocess.run([sys.executable, "-c", script], check=True, timeout=60)
+
+    assert sorted(e["feature"] for e in recorder.all_events()) == ["child", "parent"]
