@@ -1,0 +1,114 @@
+import datetime as dt
+import math
+from decimal import Decimal
+
+import pytest
+
+from costwatch.projects.models import AuditLog
+from ingest.models import Feature, Price
+from tests.dashboard.pagedata import RANGE, alpha_beta_rows, row, store
+
+pytestmark = pytest.mark.django_db
+LITE_OUT, PRO_OUT = Decimal("1.00"), Decimal("10.00")  # USD per 1M output tokens
+
+
+@pytest.fixture
+def data(project):
+    for model, tier, out in (("m-lite", "lite", LITE_OUT), ("m-pro", "pro", PRO_OUT)):
+        Price.objects.create(model=model, tier=tier, input_per_mtok=Decimal("0.1"), output_per_mtok=out,
+                             effective_from=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    rows = alpha_beta_rows()
+    store(project, rows)
+    return [r for r in rows if r["feature"] == "alpha"]
+
+
+def test_it_shows_the_features_numbers_and_charts(admin_client, project, data):
+    response = admin_client.get(f"/p/{project.slug}/features/alpha/", RANGE)
+    assert response.status_code == 200
+    metrics = response.context["metrics"]
+    assert metrics["cost_usd"] == sum(r["cost_usd"] for r in data)
+    assert metrics["pro_share"] == 0.25
+    html = response.content.decode()
+    assert 'data-testid="kpi-pro-share">25.0%' in html
+    cost_fig = response.context["figures"]["cost"]
+    by_series = {trace["name"]: trace for trace in cost_fig["data"]}
+    assert set(by_series) == {"lite · primary", "lite · triage", "pro · primary"}
+    day = by_series["pro · primary"]["x"].index("2026-10-10")
+    assert by_series["pro · primary"]["y"][day] == pytest.approx(0.02)
+    assert by_series["lite · primary"]["y"][day] == pytest.approx(0.003)
+    for name in ("fig-cost", "fig-pro-share", "fig-output", "fig-latency", "fig-rates"):
+        assert f'id="{name}"' in html
+    assert "vendor/plotly.min.js" in html
+
+
+def test_pro_share_whatif_uses_tier_average_costs(admin_client, project, data):
+    response = admin_client.get(f"/p/{project.slug}/features/alpha/", {**RANGE, "pro_share": "50"})
+    routed = [r for r in data if r["role"] in ("primary", "escalation")]
+    lite = [r["cost_usd"] for r in routed if r["tier"] == "lite"]
+    pro = [r["cost_usd"] for r in routed if r["tier"] == "pro"]
+    total = sum(r["cost_usd"] for r in data)
+    avg_lite, avg_pro = sum(lite) / len(lite), sum(pro) / len(pro)
+    want = total - sum(lite) - sum(pro) + len(routed) * (Decimal("0.5") * avg_pro + Decimal("0.5") * avg_lite)
+    result = response.context["whatif_share"]
+    assert result.current_usd == total
+    assert result.whatif_usd == want  # 0.0231 - 0.023 + 4 * (0.01 + 0.0005) = 0.0421
+    assert want == Decimal("0.0421")
+    assert 'data-testid="whatif-share">$0.04' in response.content.decode()
+
+
+def _bucket(value):
+    return 0 if value < 1 else min(math.floor(math.log(value) / math.log(1.25)) + 1, 99)
+
+
+def _midpoint(index):
+    return 0.0 if index == 0 else 1.25 ** (index - 0.5)
+
+
+def test_output_cap_whatif_uses_the_histogram_and_output_prices(admin_client, project, data):
+    cap = 150
+    response = admin_client.get(f"/p/{project.slug}/features/alpha/", {**RANGE, "cap": str(cap)})
+    saved = Decimal(0)
+    for tier, price in (("lite", LITE_OUT), ("pro", PRO_OUT)):
+        outputs = [r["output_tokens"] for r in data if r["tier"] == tier]
+        mids = [_midpoint(_bucket(v)) for v in outputs]
+        fraction = 1 - (sum(min(m, cap) for m in mids) / len(mids)) / (sum(mids) / len(mids))
+        saved += Decimal(sum(outputs)) * Decimal(str(fraction)) * price / 1_000_000
+    result = response.context["whatif_capped"]
+    total = sum(r["cost_usd"] for r in data)
+    assert result.current_usd == total
+    assert result.whatif_usd == pytest.approx(total - saved, abs=Decimal("1e-12"))
+    assert saved > Decimal("0.02")  # the 3000-token Pro call dominates: capping it at 150 saves most of it
+
+
+def test_recent_calls_are_the_newest_50_of_the_feature(admin_client, project):
+    start = dt.datetime(2026, 10, 1, tzinfo=dt.UTC)
+    store(project, [row(ts=start + dt.timedelta(minutes=i), event_id=f"recent-{i:03d}") for i in range(55)]
+          + [row(feature="beta", ts=start + dt.timedelta(hours=5), event_id="other-feature")])
+    calls = admin_client.get(f"/p/{project.slug}/features/alpha/", RANGE).context["recent_calls"]
+    assert [c.event_id for c in calls] == [f"recent-{i:03d}" for i in range(54, 4, -1)]
+
+
+def test_admin_saves_feature_settings_with_an_audit_entry(admin_client, project, data):
+    response = admin_client.post(f"/p/{project.slug}/features/alpha/", {"expected_pro_share": "20", "muted": "on"})
+    assert response.status_code == 302
+    feature = Feature.objects.get(project=project, name="alpha")
+    assert feature.expected_pro_share == pytest.approx(0.2) and feature.muted is True
+    entry = AuditLog.objects.get(project=project, target_type="feature", target_id="alpha")
+    assert entry.before == {"expected_pro_share": None, "muted": False}
+    assert entry.after == {"expected_pro_share": 0.2, "muted": True}
+    assert entry.actor_label == "alice"
+
+
+def test_viewer_cannot_change_feature_settings(client, project, viewer, data):
+    client.force_login(viewer)
+    page = client.get(f"/p/{project.slug}/features/alpha/", RANGE)
+    assert page.status_code == 200 and "Only project admins can change these." in page.content.decode()
+    response = client.post(f"/p/{project.slug}/features/alpha/", {"expected_pro_share": "20", "muted": "on"})
+    assert response.status_code == 404
+    feature = Feature.objects.get(project=project, name="alpha")
+    assert feature.expected_pro_share is None and feature.muted is False
+    assert not AuditLog.objects.filter(target_type="feature").exists()
+
+
+def test_unknown_feature_is_404(admin_client, project, data):
+    assert admin_client.get(f"/p/{project.slug}/features/nope/").status_code == 404

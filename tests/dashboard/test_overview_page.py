@@ -1,0 +1,75 @@
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+from costwatch.metrics.models import RollupState
+from tests.dashboard.pagedata import row, store
+
+pytestmark = pytest.mark.django_db
+
+
+def this_month_ts():
+    """A moment in the current UTC month that is already past."""
+    now = timezone.now()
+    month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    return month_start + (now - month_start) / 2
+
+
+def test_it_shows_month_to_date_spend_share_and_unpriced_calls(admin_client, project):
+    ts = this_month_ts()
+    rows = [row(ts=ts, cost_usd=Decimal("1.25")), row(ts=ts, cost_usd=Decimal("2.50")),
+            row(ts=ts, tier="pro", model="m-pro", cost_usd=Decimal("4.00")),
+            row(ts=ts, feature="beta", tier="unknown", model="m-free", cost_usd=None, cost_source="")]
+    store(project, rows)
+    response = admin_client.get(f"/p/{project.slug}/")
+    ov = response.context["ov"]
+    assert ov["spent_usd"] == Decimal("7.75")
+    assert ov["pro_share"] == pytest.approx(1 / 4) and ov["lite_share"] == pytest.approx(2 / 4)
+    assert ov["unpriced_calls"] == 1
+    html = response.content.decode()
+    assert '<div class="value">$7.75</div>' in html
+    assert "50%</span> / <span class=\"pro-text\">25%" in html
+    assert "<code>m-free</code>" in html
+    assert [f["feature"] for f in ov["top_by_cost"]] == ["alpha"]
+    assert 'data-figure="cost-figure"' in html and 'id="cost-figure"' in html
+
+
+def test_it_warns_when_the_rollups_are_behind(admin_client, project):
+    store(project, [row(ts=this_month_ts())])
+    RollupState.objects.filter(project=project).update(refreshed_at=timezone.now() - dt.timedelta(minutes=12))
+    html = admin_client.get(f"/p/{project.slug}/").content.decode()
+    assert "Data as of" in html and "more than 5 minutes behind" in html
+    RollupState.objects.filter(project=project).update(refreshed_at=timezone.now())
+    html = admin_client.get(f"/p/{project.slug}/").content.decode()
+    assert "Data as of" in html and "more than 5 minutes behind" not in html
+
+
+def test_open_alerts_are_listed(admin_client, project):
+    budgets = pytest.importorskip("budgets.models")
+    store(project, [row(ts=this_month_ts())])
+    rule = budgets.Rule.objects.create(project=project, kind="spend_budget",
+                                       params={"budget_usd": "1", "period": "month"})
+    now = timezone.now()
+    budgets.Alert.objects.create(project=project, rule=rule, kind="spend_budget", key="project", scope={},
+                                 level=100, state="open", opened_at=now, last_fired_at=now,
+                                 last_notified_at=now, message="Spend is at 120% of the monthly budget")
+    html = admin_client.get(f"/p/{project.slug}/").content.decode()
+    assert "Spend is at 120% of the monthly budget" in html
+
+
+def test_empty_project_shows_the_first_event_example(admin_client, project):
+    html = admin_client.get(f"/p/{project.slug}/").content.decode()
+    assert "send your first one" in html and "/api/v1/events" in html
+
+
+def test_anonymous_is_sent_to_login_and_outsiders_get_404(client, project, outsider):
+    pages = ["", "features/", "features/alpha/", "models/", "settings/"]
+    store(project, [row(ts=this_month_ts())])
+    for page in pages:
+        response = client.get(f"/p/{project.slug}/{page}")
+        assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+    client.force_login(outsider)
+    for page in pages:
+        assert client.get(f"/p/{project.slug}/{page}").status_code == 404
