@@ -127,13 +127,13 @@ class EventsView(DatabaseUnavailableMixin, APIView):
                                  description="Some events rejected (see errors), the others stored."),
             400: OpenApiResponse(schema.IngestResultSerializer,
                                  description="Every event rejected, or the body is not {\"events\": [...]}."),
-            401: OpenApiResponse(schema.ErrorsSerializer, description="Missing, unknown or revoked key."),
-            403: OpenApiResponse(schema.ErrorsSerializer, description="The key lacks the ingest scope."),
-            413: OpenApiResponse(schema.ErrorsSerializer, description="Body over 5 MB (after decompression)."),
-            415: OpenApiResponse(schema.ErrorsSerializer, description="Content-Type is not JSON."),
-            429: OpenApiResponse(schema.ErrorsSerializer, description="Over the project's rate limit; "
+            401: OpenApiResponse(schema.IngestErrorsSerializer, description="Missing, unknown or revoked key."),
+            403: OpenApiResponse(schema.IngestErrorsSerializer, description="The key lacks the ingest scope."),
+            413: OpenApiResponse(schema.IngestErrorsSerializer, description="Body over 5 MB (after decompression)."),
+            415: OpenApiResponse(schema.IngestErrorsSerializer, description="Content-Type is not JSON."),
+            429: OpenApiResponse(schema.IngestErrorsSerializer, description="Over the project's rate limit; "
                                                                       "see Retry-After."),
-            503: OpenApiResponse(schema.ErrorsSerializer, description="Database unreachable; see Retry-After."),
+            503: OpenApiResponse(schema.IngestErrorsSerializer, description="Database unreachable; see Retry-After."),
         },
         examples=schema.EVENTS_EXAMPLES,
         tags=["events"],
@@ -195,7 +195,7 @@ class PricesView(DatabaseUnavailableMixin, APIView):
         operation_id="prices_list",
         summary="Prices in effect for the project (its overrides and the global catalogue, marked by scope)",
         parameters=[OpenApiParameter("history", bool, description="Every period, not only the ones in force.")],
-        responses={200: schema.PriceSerializer(many=True), 401: schema.ErrorsSerializer},
+        responses={200: schema.PriceSerializer(many=True), 401: schema.IngestErrorsSerializer},
         tags=["prices"],
     )
     def get(self, request):
@@ -210,8 +210,8 @@ class PricesView(DatabaseUnavailableMixin, APIView):
         operation_id="prices_create",
         summary="Add a project price override (a new period; history is kept) and queue the recompute",
         request=schema.PriceInputSerializer,
-        responses={201: schema.PriceCreatedSerializer, 400: schema.ErrorsSerializer,
-                   403: schema.ErrorsSerializer},
+        responses={201: schema.PriceCreatedSerializer, 400: schema.IngestErrorsSerializer,
+                   403: schema.IngestErrorsSerializer},
         examples=schema.PRICE_EXAMPLES,
         tags=["prices"],
     )

@@ -52,7 +52,7 @@ class EventBatchSerializer(serializers.Serializer):
     events = EventSerializer(many=True, help_text="1 to 1000 events.")
 
 
-class ErrorSerializer(serializers.Serializer):
+class EventErrorSerializer(serializers.Serializer):
     field = serializers.CharField(allow_null=True)
     code = serializers.CharField()
     message = serializers.CharField()
@@ -60,16 +60,16 @@ class ErrorSerializer(serializers.Serializer):
     event_id = serializers.CharField(required=False, allow_null=True)
 
 
-class ErrorsSerializer(serializers.Serializer):
-    errors = ErrorSerializer(many=True)
+class IngestErrorsSerializer(serializers.Serializer):
+    errors = EventErrorSerializer(many=True)
 
 
 class IngestResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
-    errors = ErrorSerializer(many=True)
-    warnings = ErrorSerializer(many=True)
+    errors = EventErrorSerializer(many=True)
+    warnings = EventErrorSerializer(many=True)
 
 
 EVENTS_EXAMPLES = [
