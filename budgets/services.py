@@ -276,19 +276,25 @@ def outgoing_message(notice: Notice) -> OutgoingMessage:
     return OutgoingMessage(type=notice.type, alert=payload, project_name=alert.project.name, numbers=notice.numbers)
 
 
-def deliveries_send_due(*, now=None, limit: int = 200) -> int:
-    """Claim each due delivery with a conditional UPDATE and send it; returns how many were sent."""
+def deliveries_claim_due(*, now=None, limit: int = 200) -> list[int]:
+    """Claim due deliveries, each by a conditional UPDATE that also leases it for CLAIM_LEASE:
+    two sweepers never send one row twice, and a row whose sender died becomes due again."""
     now = now or timezone.now()
     due = (Delivery.objects.filter(status=Delivery.PENDING, next_attempt_at__lte=now)
            .order_by("next_attempt_at", "id").values_list("id", "next_attempt_at")[:limit])
-    sent = 0
+    claimed = []
     for delivery_id, next_attempt_at in list(due):
-        claimed = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING,
-                                          next_attempt_at=next_attempt_at).update(
-            next_attempt_at=now + CLAIM_LEASE, attempts=F("attempts") + 1)
-        if claimed:
-            sent += delivery_attempt(delivery_id=delivery_id, now=now)
-    return sent
+        if Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING, next_attempt_at=next_attempt_at).update(
+                next_attempt_at=now + CLAIM_LEASE, attempts=F("attempts") + 1):
+            claimed.append(delivery_id)
+    return claimed
+
+
+def deliveries_send_due(*, now=None, limit: int = 200) -> int:
+    """Claim and send every due delivery in this process; returns how many were sent."""
+    now = now or timezone.now()
+    return sum(delivery_attempt(delivery_id=delivery_id, now=now)
+               for delivery_id in deliveries_claim_due(now=now, limit=limit))
 
 
 def delivery_attempt(*, delivery_id: int, now) -> bool:

@@ -5,6 +5,7 @@ import logging
 from celery import shared_task
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
 from costwatch.projects.models import Project
 
@@ -39,9 +40,18 @@ def evaluate_project(project_id: int):
 
 @shared_task(name="budgets.tasks.send_due_deliveries", ignore_result=True)
 def send_due_deliveries():
-    sent = services.deliveries_send_due()
-    if sent:
-        logger.info("deliveries: sent %d", sent)
+    """Claim due rows and send each in its own task, so a slow or dead channel never delays another
+    (a lost task is harmless: the claim is a lease and the row comes due again)."""
+    claimed = services.deliveries_claim_due()
+    for delivery_id in claimed:
+        send_delivery.apply_async(args=[delivery_id], expires=services.CLAIM_LEASE.total_seconds())
+    return len(claimed)
+
+
+@shared_task(name="budgets.tasks.send_delivery", ignore_result=True)
+def send_delivery(delivery_id: int):
+    sent = services.delivery_attempt(delivery_id=delivery_id, now=timezone.now())
+    logger.info("delivery %s %s", delivery_id, "sent" if sent else "failed")
     return sent
 
 
