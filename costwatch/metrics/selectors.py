@@ -433,19 +433,29 @@ FEATURE_DAILY_COLUMNS = [
 
 
 def feature_daily(*, project, feature, start, end, environment=None) -> pd.DataFrame:
-    """Per (day, tier, role) of one feature: counters, cost (Decimal) and merged histograms."""
+    """Per (day, tier, role) of one feature: counters, cost (Decimal) and merged histograms.
+
+    Rows of several environments are merged here in Python: cheaper than a SQL array-sum
+    aggregate for the few rows per group this has."""
     first, last = local_days(project, start, end)
     where, params = _day_filter(project, first, last, environment)
     params["feature_id"] = _feature_id(project, feature)
-    sums = ", ".join(f"sum(d.{c})" for c in FEATURE_DAILY_COLUMNS[3:13])
-    sql = f"""SELECT d.day, d.tier, d.role, {sums}, cw_hist_sum(d.latency_hist), cw_hist_sum(d.ttft_hist),
-                     cw_hist_sum(d.output_tokens_hist)
-              FROM metrics_featureday d WHERE {where} AND d.feature_id = %(feature_id)s
-              GROUP BY 1, 2, 3 ORDER BY 1, 2, 3"""
+    columns = ", ".join(f"d.{c}" for c in FEATURE_DAILY_COLUMNS)
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(f"SELECT {columns} FROM metrics_featureday d WHERE {where} "
+                       "AND d.feature_id = %(feature_id)s ORDER BY d.day, d.tier, d.role", params)
         rows = cursor.fetchall()
-    frame = pd.DataFrame(rows, columns=FEATURE_DAILY_COLUMNS)
+    merged: list[list] = []
+    for row in rows:
+        if merged and tuple(merged[-1][:3]) == tuple(row[:3]):
+            last_row = merged[-1]
+            for i in range(3, 13):
+                last_row[i] += row[i]
+            for i in range(13, 16):
+                last_row[i] = buckets.merge(last_row[i], row[i])
+        else:
+            merged.append(list(row))
+    frame = pd.DataFrame(merged, columns=FEATURE_DAILY_COLUMNS)
     for column in FEATURE_DAILY_COLUMNS[3:13]:
         if column != "cost_usd":
             frame[column] = frame[column].astype("int64")

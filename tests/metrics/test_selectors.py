@@ -6,7 +6,7 @@ from decimal import Decimal
 
 import pytest
 
-from costwatch.metrics import selectors, services
+from costwatch.metrics import buckets, selectors, services
 from tests.factories import make_project
 from tests.metrics.eventdata import UTC, counters, event_row, nearest_rank, random_rows, routed, store_events
 
@@ -183,6 +183,9 @@ def test_models_breakdown_and_feature_daily(project, mixed):
 
     frame = selectors.feature_daily(project=project, feature="triage", start=START, end=END)
     assert int(frame["calls"].sum()) == len(in_range(mixed, feature="triage"))
+    triage_rows = in_range(mixed, feature="triage")
+    merged = buckets.merge_all(frame["latency_hist"])
+    assert merged == buckets.histogram(r["latency_ms"] for r in triage_rows)
     first_day = frame[frame["day"] == START.date()]
     assert int(first_day["output_tokens"].sum()) == sum(
         r["output_tokens"] for r in in_range(mixed, start=START, end=START + dt.timedelta(days=1), feature="triage"))
