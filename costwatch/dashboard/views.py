@@ -134,9 +134,9 @@ def _sorted_rows(rows, sort: str):
     descending = sort.startswith("-")
     if key == "feature":
         return sorted(rows, key=lambda r: r["feature"], reverse=descending)
-    present = [r for r in rows if r.get(key) is not None]
-    missing = [r for r in rows if r.get(key) is None]
-    return sorted(present, key=lambda r: (r[key], r["feature"]), reverse=descending) + missing  # nulls last
+    by_name = sorted(rows, key=lambda r: r["feature"])  # ties stay alphabetical either way (stable sort)
+    present = sorted((r for r in by_name if r.get(key) is not None), key=lambda r: r[key], reverse=descending)
+    return present + [r for r in by_name if r.get(key) is None]  # nulls last
 
 
 def _csv_value(value):
