@@ -124,6 +124,8 @@ class Command(BaseCommand):
             ("timeseries", {"metric": "pro_share", "granularity": "day", "feature": top, "group_by": "tier"}),
             ("timeseries", {"metric": "calls", "granularity": "hour", "feature": top,
                             "start": (timezone.now() - dt.timedelta(days=7)).date().isoformat()}),
+            ("timeseries", {"metric": "cost", "granularity": "hour", "feature": top, "group_by": "tier",
+                            "start": (timezone.now() - dt.timedelta(days=7)).date().isoformat()}),
             ("timeseries", {"metric": "cost", "granularity": "day", "group_by": "model"}),
             ("models", {}),
             ("breakdown", {"dimension": "customer"}),
