@@ -390,3 +390,11 @@ def test_the_helpers_do_not_import_any_sdk():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
     assert costwatch_client.__version__
+
+
+def test_it_skips_the_sdks_not_given_sentinels_when_looking_for_the_cap():
+    kwargs = {"model": "gpt-5-mini", "max_completion_tokens": openai.NOT_GIVEN, "max_tokens": 200}
+
+    assert from_openai_chat(chat_completion(), request_kwargs=kwargs)["max_output_tokens"] == 200
+    assert "max_output_tokens" not in from_anthropic_message(anthropic_message(),
+                                                             request_kwargs={"max_tokens": anthropic.NOT_GIVEN})

@@ -111,10 +111,13 @@ def _merge_fields(event: dict, fields: dict | None) -> dict:
     return event
 
 
+_UNSET_TYPES = ("NotGiven", "Omit")  # the SDKs' sentinels for "argument not given"
+
+
 def _kw(request_kwargs, *names):
     for name in names:
         value = (request_kwargs or {}).get(name)
-        if value is not None:
+        if value is not None and type(value).__name__ not in _UNSET_TYPES:
             return value
     return None
 
