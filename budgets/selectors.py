@@ -54,43 +54,46 @@ class FeatureWindows:
     before_7d: Window  # the 28 days before the last 7 days (baseline of share_drift)
 
 
-# The four windows overlap, so the table is read once, summed per (feature, day counted from
-# the start of the oldest window). Every window edge falls on such a day edge (6, 28 and 34
-# days after it), so windows are sums of days: days 0-5 are only in before_7d, 6-27 in both
-# 28-day baselines, 28-33 in last_7d and before_24h, 34-35 (the last 24 full hours and the
-# current hour) in last_24h and last_7d. Days of the 24-h baseline with calls come for free.
-WINDOW_DAYS = {"before_7d": range(0, 28), "before_24h": range(6, 34), "last_7d": range(28, 36),
-               "last_24h": range(34, 36)}
+# The four windows overlap, so the table is read once and summed per (feature, day counted
+# from the start of the oldest window); the windows are then sums of those day rows (36 per
+# feature). Every window edge falls on a day edge (6, 28 and 34 days after the start): days
+# 0-27 are before_7d, 6-33 before_24h, 28-35 last_7d and 34-35 (the 24 full hours before the
+# current one, and the current hour) last_24h. Counts are cast to bigint so they arrive as
+# ints; only money stays NUMERIC.
+WINDOW_DAYS = {"last_24h": (34, 36), "before_24h": (6, 34), "last_7d": (28, 36), "before_7d": (0, 28)}
+
+
+def _sum_sql(name: str, inner: bool) -> str:
+    cast = "" if name == "cost_usd" else "::bigint"
+    return f"SUM({name}){cast} AS {name}" if inner else f"COALESCE(SUM({name}) FILTER (WHERE day >= %s AND day < %s), 0){cast}"
 
 
 def feature_windows(*, project, now: dt.datetime, environment: str | None) -> dict[int, FeatureWindows]:
     """Every feature's four windows in ONE pass over FeatureHour (the narrow table for rules)."""
     bounds = WindowBounds.at(now)
-    sums = ", ".join(f"SUM({name})" for name in WINDOW_FIELDS)
-    env_clause = "AND environment = %(env)s" if environment is not None else ""
-    sql = (f"SELECT feature_id, EXTRACT(DAY FROM hour - %(b7)s)::int AS day, {sums} "
-           f"FROM {FeatureHour._meta.db_table} "
-           f"WHERE project_id = %(project)s {env_clause} AND hour >= %(b7)s AND hour < %(end)s GROUP BY 1, 2")
+    inner_sums = ", ".join(_sum_sql(name, inner=True) for name in WINDOW_FIELDS)
+    outer = [_sum_sql(name, inner=False) for _ in WINDOW_DAYS for name in WINDOW_FIELDS]
+    outer.append("COUNT(*) FILTER (WHERE day >= 6 AND day < 34 AND calls > 0)")  # baseline days with calls
+    env_clause = "AND environment = %s" if environment is not None else ""
+    sql = (f"SELECT feature_id, {', '.join(outer)} FROM ("
+           f" SELECT feature_id, EXTRACT(DAY FROM hour - %s)::int AS day, {inner_sums}"
+           f" FROM {FeatureHour._meta.db_table}"
+           f" WHERE project_id = %s {env_clause} AND hour >= %s AND hour < %s GROUP BY 1, 2"
+           f") AS days GROUP BY feature_id")
+    params = [bound for bounds_ in WINDOW_DAYS.values() for _ in WINDOW_FIELDS for bound in bounds_]
+    params += [bounds.before_7d, project.pk, *([environment] if environment is not None else []),
+               bounds.before_7d, bounds.end]
     with connection.cursor() as cursor:
-        cursor.execute(sql, {"project": project.pk, "env": environment, "end": bounds.end, "b7": bounds.before_7d})
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
-    days_by_feature: dict[int, dict[int, tuple]] = {}
-    for feature_id, day, *values in rows:
-        days_by_feature.setdefault(feature_id, {})[day] = values
-    return {feature_id: _windows_from_days(feature_id, days) for feature_id, days in days_by_feature.items()}
-
-
-def _windows_from_days(feature_id, days) -> FeatureWindows:
-    windows = {}
-    for name, day_range in WINDOW_DAYS.items():
-        totals = [0] * len(WINDOW_FIELDS)
-        for day in day_range:
-            for i, value in enumerate(days.get(day, ())):
-                totals[i] += value or 0
-        windows[name] = Window(**{field: (Decimal(v) if field == "cost_usd" else int(v))
-                                  for field, v in zip(WINDOW_FIELDS, totals, strict=True)})
-    windows["before_24h"].active_days = sum(1 for day in WINDOW_DAYS["before_24h"] if day in days and days[day][0])
-    return FeatureWindows(feature_id=feature_id, **windows)
+    n = len(WINDOW_FIELDS)
+    result = {}
+    for feature_id, *values in rows:
+        windows = {name: Window(**dict(zip(WINDOW_FIELDS, values[i * n:(i + 1) * n], strict=True)))
+                   for i, name in enumerate(WINDOW_DAYS)}
+        windows["before_24h"].active_days = values[-1]
+        result[feature_id] = FeatureWindows(feature_id=feature_id, **windows)
+    return result
 
 
 def unpriced_calls_by_model(*, project, now: dt.datetime, environment: str | None) -> dict[str, int]:
