@@ -5,7 +5,7 @@ import datetime as dt
 import random
 from decimal import Decimal
 
-from ingest.models import DirtyHour, Event, Feature
+from ingest.services import event_rows_store
 
 UTC = dt.UTC
 
@@ -23,21 +23,14 @@ def event_row(**overrides) -> dict:
     return row
 
 
-def store_events(project, rows: list[dict]) -> list[Event]:
-    """Write events the way ingest does (rows + a DirtyHour mark per touched hour), via bulk_create."""
-    features = {}
-    for row in rows:
-        if row["feature"] not in features:
-            features[row["feature"]], _ = Feature.objects.get_or_create(project=project, name=row["feature"])
-    events = []
-    for index, row in enumerate(rows):
-        fields = {k: v for k, v in row.items() if k != "feature"}
-        fields["event_id"] = fields["event_id"] or f"ev-{random.getrandbits(64):x}-{index}"
-        events.append(Event(project=project, feature=features[row["feature"]], received_at=row["ts"], **fields))
-    Event.objects.bulk_create(events)
-    hours = {row["ts"].astimezone(UTC).replace(minute=0, second=0, microsecond=0) for row in rows}
-    DirtyHour.objects.bulk_create([DirtyHour(project=project, hour=hour) for hour in hours])
-    return events
+def store_events(project, rows: list[dict]) -> list[dict]:
+    """Write events through ingest's own write path (COPY + ON CONFLICT, DirtyHour marks in the
+    same transaction); rows are already priced, so each keeps exactly the cost it states."""
+    rows = [dict(row, event_id=row["event_id"] or f"ev-{random.getrandbits(64):x}-{i}")
+            for i, row in enumerate(rows)]
+    result = event_rows_store(project=project, rows=rows)
+    assert result.accepted == len(rows), result
+    return rows
 
 
 def random_rows(seed: int, count: int, *, start: dt.datetime, hours: int, features=("triage", "search-rank"),
