@@ -63,8 +63,10 @@ def next_boundary(now: dt.datetime, granularity: str, tzinfo) -> dt.datetime:
 
 def parse_instant(name: str, raw: str, tzinfo, errors: list) -> dt.datetime | None:
     raw = raw.strip()
+    if "T" in raw or "t" in raw:
+        raw = raw.replace(" ", "+")  # an unencoded '+' of the offset arrives as a space
     try:
-        parsed = parse_datetime(raw.replace(" ", "+")) if "T" in raw or " " in raw else None
+        parsed = parse_datetime(raw) if len(raw) > 10 else None
     except ValueError:
         parsed = None
     if parsed is not None:
