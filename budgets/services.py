@@ -27,6 +27,7 @@ from .models import (
     FEATURE_KINDS,
     KIND_SPEND_BUDGET,
     KIND_UNPRICED_TRAFFIC,
+    RULE_KINDS,
     Alert,
     Channel,
     Delivery,
@@ -99,7 +100,7 @@ def project_verdicts(*, project, now) -> list[Evaluation]:
         return windows_by_env[environment]
 
     evaluations = []
-    for kind in FEATURE_KINDS:
+    for kind in [k for k, _ in RULE_KINDS if k in FEATURE_KINDS]:  # a stable order for evaluate_rules
         kind_rules = [r for r in rules if r.kind == kind]
         # A feature-scoped rule (even a disabled one) replaces the project rule of its kind for that feature.
         replaced = {r.feature_id for r in kind_rules if r.feature_id}
