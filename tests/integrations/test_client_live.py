@@ -16,7 +16,7 @@ from werkzeug import Response
 from costwatch.projects.services import api_key_issue
 from costwatch_client import Client, track
 from ingest.models import Event
-from tests.integrations.test_sdk_mapping import chat_chunk, sse
+from tests.integrations.sse import chat_chunk, sse
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -25,6 +25,7 @@ from costwatch_client import (
     from_openai_chat,
     from_openai_response,
 )
+from tests.integrations.sse import chat_chunk, sse
 
 TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens", "reasoning_tokens")
 
@@ -43,17 +44,6 @@ def chat_completion(**overrides):
     }
     body.update(overrides)
     return ChatCompletion.model_validate(body)
-
-
-def sse(events):
-    """Server-sent events: [(event_name or None, payload dict or raw str)]."""
-    lines = []
-    for name, payload in events:
-        if name:
-            lines.append(f"event: {name}")
-        lines.append(f"data: {payload if isinstance(payload, str) else json.dumps(payload)}")
-        lines.append("")
-    return "\n".join(lines) + "\n"
 
 
 # --- OpenAI chat completions -------------------------------------------------------------------
@@ -232,15 +222,6 @@ def test_it_picks_the_helper_by_response_type():
 
 
 # --- streams through the real SDK clients -----------------------------------------------------------
-def chat_chunk(content=None, finish=None, usage=None, choices=True):
-    chunk = {"id": "c1", "object": "chat.completion.chunk", "created": 1764000000, "model": "gpt-5-mini-2025-08-07",
-             "choices": [{"index": 0, "delta": {"content": content} if content else {},
-                          "finish_reason": finish}] if choices else []}
-    if usage:
-        chunk["usage"] = usage
-    return chunk
-
-
 def test_it_takes_openai_stream_usage_from_the_final_chunk(httpserver):
     usage = {"prompt_tokens": 800, "completion_tokens": 3, "total_tokens": 803,
              "prompt_tokens_details": {"cached_tokens": 512}, "completion_tokens_details": {"reasoning_tokens": 0}}
