@@ -116,9 +116,12 @@ def local_days(project, start: dt.datetime, end: dt.datetime) -> tuple[dt.date, 
     return start.astimezone(tzinfo).date(), end.astimezone(tzinfo).date()
 
 
-def _day_filter(project, first, last, environment, attrs=None, table="metrics_featureday"):
+def _day_filter(project, first, last, environment, attrs=None, table="metrics_featureday", feature_id=None):
     where = ["d.project_id = %(project_id)s", "d.day >= %(first)s", "d.day < %(last)s"]
     params = {"project_id": project.pk, "first": first, "last": last}
+    if feature_id is not None:
+        where.append("d.feature_id = %(feature_id)s")
+        params["feature_id"] = feature_id
     if environment:
         where.append("d.environment = %(environment)s")
         params["environment"] = environment
@@ -133,9 +136,9 @@ def _daily_table(attrs) -> str:
     return "metrics_dimensionday" if attrs else "metrics_featureday"
 
 
-def _histograms_by_feature(project, first, last, environment) -> dict:
+def _histograms_by_feature(project, first, last, environment, feature_id=None) -> dict:
     """{feature_id: {"latency": hist, "ttft": hist}} merged over the days (sparse unnest, summed in SQL)."""
-    where, params = _day_filter(project, first, last, environment)
+    where, params = _day_filter(project, first, last, environment, feature_id=feature_id)
     sql = " UNION ALL ".join(
         f"SELECT d.feature_id, '{kind}', u.i, sum(u.c) FROM metrics_featureday d, "
         f"unnest(d.{kind}_hist) WITH ORDINALITY AS u(c, i) WHERE {where} GROUP BY 1, 3"
@@ -156,11 +159,11 @@ def _percentiles(hists: dict | None) -> dict:
             for kind in ("latency", "ttft") for q in (0.5, 0.95)}
 
 
-def _pro_share_changes(project, end_day, environment, attrs) -> dict:
+def _pro_share_changes(project, end_day, environment, attrs, feature_id=None) -> dict:
     """{feature_id: pro_share over the 7 days before end minus over the 28 days before those}."""
     table = _daily_table(attrs)
     recent_from, base_from = end_day - dt.timedelta(days=7), end_day - dt.timedelta(days=35)
-    where, params = _day_filter(project, base_from, end_day, environment, attrs, table)
+    where, params = _day_filter(project, base_from, end_day, environment, attrs, table, feature_id)
     params["recent_from"] = recent_from
     routed, pro = ("d.routed_calls", "d.routed_pro_calls") if attrs else (
         f"d.calls * ({ROUTED})::int", f"d.calls * ({ROUTED} AND d.tier = 'pro')::int")
@@ -177,18 +180,20 @@ def _pro_share_changes(project, end_day, environment, attrs) -> dict:
     return changes
 
 
-def feature_metrics(*, project, start, end, environment=None, attrs=None) -> list[dict]:
+def feature_metrics(*, project, start, end, environment=None, attrs=None, feature=None) -> list[dict]:
     """One SPEC 4 row per feature of the project (features without calls in range included),
-    most expensive first. With an attr filter, latency/ttft percentiles are None (histograms
-    are not kept per dimension value)."""
+    most expensive first; only `feature`'s row when a name is given. With an attr filter,
+    latency/ttft percentiles are None (histograms are not kept per dimension value)."""
     first, last = local_days(project, start, end)
     table = _daily_table(attrs)
-    where, params = _day_filter(project, first, last, environment, attrs, table)
+    features = project.features.all() if feature is None else project.features.filter(name=feature)
+    feature_id = None if feature is None else _feature_id(project, feature)
+    where, params = _day_filter(project, first, last, environment, attrs, table, feature_id)
     parts = _sum_parts(table, group_cols=["d.feature_id"], where=where, params=params)
-    hists = {} if attrs else _histograms_by_feature(project, first, last, environment)
-    changes = _pro_share_changes(project, last, environment, attrs)
+    hists = {} if attrs else _histograms_by_feature(project, first, last, environment, feature_id)
+    changes = _pro_share_changes(project, last, environment, attrs, feature_id)
     rows = []
-    for feature in project.features.all():
+    for feature in features:
         row = {"feature": feature.name, "muted": feature.muted, "expected_pro_share": feature.expected_pro_share}
         row.update(metrics_from_parts(parts.get((feature.pk,), {})))
         row["pro_share_change"] = changes.get(feature.pk)

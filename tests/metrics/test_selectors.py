@@ -55,6 +55,7 @@ def in_range(rows, start=START, end=END, **match):
 def test_feature_metrics_match_python_arithmetic(project, mixed):
     result = {row["feature"]: row for row in selectors.feature_metrics(project=project, start=START, end=END)}
     assert set(result) == {"triage", "search-rank"}
+    assert selectors.feature_metrics(project=project, start=START, end=END, feature="triage") == [result["triage"]]
     for name, row in result.items():
         rows = in_range(mixed, feature=name)
         expected = expected_feature(rows)
