@@ -6,6 +6,7 @@ import gzip
 import json
 import urllib.error
 import urllib.request
+import zlib
 
 import openai
 import pytest
@@ -165,6 +166,10 @@ def test_it_accepts_otlp_json_with_hex_ids_and_answers_in_json(project, live_ser
     assert json.loads(payload) == {}  # all accepted: no partial_success
     (row,) = rows(project).values()
     assert (row.event_id, row.max_output_tokens, row.cap_known) == (span_event_id(span), 64, True)
+
+    status, headers, _ = post(live_server, zlib.compress(ok_body), key=ingest_key, content_type="application/json",
+                              encoding="deflate")
+    assert (status, headers["X-Costwatch-Duplicates"], Event.objects.count()) == (200, "1", 1)
 
     maker.memory.clear()
     maker.span("chat bad", chat_attributes(**{"gen_ai.usage.input_tokens": "many"}), start_ns=recent_ns())
