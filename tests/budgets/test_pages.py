@@ -59,7 +59,7 @@ def test_admins_create_a_budget_on_the_rules_page_and_see_actual_vs_forecast(cli
     page = response.content.decode()
     rule = Rule.objects.get(kind="spend_budget")
     assert rule.params["period"] == "week" and rule.feature.name == "search-rank"
-    assert "$70.000000" in page and "$0.000000" in page
+    assert "$70.00" in page and "$0.00" in page
 
 
 def test_the_rules_page_reports_bad_params_by_field(client, user, project):
