@@ -312,8 +312,16 @@ def project_mark_all_dirty(*, project: Project, since: dt.datetime | None = None
 
 
 def rollups_rebuild(*, project: Project, since: dt.datetime | None = None) -> int:
-    """Rebuild a project's rollups from raw events (all of them, or from `since`); return hours rebuilt."""
-    project_mark_all_dirty(project=project, since=since)
+    """Rebuild a project's rollups from raw events (all of them, or from `since`); return hours rebuilt.
+
+    A full rebuild first drops the day-level rows, so days of an old timezone do not linger
+    after the project's timezone changed."""
+    with transaction.atomic():
+        if since is None:
+            with connection.cursor() as cursor:
+                for table in ("metrics_featureday", "metrics_modelday", "metrics_dimensionday"):
+                    cursor.execute(f"DELETE FROM {table} WHERE project_id = %s", [project.pk])
+        project_mark_all_dirty(project=project, since=since)
     return project_refresh(project=project)
 
 

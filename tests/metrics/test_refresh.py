@@ -212,6 +212,17 @@ def test_rebuild_since_restores_deleted_rollups(project):
 
 
 @pytest.mark.django_db
+def test_a_full_rebuild_after_a_timezone_change_leaves_no_old_days(project):
+    store_events(project, [event_row(ts=dt.datetime(2026, 11, 20, 2, 0, tzinfo=UTC))])
+    services.refresh_dirty_rollups(project=project)
+    project.timezone = "America/Los_Angeles"
+    project.save()
+    services.rollups_rebuild(project=project)
+    assert list(FeatureDay.objects.values_list("day", flat=True)) == [dt.date(2026, 11, 19)]
+    assert list(ModelDay.objects.values_list("day", flat=True)) == [dt.date(2026, 11, 19)]
+
+
+@pytest.mark.django_db
 def test_refresh_rollups_command(project, capsys):
     store_events(project, [event_row()])
     call_command("refresh_rollups", "--project", project.name)
