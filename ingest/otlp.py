@@ -218,6 +218,8 @@ def span_event(span, *, resource_attributes: dict) -> dict | None:
     if isinstance(provider, str) and provider:
         event["provider"] = PROVIDERS.get(provider.lower(), provider.lower()[:50])
     event.update(_tokens(attributes))
+    if attributes.get("gen_ai.operation.name") == "embeddings":
+        event.setdefault("output_tokens", 0)  # embeddings produce no output tokens and report none
     cap = _first(attributes, CAP_ATTRIBUTES)
     if cap is not None:  # absent = cap unknown (cap_known_default=False), never "no cap"
         event["max_output_tokens"] = _token_count(cap)

@@ -137,3 +137,19 @@ def test_it_converts_integral_doubles_and_digit_strings_to_token_counts():
                                                    "gen_ai.usage.output_tokens": "12"}), 10))
 
     assert (found.events[0]["input_tokens"], found.events[0]["output_tokens"]) == (77, 12)
+
+
+def test_an_embeddings_span_has_zero_output_tokens():
+    found, _ = convert(("embeddings text-embedding-3-small", {
+        "gen_ai.operation.name": "embeddings", "gen_ai.provider.name": "openai",
+        "gen_ai.request.model": "text-embedding-3-small", "gen_ai.usage.input_tokens": 812}, 10))
+
+    event = found.events[0]
+    assert (event["model"], event["input_tokens"], event["output_tokens"]) == ("text-embedding-3-small", 812, 0)
+
+
+def test_a_chat_span_without_usage_keeps_its_tokens_absent_so_it_is_rejected_by_name():
+    found, _ = convert(("chat", chat_attributes(**{"gen_ai.usage.input_tokens": None,
+                                                   "gen_ai.usage.output_tokens": None}), 10))
+
+    assert "input_tokens" not in found.events[0] and "output_tokens" not in found.events[0]
