@@ -295,10 +295,19 @@ def rollup_state_touch_clean() -> int:
         return cursor.rowcount
 
 
-def project_mark_all_dirty(*, project: Project, since: dt.datetime | None = None) -> int:
+DAY_TABLES = ("metrics_featureday", "metrics_modelday", "metrics_dimensionday")
+
+
+def project_mark_all_dirty(*, project: Project, since: dt.datetime | None = None, drop_days: bool = False) -> int:
     """Mark every UTC hour that has events (since `since`) dirty, e.g. after huge_cap_tokens or
-    dimensions change; the next refresh rebuilds them. Returns the number of hours marked."""
-    with connection.cursor() as cursor:
+    dimensions change; the next refresh rebuilds them. Returns the number of hours marked.
+
+    `drop_days=True` (for a timezone change) also deletes the day-level rows, which were cut
+    on the old zone's midnights and would otherwise linger where no new day replaces them."""
+    with transaction.atomic(), connection.cursor() as cursor:
+        if drop_days:
+            for table in DAY_TABLES:
+                cursor.execute(f"DELETE FROM {table} WHERE project_id = %s", [project.pk])
         cursor.execute(
             """
             INSERT INTO ingest_dirtyhour (project_id, hour, created_at)
@@ -313,15 +322,8 @@ def project_mark_all_dirty(*, project: Project, since: dt.datetime | None = None
 
 def rollups_rebuild(*, project: Project, since: dt.datetime | None = None) -> int:
     """Rebuild a project's rollups from raw events (all of them, or from `since`); return hours rebuilt.
-
-    A full rebuild first drops the day-level rows, so days of an old timezone do not linger
-    after the project's timezone changed."""
-    with transaction.atomic():
-        if since is None:
-            with connection.cursor() as cursor:
-                for table in ("metrics_featureday", "metrics_modelday", "metrics_dimensionday"):
-                    cursor.execute(f"DELETE FROM {table} WHERE project_id = %s", [project.pk])
-        project_mark_all_dirty(project=project, since=since)
+    A full rebuild starts the day-level rows afresh (see project_mark_all_dirty)."""
+    project_mark_all_dirty(project=project, since=since, drop_days=since is None)
     return project_refresh(project=project)
 
 

@@ -217,9 +217,14 @@ def test_a_full_rebuild_after_a_timezone_change_leaves_no_old_days(project):
     services.refresh_dirty_rollups(project=project)
     project.timezone = "America/Los_Angeles"
     project.save()
-    services.rollups_rebuild(project=project)
+    services.project_mark_all_dirty(project=project, drop_days=True)
+    services.refresh_dirty_rollups(project=project)
     assert list(FeatureDay.objects.values_list("day", flat=True)) == [dt.date(2026, 11, 19)]
     assert list(ModelDay.objects.values_list("day", flat=True)) == [dt.date(2026, 11, 19)]
+    project.timezone = "Asia/Tokyo"
+    project.save()
+    services.rollups_rebuild(project=project)
+    assert list(FeatureDay.objects.values_list("day", flat=True)) == [dt.date(2026, 11, 20)]
 
 
 @pytest.mark.django_db
