@@ -9,6 +9,7 @@ only here, for drawing.
 import datetime as dt
 from decimal import Decimal
 
+import numpy as np
 import pandas as pd
 from django.utils.html import escape
 
@@ -155,52 +156,80 @@ def _ratio_list(numerator: pd.Series, denominator: pd.Series) -> list[float | No
     return [None if d == 0 else n / d for n, d in zip(numerator, denominator, strict=True)]
 
 
+def share_axis(*series: list) -> dict:
+    """A 0-based percent axis that stays readable when every value is 0 or missing."""
+    top = max((v for values in series for v in values if v is not None), default=0)
+    return {"tickformat": ".0%", "range": [0, 0.1]} if top <= 0 else {"tickformat": ".0%", "rangemode": "tozero"}
+
+
 def output_tokens_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
     calls = _daily_sum(frame, days, "calls")
     x = _day_labels(days)
+    cap_hit = _ratio_list(_daily_sum(frame, days, "cap_hit_calls"), calls)
     data = [
         {"type": "scatter", "mode": "lines", "name": "output tokens per call", "x": x,
          "y": _ratio_list(_daily_sum(frame, days, "output_tokens"), calls), "line": {"color": "#3557d4", "width": 2},
          "hovertemplate": "%{y:,.0f} tokens"},
         {"type": "scatter", "mode": "lines", "name": "cap-hit share", "x": x, "yaxis": "y2",
-         "y": _ratio_list(_daily_sum(frame, days, "cap_hit_calls"), calls), "line": {"color": "#b7791f", "width": 2},
+         "y": cap_hit, "line": {"color": "#b7791f", "width": 2},
          "hovertemplate": "%{y:.1%}"},
     ]
     return figure(data, title="Output tokens per call and cap-hit share", yaxis={"title": {"text": "tokens"}},
-                  yaxis2={"overlaying": "y", "side": "right", "tickformat": ".0%", "rangemode": "tozero",
-                          "showgrid": False},
+                  yaxis2={"overlaying": "y", "side": "right", "showgrid": False, **share_axis(cap_hit)},
                   margin={"l": 56, "r": 48, "t": 36, "b": 36})
+
+
+def hist_matrix(hists) -> np.ndarray:
+    """Histograms (lists of bucket counts, any length) as one rows x N_BUCKETS integer matrix."""
+    hists = list(hists)
+    matrix = np.zeros((len(hists), buckets.N_BUCKETS), dtype=np.int64)
+    for row, hist in enumerate(hists):
+        if hist:
+            matrix[row, :len(hist)] = hist
+    return matrix
+
+
+MIDPOINTS = np.array([buckets.bucket_midpoint(i) for i in range(buckets.N_BUCKETS)])
+
+
+def quantiles_by_row(matrix: np.ndarray, q: float) -> list[float | None]:
+    """buckets.quantile for every row at once (nearest rank, bucket midpoint); None for empty rows."""
+    totals = matrix.sum(axis=1)
+    ranks = np.maximum(1, np.ceil(q * totals))
+    index = (matrix.cumsum(axis=1) >= ranks[:, None]).argmax(axis=1)
+    return [None if total == 0 else float(MIDPOINTS[i]) for i, total in zip(index, totals, strict=True)]
 
 
 def latency_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
     """p50/p95 latency per day and tier from merged log-bucket histograms."""
     data = []
     x = _day_labels(days)
+    position = {day: i for i, day in enumerate(days)}
     for tier in TIER_ORDER:
         rows = frame[frame["tier"] == tier] if not frame.empty else frame
         if rows.empty:
             continue
-        merged = rows.groupby("day")["latency_hist"].agg(lambda hists: buckets.merge_all(hists)).reindex(days)
+        per_day = np.zeros((len(days), buckets.N_BUCKETS), dtype=np.int64)
+        np.add.at(per_day, [position[day] for day in rows["day"]], hist_matrix(rows["latency_hist"]))
         for q, dash in ((0.5, "solid"), (0.95, "dot")):
-            y = [None if not isinstance(h, list) else buckets.quantile(h, q) for h in merged]
-            data.append({"type": "scatter", "mode": "lines", "name": f"{tier} p{int(q * 100)}", "x": x, "y": y,
-                         "line": {"color": COLORS[tier], "dash": dash, "width": 2}, "connectgaps": False,
-                         "hovertemplate": "%{y:,.0f} ms"})
+            data.append({"type": "scatter", "mode": "lines", "name": f"{tier} p{int(q * 100)}", "x": x,
+                         "y": quantiles_by_row(per_day, q), "line": {"color": COLORS[tier], "dash": dash, "width": 2},
+                         "connectgaps": False, "hovertemplate": "%{y:,.0f} ms"})
     return figure(data, title="Latency p50 / p95 by tier", yaxis={"ticksuffix": " ms"})
 
 
 def rates_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
     primary = _daily_sum(frame, days, "calls", lambda f: f["role"] == "primary")
     x = _day_labels(days)
+    escalation = _ratio_list(_daily_sum(frame, days, "calls", lambda f: f["role"] == "escalation"), primary)
+    shadow = _ratio_list(_daily_sum(frame, days, "calls", lambda f: f["role"] == "shadow"), primary)
     data = [
-        {"type": "scatter", "mode": "lines", "name": "escalation rate", "x": x,
-         "y": _ratio_list(_daily_sum(frame, days, "calls", lambda f: f["role"] == "escalation"), primary),
+        {"type": "scatter", "mode": "lines", "name": "escalation rate", "x": x, "y": escalation,
          "line": {"color": "#7c3aed", "width": 2}, "hovertemplate": "%{y:.1%}"},
-        {"type": "scatter", "mode": "lines", "name": "shadow rate", "x": x,
-         "y": _ratio_list(_daily_sum(frame, days, "calls", lambda f: f["role"] == "shadow"), primary),
+        {"type": "scatter", "mode": "lines", "name": "shadow rate", "x": x, "y": shadow,
          "line": {"color": "#0d9488", "width": 2}, "hovertemplate": "%{y:.1%}"},
     ]
-    return figure(data, title="Escalation and shadow calls per primary call", yaxis={"tickformat": ".0%"})
+    return figure(data, title="Escalation and shadow calls per primary call", yaxis=share_axis(escalation, shadow))
 
 
 # --- sparklines ---------------------------------------------------------------------------

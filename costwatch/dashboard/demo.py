@@ -105,7 +105,7 @@ def _primaries(rng, count: int, *, start: dt.datetime, days: int, seed: int, off
     input_tokens = np.maximum(20, _lognormal(rng, np.array([f.input_mean for f in FEATURES])[feat], 0.6)).astype(int)
     out_mean = np.array([f.output_mean for f in FEATURES])[feat] * np.where(is_pro, 1.3, 1.0)
     sigma = np.where(np.array([f.cap is None for f in FEATURES])[feat], 1.0, 0.55)
-    output_tokens = np.maximum(1, _lognormal(rng, out_mean, sigma)).astype(int)
+    output_tokens = np.clip(_lognormal(rng, out_mean, sigma), 1, 16_384).astype(int)  # the models' own limit
     cap = np.array([f.cap or 0 for f in FEATURES])[feat]
     capped = cap > 0
     hit = capped & (output_tokens >= cap)
@@ -195,7 +195,7 @@ def generate_columns(*, events: int, days: int = 90, end: dt.datetime, seed: int
 
 
 def _latency(rng, cols: _Columns) -> tuple[np.ndarray, np.ndarray]:
-    per_token = np.where(cols["is_pro"], 7.0, 2.5)
+    per_token = np.where(cols["is_pro"], 5.0, 2.0)
     base = np.where(cols["is_pro"], 700.0, 220.0)
     latency = (base + per_token * cols["output_tokens"] + cols["input_tokens"] * 0.02) * rng.lognormal(0, 0.25,
                                                                                                      len(per_token))

@@ -16,7 +16,6 @@ from django.db.models import Sum
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
-from django.utils import timezone
 from django.utils.http import urlencode
 
 from costwatch.metrics import buckets, selectors
@@ -30,8 +29,8 @@ from ingest.models import Event, Feature
 from . import charts, whatif
 from .forms import FeatureSettingsForm, MemberForm, ProjectSettingsForm, WhatIfForm
 from .services import feature_settings_update, project_settings_update
+from .templatetags.costwatch_dashboard import freshness
 
-STALE_AFTER = dt.timedelta(minutes=5)
 BASELINE_DAYS, RECENT_DAYS = 28, 7
 
 # The Features table: (key, label, kind). Every key sorts; the CSV has all of FEATURE_CSV_COLUMNS.
@@ -66,7 +65,6 @@ def _page_context(request, slug, nav):
         params, param_errors = parse_read_params({}, project=project, daily=True), exc.errors
     tzinfo = project.tzinfo
     first, last = params.start.astimezone(tzinfo).date(), params.end.astimezone(tzinfo).date()
-    as_of = selectors.data_as_of(project=project)
     has_data = project.features.exists()
     query = {k: v for k, v in (("start", request.GET.get("start")), ("end", request.GET.get("end")),
                                 ("environment", params.environment)) if v and not param_errors}
@@ -74,8 +72,7 @@ def _page_context(request, slug, nav):
         "project": project, "nav": nav, "params": params, "param_errors": param_errors,
         "first_day": first, "last_day": last, "end_inclusive": last - dt.timedelta(days=1),
         "environments": selectors.environments(project=project), "environment": params.environment or "",
-        "data_as_of": as_of, "has_data": has_data,
-        "stale": has_data and (as_of is None or timezone.now() - as_of > STALE_AFTER),
+        **freshness(project), "has_data": has_data, "page_has_freshness": True,
         "is_admin": user_is_project_admin(user=request.user, project=project),
         "range_query": urlencode(query), "quick_ranges": _quick_ranges(last, params.environment),
         "site_url": request.build_absolute_uri("/").rstrip("/"),
@@ -215,9 +212,8 @@ def feature_detail(request, slug, name):
         "latency": charts.latency_figure(frame, days),
         "rates": charts.rates_figure(frame, days),
     }
-    metrics = next((r for r in selectors.feature_metrics(project=project, start=params.start, end=params.end,
-                                                          environment=params.environment)
-                    if r["feature"] == feature.name), {})
+    metrics = next(iter(selectors.feature_metrics(project=project, start=params.start, end=params.end,
+                                                  environment=params.environment, feature=feature.name)), {})
     ctx.update(
         feature=feature, metrics=metrics, figures={k: _figure_json(v) for k, v in figures.items()},
         recent_calls=_recent_calls(project, feature, params.environment),

@@ -64,7 +64,9 @@ def pro_share_whatif(frame: pd.DataFrame, *, pro_share: float) -> WhatIf:
 
 
 def output_prices_by_tier(*, project, feature, first_day, last_day, environment=None) -> dict[str, Decimal]:
-    """Per tier: the feature's output price per token, weighted by each model's output tokens."""
+    """Per tier: the feature's output price per token, weighted by each model's output tokens.
+    Prices are the ones in force now (ingest's matching), read as the Price rows' own Decimals."""
+    from ingest.models import Price
     from ingest.pricing import PriceBook
 
     rows = ModelDay.objects.filter(project=project, feature=feature, day__gte=first_day, day__lt=last_day)
@@ -73,13 +75,18 @@ def output_prices_by_tier(*, project, feature, first_day, last_day, environment=
     per_model = list(rows.values("model", "tier").annotate(tokens=Sum("output_tokens")))
     book = PriceBook.load(project=project, models={r["model"] for r in per_model})
     now = timezone.now()
+    matched = {r["model"]: book.match(model=r["model"], provider="", service_tier="standard", ts=now).price
+               for r in per_model}
+    output_per_mtok = dict(Price.objects.filter(pk__in=[p.id for p in matched.values() if p is not None])
+                           .values_list("pk", "output_per_mtok"))
     weighted: dict[str, list] = {}
     for row in per_model:
-        price = book.match(model=row["model"], provider="", service_tier="standard", ts=now).price
-        if price is None or price.rates is None or not row["tokens"]:
+        price = matched[row["model"]]
+        per_mtok = output_per_mtok.get(price.id) if price is not None else None
+        if per_mtok is None or not row["tokens"]:
             continue
         total = weighted.setdefault(row["tier"], [ZERO, 0])
-        total[0] += price.rates.output / MILLION * row["tokens"]
+        total[0] += per_mtok / MILLION * row["tokens"]
         total[1] += row["tokens"]
     return {tier: cost / tokens for tier, (cost, tokens) in weighted.items() if tokens}
 

@@ -39,3 +39,12 @@ def test_empty_frame_gives_figures_without_traces():
     days = [dt.date(2026, 1, 1)]
     assert charts.feature_cost_figure(empty, days)["data"] == []
     assert charts.latency_figure(empty, days)["data"] == []
+
+
+def test_vectorised_quantiles_match_the_bucket_module():
+    from costwatch.metrics import buckets
+
+    hists = [buckets.histogram([120, 340, 800, 800, 5000]), [], buckets.histogram(range(1, 2000, 7))]
+    matrix = charts.hist_matrix(hists)
+    for q in (0.5, 0.95):
+        assert charts.quantiles_by_row(matrix, q) == [buckets.quantile(h, q) if h else None for h in hists]
