@@ -213,9 +213,10 @@ def latency_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
         np.add.at(per_day, [position[day] for day in rows["day"]], hist_matrix(rows["latency_hist"]))
         for q, dash in ((0.5, "solid"), (0.95, "dot")):
             data.append({"type": "scatter", "mode": "lines", "name": f"{tier} p{int(q * 100)}", "x": x,
-                         "y": quantiles_by_row(per_day, q), "line": {"color": COLORS[tier], "dash": dash, "width": 2},
-                         "connectgaps": False, "hovertemplate": "%{y:,.0f} ms"})
-    return figure(data, title="Latency p50 / p95 by tier", yaxis={"ticksuffix": " ms"})
+                         "y": [None if v is None else round(v / 1000, 3) for v in quantiles_by_row(per_day, q)],
+                         "line": {"color": COLORS[tier], "dash": dash, "width": 2},
+                         "connectgaps": False, "hovertemplate": "%{y:,.2f} s"})
+    return figure(data, title="Latency p50 / p95 by tier (seconds)", yaxis={"ticksuffix": " s"})
 
 
 def rates_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:

@@ -51,11 +51,11 @@ def intcomma0(value):
 
 @register.filter
 def ms(value):
-    """A duration: milliseconds below 10 s, seconds above (so KPIs stay on one line)."""
+    """A duration: milliseconds below 1 s, seconds above (so KPIs stay on one line)."""
     if value is None:
         return DASH
     value = float(value)
-    return f"{value:,.0f} ms" if value < 10_000 else f"{value / 1000:,.1f} s"
+    return f"{value:,.0f} ms" if value < 1000 else f"{value / 1000:,.1f} s"
 
 
 @register.filter
