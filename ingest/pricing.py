@@ -3,13 +3,17 @@
 A `PriceBook` holds the price rows that can match a set of model ids (the exact rows for
 those ids plus every glob), for one project (its overrides) and the global catalogue.
 Matching is done once per distinct (model, provider, service_tier); the period in force at
-a timestamp is a bisect. Money is Decimal end to end: per-1M prices have 6 decimals, so
-`tokens * price / 10^6` is exact at the 12 decimals of the events table.
+a timestamp is a bisect. Money is exact end to end: per-1M prices have 6 decimals, so they
+are held as integer micro-dollars and `tokens * price` is an exact integer count of 10^-12
+USD, returned as a Decimal with the 12 decimals of the events table (never a float).
+
+A process keeps each project's book between batches and reloads it when the catalogue's
+version (row count and newest row) changes, which costs one index-only query per batch.
 """
 
 from bisect import bisect_right
 from dataclasses import dataclass
-from decimal import Decimal, localcontext
+from decimal import Decimal
 from fnmatch import fnmatchcase
 
 from .models import (
@@ -21,8 +25,6 @@ from .models import (
     glob_literal_length,
 )
 
-MILLION = Decimal(1_000_000)
-COST_QUANTUM = Decimal("1e-12")
 STANDARD = "standard"
 _LOAD_FIELDS = [
     "id", "project_id", "model", "is_glob", "provider", "service_tier", "tier", "effective_from",
@@ -34,13 +36,21 @@ _LOAD_FIELDS = [
 
 @dataclass(frozen=True, slots=True)
 class Rates:
-    """Per-1M prices of one band (normal or long context), fallbacks already applied."""
+    """Per-1M prices of one band (normal or long context) in integer micro-dollars, fallbacks applied."""
 
-    input: Decimal
-    cached_input: Decimal
-    cache_write_input: Decimal
-    output: Decimal
-    reasoning_output: Decimal
+    input: int
+    cached_input: int
+    cache_write_input: int
+    output: int
+    reasoning_output: int
+
+
+def micro(price: Decimal) -> int:
+    """A per-1M price (6 decimals) as an exact integer of micro-dollars."""
+    scaled = price.scaleb(6)
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"price {price} has more than 6 decimals")
+    return int(scaled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,11 +92,11 @@ def normal_rates(values: dict) -> Rates | None:
     if inp is None or out is None:
         return None
     return Rates(
-        input=inp,
-        cached_input=_first(values["cached_input_per_mtok"], inp),
-        cache_write_input=_first(values["cache_write_input_per_mtok"], inp),
-        output=out,
-        reasoning_output=_first(values["reasoning_output_per_mtok"], out),
+        input=micro(inp),
+        cached_input=micro(_first(values["cached_input_per_mtok"], inp)),
+        cache_write_input=micro(_first(values["cache_write_input_per_mtok"], inp)),
+        output=micro(out),
+        reasoning_output=micro(_first(values["reasoning_output_per_mtok"], out)),
     )
 
 
@@ -97,8 +107,8 @@ def long_context_rates(values: dict) -> Rates | None:
     if values["long_context_threshold"] is None or inp is None or values["input_per_mtok"] is None:
         return None
     out = _first(values["long_context_output_per_mtok"], values["output_per_mtok"])
-    return Rates(input=inp, cached_input=_first(values["long_context_cached_input_per_mtok"], inp),
-                 cache_write_input=inp, output=out, reasoning_output=out)
+    return Rates(input=micro(inp), cached_input=micro(_first(values["long_context_cached_input_per_mtok"], inp)),
+                 cache_write_input=micro(inp), output=micro(out), reasoning_output=micro(out))
 
 
 def _first(value, fallback):
@@ -108,12 +118,10 @@ def _first(value, fallback):
 def call_cost(rates: Rates, *, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
               reasoning_tokens) -> Decimal:
     uncached = input_tokens - cached_input_tokens - cache_write_input_tokens
-    with localcontext() as ctx:
-        ctx.prec = 60  # no rounding: ints times 6-decimal prices
-        total = (uncached * rates.input + cached_input_tokens * rates.cached_input
-                 + cache_write_input_tokens * rates.cache_write_input
-                 + (output_tokens - reasoning_tokens) * rates.output + reasoning_tokens * rates.reasoning_output)
-        return (total / MILLION).quantize(COST_QUANTUM)
+    pico_usd = (uncached * rates.input + cached_input_tokens * rates.cached_input
+                + cache_write_input_tokens * rates.cache_write_input
+                + (output_tokens - reasoning_tokens) * rates.output + reasoning_tokens * rates.reasoning_output)
+    return Decimal(pico_usd).scaleb(-12)  # tokens x micro-USD per 1M tokens = 10^-12 USD, exactly
 
 
 def model_matches(pattern: str, is_glob: bool, model: str) -> bool:
@@ -154,11 +162,14 @@ class PriceBook:
 
     @classmethod
     def load(cls, *, project, models) -> "PriceBook":
-        """The rows that can match `models`: exact rows for them and every glob row."""
+        """The rows that can match `models` (exact rows for them and every glob), or every row (None)."""
         from django.db.models import Q
 
         scope = Q(project__isnull=True) | Q(project=project) if project is not None else Q(project__isnull=True)
-        values = Price.objects.filter(scope).filter(Q(is_glob=True) | Q(model__in=list(models))).values(*_LOAD_FIELDS)
+        values = Price.objects.filter(scope)
+        if models is not None:
+            values = values.filter(Q(is_glob=True) | Q(model__in=list(models)))
+        values = values.values(*_LOAD_FIELDS)
         return cls([PriceRow.from_values(v) for v in values])
 
     def candidates(self, model: str, provider: str, service_tier: str) -> list[Series]:
@@ -215,10 +226,34 @@ class PriceBook:
             row["cost_usd"], row["cost_source"], row["price_id"] = None, "", None
 
 
+_books: dict[int | None, tuple[tuple, PriceBook]] = {}
+
+
+def catalogue_version(project) -> tuple:
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*), max(id), max(created_at) FROM ingest_price "
+                       "WHERE project_id IS NULL OR project_id = %s", [getattr(project, "pk", None)])
+        return cursor.fetchone()
+
+
+def price_book(project) -> PriceBook:
+    """The project's whole book (overrides + global), reused while the catalogue is unchanged."""
+    key = getattr(project, "pk", None)
+    version = catalogue_version(project)
+    cached = _books.get(key)
+    if cached is not None and cached[0] == version:
+        return cached[1]
+    book = PriceBook.load(project=project, models=None)
+    _books[key] = (version, book)
+    return book
+
+
 def price_rows(*, project, rows: list[dict]) -> None:
     """Fill `tier`, `cost_usd`, `cost_source`, `price_id` in place on rows keyed by Event column names."""
     if not rows:
         return
-    book = PriceBook.load(project=project, models={row["model"] for row in rows})
+    book = price_book(project)
     for row in rows:
         book.price_row(row)

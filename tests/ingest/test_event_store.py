@@ -84,3 +84,16 @@ def test_otlp_style_events_without_a_cap_are_stored_as_cap_unknown(project):
                                                 event("c", max_output_tokens=64)], cap_known_default=False)
     caps = dict(Event.objects.values_list("event_id", "cap_known"))
     assert caps == {"a": False, "b": True, "c": True}
+
+
+def test_a_batch_that_loses_the_race_to_a_concurrent_retry_falls_back_to_on_conflict(project, monkeypatch):
+    import ingest.services as services
+
+    event_batch_ingest(project=project, events=[event("a"), event("b")])
+    # As if another retry had stored a and b between this batch's lookup and its COPY.
+    monkeypatch.setattr(services, "_not_yet_stored", lambda cursor, *, project_id, rows: rows)
+    result = event_batch_ingest(project=project, events=[event("a"), event("b"), event("c", timestamp=iso(recent(5)))])
+    assert (result.accepted, result.duplicates) == (1, 2)
+    assert sorted(Event.objects.values_list("event_id", flat=True)) == ["a", "b", "c"]
+    assert recent(5).replace(minute=0) in {h.astimezone(UTC) for h in
+                                           DirtyHour.objects.values_list("hour", flat=True)}

@@ -1,0 +1,296 @@
+"""`manage.py bench_ingest`: events/s through the HTTP API beside raw COPY of the same rows (SPEC 8).
+
+1. Starts gunicorn on a free local port (or targets `--url` with `--key`), and sends
+   `--events` events in batches of `--batch` from `--clients` processes (each its own
+   HTTP session), timing the whole run.
+2. Reads the stored rows back (COPY TO) and COPYs them, in the same batches from the same
+   number of processes, into a scratch table created `LIKE ingest_event INCLUDING ALL`
+   (same columns, same indexes incl. the BRIN and the unique key) on the same database.
+3. Prints both rates, their ratio (target >= 0.5) and an in-process profile of where a
+   batch's time goes (parse / validate / price / write), then drops the scratch table and
+   (unless --keep) deletes the benchmark's events.
+"""
+
+import multiprocessing
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from urllib.parse import quote
+
+import msgspec
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError
+from django.db import connection, connections
+
+from costwatch.projects.models import Project
+from costwatch.projects.services import api_key_issue, project_create
+
+ROOT = Path(settings.BASE_DIR)
+SCRATCH_TABLE = "bench_ingest_copy"
+FEATURES = [f"feature-{i:02d}" for i in range(24)]
+MODELS = [("gemini-2.5-flash-lite", "google"), ("gemini-2.5-pro", "google"), ("gpt-5-mini", "openai"),
+          ("gpt-5", "openai"), ("claude-haiku-4-5-20251001", "anthropic"),
+          ("claude-sonnet-4-5-20250929", "anthropic"), ("in-house-7b", "")]
+
+
+def make_batch(run_id: str, batch_index: int, size: int, now: datetime) -> bytes:
+    """One request body; deterministic per (run, batch) so client processes build their own."""
+    rng = random.Random(f"{run_id}:{batch_index}")
+    events = []
+    for i in range(size):
+        model, provider = rng.choice(MODELS)
+        input_tokens = rng.randint(200, 20_000)
+        output_tokens = rng.randint(10, 2_000)
+        event = {
+            "event_id": f"{run_id}-{batch_index}-{i}",
+            "timestamp": (now - timedelta(seconds=rng.randint(0, 86_000))).isoformat(),
+            "feature": rng.choice(FEATURES), "model": model, "input_tokens": input_tokens,
+            "cached_input_tokens": rng.randint(0, input_tokens // 2), "output_tokens": output_tokens,
+            "reasoning_tokens": rng.randint(0, output_tokens // 3),
+            "max_output_tokens": rng.choice([None, 1024, 4096]), "finish_reason": rng.choice(["stop", "length"]),
+            "latency_ms": rng.randint(100, 9_000), "ttft_ms": rng.randint(50, 900),
+            "role": rng.choice(["primary", "primary", "primary", "triage", "escalation"]),
+            "request_id": f"r-{batch_index}-{i // 2}", "attributes": {"customer": f"c{rng.randint(1, 50)}"},
+        }
+        if provider:
+            event["provider"] = provider
+        events.append(event)
+    return msgspec.json.encode({"events": events})
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _database_url() -> str:
+    db = settings.DATABASES["default"]
+    host, port = db.get("HOST") or "", db.get("PORT") or ""
+    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
+    if host.startswith("/"):
+        return f"postgres://{db.get('USER') or 'postgres'}{password}@/{db['NAME']}?host={quote(host, safe='/')}"
+    return f"postgres://{db.get('USER') or 'postgres'}{password}@{host}{':' + str(port) if port else ''}/{db['NAME']}"
+
+
+def _conninfo() -> str:
+    return _database_url().replace("postgres://", "postgresql://", 1)
+
+
+def _send_batches(args):
+    """Client process: POST its batches over one HTTP session; returns (accepted, duplicates, failures, seconds)."""
+    import requests
+
+    url, key, run_id, indexes, size, now_iso = args
+    now = datetime.fromisoformat(now_iso)
+    session = requests.Session()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    bodies = [make_batch(run_id, index, size, now) for index in indexes]  # built before the clock starts
+    accepted = duplicates = failures = 0
+    busy = 0.0
+    for body in bodies:
+        started = time.perf_counter()
+        response = session.post(url, data=body, headers=headers, timeout=120)
+        busy += time.perf_counter() - started
+        if response.status_code == 200:
+            result = response.json()
+            accepted += result["accepted"]
+            duplicates += result["duplicates"]
+        else:
+            failures += 1
+    return accepted, duplicates, failures, busy
+
+
+def _copy_batches(args):
+    """COPY process: each chunk of rows is one COPY statement and one commit, like one API batch."""
+    import psycopg
+
+    conninfo, columns, chunks = args
+    with psycopg.connect(conninfo, autocommit=False) as conn:
+        for chunk in chunks:
+            with conn.cursor() as cursor, cursor.copy(f"COPY {SCRATCH_TABLE} ({columns}) FROM STDIN") as copy:
+                copy.write(chunk)
+            conn.commit()
+    return len(chunks)
+
+
+class Command(BaseCommand):
+    help = ("Ingest benchmark: events/s through POST /api/v1/events (gunicorn, batches, several client "
+            "processes) beside raw COPY of the same rows into a table with the same columns and indexes; "
+            "prints both, their ratio (target >= 0.5) and where a batch's time goes.")
+
+    def add_arguments(self, parser):
+        parser.add_argument("--events", type=int, default=200_000, help="Events to send [200000]")
+        parser.add_argument("--batch", type=int, default=1000, help="Events per request [1000]")
+        parser.add_argument("--clients", type=int, default=4, help="Client processes [4]")
+        parser.add_argument("--workers", type=int, default=3, help="gunicorn workers when starting one [3]")
+        parser.add_argument("--threads", type=int, default=1, help="Threads per gunicorn worker (gthread if > 1) [1]")
+        parser.add_argument("--url", help="Target a running server (e.g. http://127.0.0.1:8000); needs --key")
+        parser.add_argument("--key", help="An ingest key of --project for --url")
+        parser.add_argument("--project", default="bench-ingest", help="Project slug or name [bench-ingest]")
+        parser.add_argument("--profile-batches", type=int, default=10, help="Batches profiled in-process [10]")
+        parser.add_argument("--keep", action="store_true", help="Keep the benchmark's events afterwards")
+
+    def handle(self, *args, **opts):
+        self._check_options(opts)
+        project = self._project(opts["project"])
+        run_id = uuid.uuid4().hex[:8]
+        batches = -(-opts["events"] // opts["batch"])
+        server = None
+        try:
+            if opts["url"]:
+                base_url, key = opts["url"].rstrip("/"), opts["key"]
+            else:
+                key = api_key_issue(project=project, scopes=["ingest"], name="bench_ingest",
+                                    actor_label="bench_ingest").plaintext
+                server, base_url = self._start_gunicorn(opts["workers"], opts["threads"])
+            api = self._run_api(base_url, key, run_id, batches, opts)
+            stored = self._count_stored(project, run_id)
+            copy = self._run_copy(project, run_id, opts)
+            profile = self._profile(project, run_id, opts)
+        finally:
+            if server is not None:
+                server.terminate()
+                server.wait(timeout=20)
+            self._cleanup(project, opts["keep"])
+        self._report(opts, api, stored, copy, profile)
+
+    def _check_options(self, opts):
+        for name in ("events", "batch", "clients", "workers"):
+            if opts[name] < 1:
+                raise CommandError(f"--{name} must be >= 1")
+        if opts["batch"] > 1000:
+            raise CommandError("--batch must be <= 1000 (the API's limit per request)")
+        if opts["url"] and not opts["key"]:
+            raise CommandError("--url needs --key (an ingest key of --project on that server)")
+
+    def _project(self, value):
+        project = Project.objects.filter(slug=value).first() or Project.objects.filter(name=value).first()
+        return project or project_create(name=value, slug=value)
+
+    def _start_gunicorn(self, workers, threads):
+        port = _free_port()
+        env = {**os.environ, "DATABASE_URL": _database_url(), "INGEST_RATE_LIMIT": "0",
+               "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "costwatch.settings")}
+        env.setdefault("DEBUG", "true" if settings.DEBUG else "false")
+        args = [sys.executable, "-m", "gunicorn", "costwatch.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+                "--worker-class", "gthread" if threads > 1 else "sync", "--threads", str(threads),
+                "--keep-alive", "30", "--log-level", "warning", "--timeout", "120"]
+        server = subprocess.Popen(args, cwd=ROOT, env=env)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if server.poll() is not None:
+                raise CommandError(f"gunicorn exited with {server.returncode} before serving")
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    return server, f"http://127.0.0.1:{port}"
+            except OSError:
+                time.sleep(0.1)
+        server.terminate()
+        raise CommandError("gunicorn did not start listening within 60 s")
+
+    def _run_api(self, base_url, key, run_id, batches, opts):
+        now_iso = datetime.now(UTC).isoformat()
+        shares = [list(range(c, batches, opts["clients"])) for c in range(opts["clients"])]
+        work = [(f"{base_url}/api/v1/events", key, run_id, share, opts["batch"], now_iso) for share in shares if share]
+        connections.close_all()  # never hand a live connection to forked processes
+        context = multiprocessing.get_context("fork")
+        with context.Pool(len(work)) as pool:
+            # Warm up every worker (imports, first connection) outside the timed run.
+            pool.map(_send_batches, [(w[0], w[1], f"{run_id}w", [i], 1, now_iso) for i, w in enumerate(work)])
+            started = time.perf_counter()
+            results = pool.map(_send_batches, work)
+            elapsed = time.perf_counter() - started
+        accepted = sum(r[0] for r in results)
+        return {"seconds": elapsed, "accepted": accepted, "duplicates": sum(r[1] for r in results),
+                "failures": sum(r[2] for r in results), "sent": batches * opts["batch"],
+                "request_seconds": sum(r[3] for r in results), "requests": batches}
+
+    def _count_stored(self, project, run_id):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM ingest_event WHERE project_id = %s AND event_id LIKE %s",
+                           [project.pk, f"{run_id}-%"])
+            return cursor.fetchone()[0]
+
+    def _run_copy(self, project, run_id, opts):
+        from ingest.services import EVENT_COLUMNS
+
+        columns = ", ".join(EVENT_COLUMNS)
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {SCRATCH_TABLE}")
+            cursor.execute(f"CREATE TABLE {SCRATCH_TABLE} (LIKE ingest_event INCLUDING ALL)")
+            data = bytearray()
+            with cursor.cursor.copy(
+                f"COPY (SELECT {columns} FROM ingest_event WHERE project_id = {int(project.pk)} "
+                f"AND event_id LIKE '{run_id}-%%' ORDER BY id) TO STDOUT"
+            ) as copy:
+                for chunk in copy:
+                    data += chunk
+        lines = bytes(data).splitlines(keepends=True)
+        chunks = [b"".join(lines[i:i + opts["batch"]]) for i in range(0, len(lines), opts["batch"])]
+        shares = [chunks[c::opts["clients"]] for c in range(opts["clients"])]
+        connections.close_all()
+        context = multiprocessing.get_context("fork")
+        with context.Pool(opts["clients"]) as pool:
+            started = time.perf_counter()
+            pool.map(_copy_batches, [(_conninfo(), columns, share) for share in shares if share])
+            elapsed = time.perf_counter() - started
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {SCRATCH_TABLE}")
+            copied = cursor.fetchone()[0]
+        return {"seconds": elapsed, "rows": copied}
+
+    def _profile(self, project, run_id, opts):
+        """Where a batch's time goes, measured in this process on fresh batches."""
+        from ingest.services import event_batch_ingest
+
+        now = datetime.now(UTC)
+        totals = {"parse": 0.0, "validate": 0.0, "price": 0.0, "write": 0.0}
+        count = max(1, opts["profile_batches"])
+        for index in range(count):
+            body = make_batch(f"{run_id}p", index, opts["batch"], now)
+            started = time.perf_counter()
+            events = msgspec.json.decode(body)["events"]
+            totals["parse"] += time.perf_counter() - started
+            result = event_batch_ingest(project=project, events=events)
+            for stage, seconds in result.timings.items():
+                totals[stage] += seconds
+        return {stage: seconds / count for stage, seconds in totals.items()}
+
+    def _cleanup(self, project, keep):
+        with connection.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {SCRATCH_TABLE}")
+            if not keep:
+                cursor.execute("DELETE FROM ingest_event WHERE project_id = %s", [project.pk])
+                cursor.execute("DELETE FROM ingest_dirtyhour WHERE project_id = %s", [project.pk])
+
+    def _report(self, opts, api, stored, copy, profile):
+        api_rate = api["accepted"] / api["seconds"] if api["seconds"] else 0.0
+        copy_rate = copy["rows"] / copy["seconds"] if copy["seconds"] else 0.0
+        ratio = api_rate / copy_rate if copy_rate else 0.0
+        out = self.stdout.write
+        out(f"events sent: {api['sent']} in {api['requests']} requests of {opts['batch']} from "
+            f"{opts['clients']} client processes")
+        out(f"stored: {stored} (accepted {api['accepted']}, duplicates {api['duplicates']}, "
+            f"failed requests {api['failures']})")
+        out(f"API ingest: {api_rate:,.0f} events/s ({api['seconds']:.2f} s)")
+        out(f"raw COPY:   {copy_rate:,.0f} events/s ({copy['rows']} rows in {copy['seconds']:.2f} s, same columns "
+            f"and indexes, {opts['clients']} connections, one COPY + commit per {opts['batch']} rows)")
+        out(f"ratio API/COPY: {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'})")
+        in_process = sum(profile.values())
+        per_request = api["request_seconds"] / api["requests"] if api["requests"] else 0.0
+        out(f"profile per batch of {opts['batch']} (in-process, ms): "
+            + ", ".join(f"{stage} {seconds * 1000:.1f}" for stage, seconds in profile.items())
+            + f"; total {in_process * 1000:.1f}")
+        out("profile shares: " + ", ".join(f"{stage} {seconds / in_process:.0%}" for stage, seconds in profile.items())
+            if in_process else "profile shares: n/a")
+        out(f"mean request latency seen by clients: {per_request * 1000:.1f} ms (HTTP, auth, body read, "
+            f"queueing: {max(0.0, per_request - in_process) * 1000:.1f} ms beyond the in-process work)")
+        if api["failures"] or stored != api["accepted"]:
+            raise CommandError("some requests failed or stored rows do not match the accepted count")

@@ -1,0 +1,42 @@
+"""Smoke of `manage.py bench_ingest` (the long run is `make bench`): real gunicorn, real COPY."""
+
+import re
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.core.management.base import CommandError
+from django.db import connection
+
+from costwatch.projects.models import Project
+from ingest.models import Event
+
+
+@pytest.mark.smoke
+@pytest.mark.django_db(transaction=True)
+def test_bench_ingest_sends_through_gunicorn_and_compares_with_copy():
+    out = StringIO()
+    call_command("bench_ingest", "--events", "1500", "--batch", "500", "--clients", "2", "--workers", "1",
+                 "--profile-batches", "1", "--keep", stdout=out)
+    text = out.getvalue()
+    assert "events sent: 1500 in 3 requests of 500 from 2 client processes" in text
+    assert "stored: 1500 (accepted 1500, duplicates 0, failed requests 0)" in text
+    api_rate = float(re.search(r"API ingest: ([\d,]+) events/s", text).group(1).replace(",", ""))
+    copy_rows = int(re.search(r"raw COPY: +[\d,]+ events/s \((\d+) rows", text).group(1))
+    ratio = float(re.search(r"ratio API/COPY: ([\d.]+)", text).group(1))
+    assert api_rate > 0 and copy_rows == 1500 and ratio > 0
+    assert re.search(r"profile per batch of 500 \(in-process, ms\): parse [\d.]+, validate [\d.]+, price [\d.]+, "
+                     r"write [\d.]+", text)
+    project = Project.objects.get(slug="bench-ingest")
+    # 1500 sent through the API, 1 warm-up event per client, 500 from the in-process profile.
+    assert Event.objects.filter(project=project).count() == 1500 + 2 + 500
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass('bench_ingest_copy')")
+        assert cursor.fetchone()[0] is None  # the scratch table is dropped
+
+
+def test_bench_ingest_rejects_bad_options():
+    with pytest.raises(CommandError, match="--batch must be <= 1000"):
+        call_command("bench_ingest", "--batch", "5000")
+    with pytest.raises(CommandError, match="--url needs --key"):
+        call_command("bench_ingest", "--url", "http://127.0.0.1:9")
