@@ -1,4 +1,5 @@
-"""Writes made from the dashboard pages: feature settings and project settings, audit logged."""
+"""Writes made from the Settings page: project settings, audit logged. (Feature settings are
+the metrics app's `feature_settings_update`, shared with `PATCH /api/v1/features/{name}`.)"""
 
 from django.db import transaction
 
@@ -8,20 +9,6 @@ from costwatch.projects.services import audit_record
 # Settings whose change alters what the rollups hold (cap classification, dimension rows, local days).
 ROLLUP_SETTINGS = ("huge_cap_tokens", "dimensions", "timezone")
 PROJECT_SETTINGS = ("timezone", "dimensions", "ingest_rate_limit", "huge_cap_tokens")
-
-
-def feature_settings_update(*, feature, expected_pro_share, muted: bool, actor) -> bool:
-    """Set a feature's expected Pro share (0-1 or None) and mute flag; audit logged. True if changed."""
-    before = {"expected_pro_share": feature.expected_pro_share, "muted": feature.muted}
-    after = {"expected_pro_share": expected_pro_share, "muted": muted}
-    if before == after:
-        return False
-    with transaction.atomic():
-        feature.expected_pro_share, feature.muted = expected_pro_share, muted
-        feature.save(update_fields=["expected_pro_share", "muted"])
-        audit_record(project=feature.project, actor=actor, action="update", target_type="feature",
-                     target_id=feature.name, before=before, after=after)
-    return True
 
 
 def project_settings_update(*, project, values: dict, actor) -> list[str]:
@@ -39,5 +26,6 @@ def project_settings_update(*, project, values: dict, actor) -> list[str]:
         audit_record(project=project, actor=actor, action="update", target_type="project_settings",
                      target_id=project.slug, before=before, after={name: values[name] for name in changed})
         if any(name in ROLLUP_SETTINGS for name in changed):
-            project_mark_all_dirty(project=project)
+            # A new timezone cuts days on other midnights: old-zone day rows must go, not linger.
+            project_mark_all_dirty(project=project, drop_days="timezone" in changed)
     return changed

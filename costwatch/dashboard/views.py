@@ -21,6 +21,7 @@ from django.utils.http import urlencode
 from costwatch.metrics import buckets, selectors
 from costwatch.metrics.models import FeatureDay
 from costwatch.metrics.params import ParamsInvalid, parse_read_params
+from costwatch.metrics.services import feature_settings_update
 from costwatch.projects.models import AuditLog, Membership
 from costwatch.projects.selectors import project_for_user, user_is_project_admin
 from costwatch.projects.services import membership_set
@@ -28,7 +29,7 @@ from ingest.models import Event, Feature
 
 from . import charts, whatif
 from .forms import FeatureSettingsForm, MemberForm, ProjectSettingsForm, WhatIfForm
-from .services import feature_settings_update, project_settings_update
+from .services import project_settings_update
 from .templatetags.costwatch_dashboard import freshness
 
 BASELINE_DAYS, RECENT_DAYS = 28, 7
@@ -262,8 +263,9 @@ def _feature_settings_post(request, project, feature):
     if not form.is_valid():
         messages.error(request, "; ".join(f"{f}: {' '.join(e)}" for f, e in form.errors.items()))
         return redirect(url)
-    if feature_settings_update(feature=feature, expected_pro_share=form.cleaned_share(),
-                               muted=form.cleaned_data["muted"], actor=request.user):
+    changes = {"expected_pro_share": form.cleaned_share(), "muted": form.cleaned_data["muted"]}
+    if changes != {"expected_pro_share": feature.expected_pro_share, "muted": feature.muted}:
+        feature_settings_update(feature=feature, changes=changes, actor=request.user)
         messages.success(request, f"Settings of {feature.name} saved.")
     return redirect(url)
 
