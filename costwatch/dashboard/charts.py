@@ -82,18 +82,20 @@ def _pivot(frame: pd.DataFrame, days: list[dt.date], value: str, by: list[str]) 
 
 
 def feature_cost_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
-    """Daily cost stacked by tier and role."""
-    data = []
+    """Daily cost stacked by tier and role (summed in plain Python: a pivot_table costs ~20 ms)."""
+    position = {day: i for i, day in enumerate(days)}
+    series: dict[tuple, list[float]] = {}
     if not frame.empty:
-        costs = frame.assign(cost=frame["cost_usd"].map(lambda v: float(v or 0)))
-        table = _pivot(costs, days, "cost", ["tier", "role"])
-        order = sorted(table.columns, key=lambda c: (TIER_ORDER.index(c[0]) if c[0] in TIER_ORDER else 9,
-                                                     ROLE_ORDER.index(c[1]) if c[1] in ROLE_ORDER else 9))
-        for tier, role in order:
-            data.append({"type": "bar", "name": f"{tier} · {role}", "x": _day_labels(days),
-                         "y": [round(v, 6) for v in table[(tier, role)].tolist()],
-                         "marker": {"color": SERIES_COLORS.get((tier, role), COLORS.get(tier, "#9aa1b1"))},
-                         "hovertemplate": "$%{y:,.4f}"})
+        for day, tier, role, cost in zip(frame["day"], frame["tier"], frame["role"], frame["cost_usd"], strict=True):
+            if day in position:
+                values = series.setdefault((tier, role), [0.0] * len(days))
+                values[position[day]] += float(cost or 0)
+    order = sorted(series, key=lambda c: (TIER_ORDER.index(c[0]) if c[0] in TIER_ORDER else 9,
+                                          ROLE_ORDER.index(c[1]) if c[1] in ROLE_ORDER else 9))
+    data = [{"type": "bar", "name": f"{tier} · {role}", "x": _day_labels(days),
+             "y": [round(v, 6) for v in series[(tier, role)]],
+             "marker": {"color": SERIES_COLORS.get((tier, role), COLORS.get(tier, "#9aa1b1"))},
+             "hovertemplate": "$%{y:,.4f}"} for tier, role in order]
     return figure(data, title="Daily cost by tier and role", barmode="stack", yaxis={"tickprefix": "$"})
 
 

@@ -112,3 +112,15 @@ def test_viewer_cannot_change_feature_settings(client, project, viewer, data):
 
 def test_unknown_feature_is_404(admin_client, project, data):
     assert admin_client.get(f"/p/{project.slug}/features/nope/").status_code == 404
+
+
+def test_pro_share_baseline_reaches_back_before_the_range(admin_client, project):
+    before = dt.datetime(2026, 9, 20, 9, 0, tzinfo=dt.UTC)  # 11 days before the range starts
+    store(project, [row(ts=before, tier="pro", model="m-pro"), row(ts=before), row(ts=before), row(ts=before),
+                    row(ts=before, role="shadow", tier="pro", model="m-pro"),  # never in pro_share
+                    row(ts=dt.datetime(2026, 10, 2, 9, 0, tzinfo=dt.UTC))])
+    fig = admin_client.get(f"/p/{project.slug}/features/alpha/", RANGE).context["figures"]["pro_share"]
+    daily, recent, baseline = (trace["y"] for trace in fig["data"][:3])
+    assert baseline[0] == pytest.approx(1 / 4)  # Oct 1: the 28 days before Sep 24 hold Sep 20's 1 Pro of 4
+    assert daily[1] == 0.0 and recent[1] == 0.0  # Oct 2: one Lite call
+    assert baseline[30] == 0.0  # Oct 31: Sep 27 - Oct 24 holds only Oct 2's Lite call
