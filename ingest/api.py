@@ -25,7 +25,8 @@ from . import schema
 from .catalogue import price_as_dict, price_create
 from .ratelimit import ingest_rate_take
 from .selectors import prices_in_effect
-from .services import event_batch_ingest
+from .services import event_batch_ingest, event_batch_ingest_json
+from .validation import batch_decode_strict
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 MAX_EVENTS = 1000
@@ -144,7 +145,9 @@ class EventsView(DatabaseUnavailableMixin, APIView):
             return error_response([api_error(None, "unsupported_media_type",
                                              "Content-Type must be application/json")], status_code=415)
         try:
-            events = _parse_events(_read_limited(request._request))
+            body = _read_limited(request._request)
+            strict_events = batch_decode_strict(body)  # the common case, decoded and typed in C
+            events = strict_events if strict_events is not None else _parse_events(body)
         except BodyError as exc:
             return error_response([exc.error], status_code=exc.status_code)
         verdict = ingest_rate_take(project=project, events=len(events))
@@ -153,7 +156,10 @@ class EventsView(DatabaseUnavailableMixin, APIView):
                        f"retry after {verdict.retry_after} s")
             return error_response([api_error(None, "rate_limited", message)], status_code=429,
                                   headers={"Retry-After": str(verdict.retry_after)})
-        result = event_batch_ingest(project=project, events=events)
+        if strict_events is not None:
+            result = event_batch_ingest_json(project=project, events=strict_events, body=body)
+        else:
+            result = event_batch_ingest(project=project, events=events)
         if not result.rejected:
             code = status.HTTP_200_OK
         elif result.accepted or result.duplicates:

@@ -267,23 +267,49 @@ class FastEvent(msgspec.Struct, kw_only=True):
 _convert = msgspec.convert
 
 
-def event_validate_fast(raw, index: int, ctx: Context):
-    """Like `event_validate`, but through the compiled schema first; falls back on any doubt."""
-    if type(raw) is not dict:
-        return event_validate(raw, index, ctx)
+class StrictEvent(FastEvent, forbid_unknown_fields=True):
+    """For decoding a whole JSON body at once: an unknown field sends the batch to the dict path,
+    which reports it as a warning."""
+
+
+class StrictBatch(msgspec.Struct, forbid_unknown_fields=True):
+    events: Annotated[list[StrictEvent], msgspec.Meta(min_length=1, max_length=1000)]
+
+
+_strict_batch_decoder = msgspec.json.Decoder(StrictBatch)
+
+
+def batch_decode_strict(body: bytes) -> list | None:
+    """The events of a body that is a well-formed batch of valid-typed events, or None (any doubt)."""
     try:
-        event = _convert(raw, FastEvent, strict=True)
-        ts = _timestamp(event.timestamp, ctx)
-        cost = None if event.cost_usd is None else _cost(event.cost_usd, ctx)
-        attributes = event.attributes or {}
-        if attributes and len(msgspec.json.encode(attributes)) > ATTRIBUTES_MAX_BYTES:
-            raise Invalid("max_length", "")
-    except (msgspec.ValidationError, Invalid):
-        return event_validate(raw, index, ctx)
-    row = {
-        "event_id": event.event_id, "ts": ts, "feature": event.feature, "model": event.model,
-        "provider": event.provider or "", "client_tier": event.tier or "", "input_tokens": event.input_tokens,
-        "cached_input_tokens": event.cached_input_tokens or 0,
+        return _strict_batch_decoder.decode(body).events
+    except (msgspec.ValidationError, msgspec.DecodeError):
+        return None
+
+
+def rows_from_structs(events, ctx: Context) -> list[dict] | None:
+    """Rows of events decoded by `batch_decode_strict`; None when one of them needs the full
+    error report of the dict path (a timestamp out of window, a cross-field rule, ...)."""
+    rows = []
+    try:
+        for event in events:
+            row = _struct_row(event, ctx)
+            if _cross_field_errors(row, 0, None):
+                return None
+            rows.append(row)
+    except Invalid:
+        return None
+    return rows
+
+
+def _struct_row(event, ctx) -> dict:
+    attributes = event.attributes or {}
+    if attributes and len(msgspec.json.encode(attributes)) > ATTRIBUTES_MAX_BYTES:
+        raise Invalid("max_length", "")
+    return {
+        "event_id": event.event_id, "ts": _timestamp(event.timestamp, ctx), "feature": event.feature,
+        "model": event.model, "provider": event.provider or "", "client_tier": event.tier or "",
+        "input_tokens": event.input_tokens, "cached_input_tokens": event.cached_input_tokens or 0,
         "cache_write_input_tokens": event.cache_write_input_tokens or 0, "output_tokens": event.output_tokens,
         "reasoning_tokens": event.reasoning_tokens or 0, "max_output_tokens": event.max_output_tokens,
         "service_tier": event.service_tier or "standard", "finish_reason": event.finish_reason or "",
@@ -291,9 +317,21 @@ def event_validate_fast(raw, index: int, ctx: Context):
         "environment": event.environment or "production", "role": event.role or "primary",
         "request_id": event.request_id or "", "parent_event_id": event.parent_event_id or "",
         "route_reason": event.route_reason or "", "confidence": event.confidence, "quality": event.quality,
-        "client_cost_usd": cost, "attributes": attributes,
-        "cap_known": "max_output_tokens" in raw or ctx.cap_known_default,
+        "client_cost_usd": None if event.cost_usd is None else _cost(event.cost_usd, ctx),
+        "attributes": attributes, "cap_known": True,
     }
+
+
+def event_validate_fast(raw, index: int, ctx: Context):
+    """Like `event_validate`, but through the compiled schema first; falls back on any doubt."""
+    if type(raw) is not dict:
+        return event_validate(raw, index, ctx)
+    try:
+        event = _convert(raw, FastEvent, strict=True)
+        row = _struct_row(event, ctx)
+    except (msgspec.ValidationError, Invalid):
+        return event_validate(raw, index, ctx)
+    row["cap_known"] = "max_output_tokens" in raw or ctx.cap_known_default
     event_id = event.event_id
     errors = _cross_field_errors(row, index, event_id)
     if errors:
