@@ -8,7 +8,7 @@ and recompute).
 from django import forms
 from django.contrib import admin
 
-from .catalogue import price_create, price_validate, price_values_normalize
+from .catalogue import price_create, price_delete, price_validate, price_values_normalize
 from .models import PRICE_FIELDS, Feature, Price, PriceRecompute
 
 PRICE_FORM_FIELDS = ("project", "model", "provider", "service_tier", "tier", *PRICE_FIELDS, "effective_from", "note")
@@ -44,6 +44,13 @@ class PriceAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         values = {name: getattr(obj, name) for name in PRICE_FORM_FIELDS if name != "project"}
         obj.pk = price_create(project=obj.project, values=values, actor=request.user).price.pk
+
+    def delete_model(self, request, obj):
+        price_delete(price=obj, actor=request.user)  # audited, and the affected events re-priced
+
+    def delete_queryset(self, request, queryset):
+        for price in queryset:
+            price_delete(price=price, actor=request.user)
 
 
 @admin.register(Feature)
