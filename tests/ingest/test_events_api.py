@@ -310,7 +310,7 @@ def test_the_postgres_bucket_limits_when_redis_is_not_configured(settings, proje
     assert post(ingest_client, [event(f"b{i}") for i in range(300)]).status_code == 200
     refused = post(ingest_client, [event(f"c{i}") for i in range(200)])
     assert refused.status_code == 429
-    assert int(refused["Retry-After"]) >= 100  # 100 tokens left, 200 asked, 1 token/s
+    assert 90 <= int(refused["Retry-After"]) <= 100  # ~100 tokens left (plus refill), 200 asked, 1 token/s
     assert RateBucket.objects.get(project=project).tokens < 101
     assert Event.objects.count() == 900
 
