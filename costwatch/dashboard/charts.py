@@ -99,32 +99,53 @@ def feature_cost_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
     return figure(data, title="Daily cost by tier and role", barmode="stack", yaxis={"tickprefix": "$"})
 
 
-def routed_counts(frame: pd.DataFrame, days: list[dt.date]) -> pd.DataFrame:
-    """Per day: routed calls (primary + escalation) and the Pro ones among them (SPEC 4 pro_share)."""
-    routed = frame[frame["role"].isin(["primary", "escalation"])] if not frame.empty else frame
-    result = pd.DataFrame(index=days, data={"routed": 0, "pro": 0})
-    if not routed.empty:
-        result["routed"] = routed.groupby("day")["calls"].sum().reindex(days, fill_value=0)
-        result["pro"] = routed[routed["tier"] == "pro"].groupby("day")["calls"].sum().reindex(days, fill_value=0)
-    return result
+def _daily_sum(frame: pd.DataFrame, days: list[dt.date], column: str, *, roles=None, tier=None) -> np.ndarray:
+    """Per day of `days`, the sum of `column` over the frame's rows (optionally of some roles / one tier).
+    A plain loop over a few hundred rows: pandas groupby + reindex costs milliseconds per call."""
+    totals = np.zeros(len(days))
+    if frame.empty:
+        return totals
+    position = {day: i for i, day in enumerate(days)}
+    for day, row_role, row_tier, value in zip(frame["day"].tolist(), frame["role"].tolist(),
+                                              frame["tier"].tolist(), frame[column].tolist(), strict=True):
+        i = position.get(day)
+        if i is not None and (roles is None or row_role in roles) and (tier is None or row_tier == tier):
+            totals[i] += value
+    return totals
+
+
+def _rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
+    """Trailing sum over `window` days (fewer at the start)."""
+    cumulative = np.concatenate([[0.0], np.cumsum(values)])
+    ends = np.arange(1, len(values) + 1)
+    return cumulative[ends] - cumulative[np.maximum(0, ends - window)]
+
+
+def _shares(pro: np.ndarray, routed: np.ndarray) -> list[float | None]:
+    return [None if r == 0 else p / r for p, r in zip(pro.tolist(), routed.tolist(), strict=True)]
+
+
+ROUTED_ROLES = ("primary", "escalation")
 
 
 def pro_share_series(frame: pd.DataFrame, days: list[dt.date], *, baseline_days: int = 28, recent_days: int = 7):
-    """Daily Pro share, its trailing 7-day share, and the 28-day baseline before those 7 days.
+    """Daily Pro share, its trailing 7-day share, and the 28-day baseline before those 7 days
+    (SPEC 4 pro_share: Pro-tier primary + escalation calls over all of them).
 
     `days` must start baseline_days + recent_days before the first day shown; the result covers all of
     `days` and the caller trims it. Shares are None where the denominator is 0."""
-    counts = routed_counts(frame, days)
+    routed = _daily_sum(frame, days, "calls", roles=ROUTED_ROLES)
+    pro = _daily_sum(frame, days, "calls", roles=ROUTED_ROLES, tier="pro")
+    lag = recent_days
 
-    def share(pro, routed):
-        return [None if r == 0 else p / r for p, r in zip(pro, routed, strict=True)]
+    def baseline(values):
+        shifted = np.concatenate([np.zeros(min(lag, len(values))), values[:-lag] if lag < len(values) else []])
+        return _rolling_sum(shifted, baseline_days)
 
-    recent = counts.rolling(recent_days, min_periods=1).sum()
-    baseline = counts.shift(recent_days).rolling(baseline_days, min_periods=1).sum()
     return pd.DataFrame(index=days, data={
-        "daily": share(counts["pro"], counts["routed"]),
-        "recent": share(recent["pro"], recent["routed"]),
-        "baseline": share(baseline["pro"].fillna(0), baseline["routed"].fillna(0)),
+        "daily": _shares(pro, routed),
+        "recent": _shares(_rolling_sum(pro, recent_days), _rolling_sum(routed, recent_days)),
+        "baseline": _shares(baseline(pro), baseline(routed)),
     })
 
 
@@ -147,15 +168,8 @@ def pro_share_figure(series: pd.DataFrame, *, expected: float | None = None) -> 
     return figure(data, title="Pro share (primary + escalation calls)", yaxis={"tickformat": ".0%"})
 
 
-def _daily_sum(frame: pd.DataFrame, days, column: str, where=None) -> pd.Series:
-    rows = frame if where is None or frame.empty else frame[where(frame)]
-    if rows.empty:
-        return pd.Series(0, index=days, dtype="int64")
-    return rows.groupby("day")[column].sum().reindex(days, fill_value=0)
-
-
-def _ratio_list(numerator: pd.Series, denominator: pd.Series) -> list[float | None]:
-    return [None if d == 0 else n / d for n, d in zip(numerator, denominator, strict=True)]
+def _ratio_list(numerator: np.ndarray, denominator: np.ndarray) -> list[float | None]:
+    return [None if d == 0 else n / d for n, d in zip(numerator.tolist(), denominator.tolist(), strict=True)]
 
 
 def share_axis(*series: list) -> dict:
@@ -222,10 +236,10 @@ def latency_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
 
 
 def rates_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
-    primary = _daily_sum(frame, days, "calls", lambda f: f["role"] == "primary")
+    primary = _daily_sum(frame, days, "calls", roles=("primary",))
     x = _day_labels(days)
-    escalation = _ratio_list(_daily_sum(frame, days, "calls", lambda f: f["role"] == "escalation"), primary)
-    shadow = _ratio_list(_daily_sum(frame, days, "calls", lambda f: f["role"] == "shadow"), primary)
+    escalation = _ratio_list(_daily_sum(frame, days, "calls", roles=("escalation",)), primary)
+    shadow = _ratio_list(_daily_sum(frame, days, "calls", roles=("shadow",)), primary)
     data = [
         {"type": "scatter", "mode": "lines", "name": "escalation rate", "x": x, "y": escalation,
          "line": {"color": "#7c3aed", "width": 2}, "hovertemplate": "%{y:.1%}"},

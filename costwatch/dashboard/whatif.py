@@ -36,31 +36,33 @@ class WhatIf:
         return self.whatif_usd - self.current_usd
 
 
-def _cost(rows: pd.DataFrame) -> Decimal:
-    return sum((Decimal(v) for v in rows["cost_usd"] if v is not None), ZERO)
+def _rows(frame: pd.DataFrame, *columns):
+    return zip(*(frame[c].tolist() for c in columns), strict=True)
 
 
 def total_cost(frame: pd.DataFrame) -> Decimal | None:
     if frame.empty or int(frame["priced_calls"].sum()) == 0:
         return None
-    return _cost(frame)
+    return sum((Decimal(c) for c in frame["cost_usd"].tolist() if c is not None), ZERO)
 
 
 def pro_share_whatif(frame: pd.DataFrame, *, pro_share: float) -> WhatIf:
     current = total_cost(frame)
     if current is None:
         return WhatIf(None, None, "No priced calls in this range.")
-    routed = frame[frame["role"].isin(["primary", "escalation"])]
-    lite, pro = routed[routed["tier"] == "lite"], routed[routed["tier"] == "pro"]
-    lite_priced, pro_priced = int(lite["priced_calls"].sum()), int(pro["priced_calls"].sum())
-    if not lite_priced or not pro_priced:
-        missing = "Lite" if not lite_priced else "Pro"
+    cost = {"lite": ZERO, "pro": ZERO}
+    priced = {"lite": 0, "pro": 0}
+    for tier, role, row_cost, row_priced in _rows(frame, "tier", "role", "cost_usd", "priced_calls"):
+        if role in ("primary", "escalation") and tier in cost:
+            cost[tier] += Decimal(row_cost or 0)
+            priced[tier] += row_priced
+    if not priced["lite"] or not priced["pro"]:
+        missing = "Lite" if not priced["lite"] else "Pro"
         return WhatIf(current, None, f"No priced {missing} calls in this range to take an average cost from.")
-    lite_cost, pro_cost = _cost(lite), _cost(pro)
     share = Decimal(str(pro_share))
-    calls = lite_priced + pro_priced
-    moved = calls * (share * pro_cost / pro_priced + (1 - share) * lite_cost / lite_priced)
-    return WhatIf(current, current - lite_cost - pro_cost + moved)
+    calls = priced["lite"] + priced["pro"]
+    moved = calls * (share * cost["pro"] / priced["pro"] + (1 - share) * cost["lite"] / priced["lite"])
+    return WhatIf(current, current - cost["lite"] - cost["pro"] + moved)
 
 
 def output_prices_by_tier(*, project, feature, first_day, last_day, environment=None) -> dict[str, Decimal]:
@@ -95,14 +97,17 @@ def output_cap_whatif(frame: pd.DataFrame, *, cap: int, output_prices: dict[str,
     current = total_cost(frame)
     if current is None:
         return WhatIf(None, None, "No priced calls in this range.")
+    hists: dict[str, list] = {}
+    tokens: dict[str, int] = {}
+    for tier, hist, output_tokens in _rows(frame, "tier", "output_tokens_hist", "output_tokens"):
+        hists[tier] = buckets.merge(hists.get(tier), hist)
+        tokens[tier] = tokens.get(tier, 0) + output_tokens
     saved = ZERO
-    for tier, rows in frame.groupby("tier"):
+    for tier, hist in hists.items():
         price = output_prices.get(tier)
-        hist = buckets.merge_all(rows["output_tokens_hist"])
         mean = buckets.capped_mean(hist, float("inf"))
         if price is None or not mean:
             continue
-        capped = buckets.capped_mean(hist, cap)
-        fraction = Decimal(str(1 - capped / mean))
-        saved += Decimal(int(rows["output_tokens"].sum())) * fraction * price
+        fraction = Decimal(str(1 - buckets.capped_mean(hist, cap) / mean))
+        saved += Decimal(tokens[tier]) * fraction * price
     return WhatIf(current, current - saved)
