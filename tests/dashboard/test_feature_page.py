@@ -124,3 +124,20 @@ def test_pro_share_baseline_reaches_back_before_the_range(admin_client, project)
     assert baseline[0] == pytest.approx(1 / 4)  # Oct 1: the 28 days before Sep 24 hold Sep 20's 1 Pro of 4
     assert daily[1] == 0.0 and recent[1] == 0.0  # Oct 2: one Lite call
     assert baseline[30] == 0.0  # Oct 31: Sep 27 - Oct 24 holds only Oct 2's Lite call
+
+
+def test_recent_calls_show_cap_state_errors_and_cost(admin_client, project):
+    ts = dt.datetime(2026, 10, 5, 8, 30, tzinfo=dt.UTC)
+    store(project, [
+        row(ts=ts, event_id="capped", max_output_tokens=2048, cost_usd=Decimal("0.0012345")),
+        row(ts=ts + dt.timedelta(seconds=1), event_id="uncapped", max_output_tokens=None),
+        row(ts=ts + dt.timedelta(seconds=2), event_id="unknown-cap", max_output_tokens=None, cap_known=False),
+        row(ts=ts + dt.timedelta(seconds=3), event_id="failed", status="error", finish_reason="", cost_usd=None),
+    ])
+    html = admin_client.get(f"/p/{project.slug}/features/alpha/", RANGE).content.decode()
+    table = html.split('data-testid="recent-calls"')[1].split("</table>")[0]
+    rows = {r.split('<code class="small">')[1].split("<")[0]: r for r in table.split("<tr>")[2:]}
+    assert "10-05 08:30:00" in rows["capped"] and "2,048" in rows["capped"] and "$0.001235" in rows["capped"]
+    assert '<span class="badge warn">none</span>' in rows["uncapped"]
+    assert '<span class="muted">?</span>' in rows["unknown-cap"]
+    assert '<span class="badge bad">error</span>' in rows["failed"] and "–" in rows["failed"]

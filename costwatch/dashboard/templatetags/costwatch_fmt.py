@@ -1,5 +1,6 @@
 """Number formatting for the pages: money, shares, changes, counts."""
 
+import datetime as dt
 import json
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -87,3 +88,25 @@ def signed_usd(value):
     if value is None:
         return DASH
     return ("+" if value > 0 else "") + str(usd(value))
+
+
+@register.filter
+def recent_call_row(event):
+    """One <tr> of the feature page's recent calls, built in Python: 50 rows of 13 cells cost ~40 ms
+    through the template engine and ~2 ms here."""
+    if not event.cap_known:
+        cap = mark_safe('<span class="muted">?</span>')
+    elif event.max_output_tokens is None:
+        cap = mark_safe('<span class="badge warn">none</span>')
+    else:
+        cap = f"{event.max_output_tokens:,}"
+    finish = mark_safe('<span class="badge bad">error</span>') if event.status == "error" else event.finish_reason
+    event_id = event.event_id if len(event.event_id) <= 24 else event.event_id[:23] + "…"
+    return format_html(
+        '<tr><td class="nowrap">{}</td><td><code class="small">{}</code></td><td>{}</td><td>{}</td>'
+        '<td><span class="badge {}">{}</span></td><td>{}</td><td class="muted">{}</td><td class="num">{}</td>'
+        '<td class="num">{}</td><td class="num">{}</td><td>{}</td><td class="num">{}</td><td class="num">{}</td></tr>',
+        event.ts.astimezone(dt.UTC).strftime("%m-%d %H:%M:%S"), event_id, event.environment, event.model, event.tier, event.tier,
+        event.role, event.route_reason, f"{event.input_tokens:,}", f"{event.output_tokens:,}", cap, finish,
+        ms(event.latency_ms), usd(event.cost_usd, 6),
+    )
