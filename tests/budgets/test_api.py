@@ -247,3 +247,15 @@ def test_spend_is_money_not_float(project):
     status = budget_status(project=project, feature_name="f", now=timezone.now())
     assert status["budgets"][0]["spent_usd"] == "0.300000" and status["over_budget"] is True
     assert Decimal(status["budgets"][0]["spent_usd"]) == Decimal("0.1") + Decimal("0.2")
+
+
+def test_acking_a_resolved_alert_is_a_conflict(project, read_client):
+    feat = feature(project)
+    uncapped_day(project, feat)
+    only_rules(project, "unbounded_output")
+    evaluate_project(project=project, now=NOW)
+    alert = Alert.objects.get()
+    Alert.objects.filter(pk=alert.pk).update(state="resolved", resolved_at=NOW)
+    response = read_client.post(f"/api/v1/alerts/{alert.pk}/ack")
+    assert response.status_code == 409 and _fields(response) == [(None, "resolved")]
+    assert Alert.objects.get().acknowledged_at is None

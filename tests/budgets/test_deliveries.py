@@ -161,3 +161,13 @@ def test_a_channel_limited_to_some_rules_only_gets_their_alerts(project, firing,
     channel.rules.set([other])
     evaluate_project(project=project, now=NOW)
     assert not Delivery.objects.exists()
+
+
+def test_a_refused_email_address_is_a_permanent_failure(project, firing, smtp_server):
+    Channel.objects.create(project=project, kind="email", name="gone", target="bounce@example.com")
+    evaluate_project(project=project, now=NOW)
+    deliveries_send_due(now=NOW)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.permanent) == ("failed", True)
+    assert delivery.last_error == "recipients refused: bounce@example.com"
+    assert smtp_server.messages == []
