@@ -169,7 +169,7 @@ def alerts_apply(*, project, evaluations, now) -> None:
     # One read of the unresolved alerts; every state change below is still a conditional UPDATE,
     # so a concurrent cycle working from the same snapshot cannot notify twice.
     unresolved = {(a.rule_id, a.key): a for a in
-                  Alert.objects.filter(project=project).exclude(state=Alert.RESOLVED).select_related("rule")}
+                  Alert.objects.filter(project=project).exclude(state=Alert.RESOLVED).select_related("rule", "feature")}
     fired_keys = set()
     for evaluation in evaluations:
         if evaluation.verdict.fired:
@@ -177,7 +177,11 @@ def alerts_apply(*, project, evaluations, now) -> None:
             fired_keys.add(key)
             alert_fire(evaluation=evaluation, now=now, alert=unresolved.get(key, NOT_LOADED))
     for key, alert in unresolved.items():
-        if alert.is_spend:
+        if alert.feature is not None and alert.feature.muted:
+            # Muting a feature means no alerts: its open ones close without a resolve message.
+            Alert.objects.filter(pk=alert.pk).exclude(state=Alert.RESOLVED).update(
+                state=Alert.RESOLVED, resolved_at=now)
+        elif alert.is_spend:
             # Spend alerts stay open for their period, then close silently.
             if alert.period_end <= now or alert.rule is None or not alert.rule.enabled:
                 Alert.objects.filter(pk=alert.pk).exclude(state=Alert.RESOLVED).update(

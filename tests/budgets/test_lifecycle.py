@@ -132,3 +132,13 @@ def test_a_project_budget_in_the_project_timezone(project):
     alert = Alert.objects.get()
     assert alert.level == 100 and Decimal(alert.numbers["spent_usd"]) == Decimal("10")
     assert alert.period_start == NOW.replace(hour=5, minute=0)
+
+
+def test_muting_a_feature_closes_its_alerts_without_a_message(project, firing):
+    evaluate_project(project=project, now=NOW)
+    firing.muted = True
+    firing.save()
+    evaluate_project(project=project, now=NOW + MINUTE)
+    alert = Alert.objects.get()
+    assert alert.state == "resolved" and alert.resolved_at == NOW + MINUTE
+    assert _notices(alert) == ["opened"]
