@@ -38,7 +38,7 @@ BASELINE_DAYS, RECENT_DAYS = 28, 7
 # The Features table: (key, label, kind). Every key sorts; the CSV has all of FEATURE_CSV_COLUMNS.
 FEATURE_COLUMNS = [
     ("cost_usd", "Cost", "money"), ("calls", "Calls", "int"), ("cost_per_call_usd", "Cost / call", "unit_money"),
-    ("pro_share", "Pro share", "share"), ("pro_share_change", "Pro Δ 7d vs 28d", "change"),
+    ("pro_share", "Pro share", "share"), ("pro_share_change", "Pro Δ 7d", "change"),
     ("uncapped_share", "Uncapped", "share"), ("cap_hit_share", "Cap hit", "share"),
     ("output_tokens_per_call", "Out tok / call", "float"), ("escalation_rate", "Escalation", "share"),
     ("latency_p95_ms", "p95 latency", "ms"), ("unpriced_calls", "Unpriced", "int"), ("error_calls", "Errors", "int"),
@@ -173,7 +173,7 @@ def features(request, slug):
     ids = dict(project.features.values_list("name", "pk"))
     for row in rows:
         by_day = daily.get(ids.get(row["feature"]), {})
-        row["sparkline"] = charts.sparkline_svg([by_day.get(day) for day in days],
+        row["sparkline"] = charts.sparkline_svg([by_day.get(day) for day in days], width=96,
                                                 label=f"daily cost of {row['feature']}")
         row["cells"] = [(row.get(key), kind) for key, _, kind in FEATURE_COLUMNS]
     headers = [(key, label, kind, _sort_link(sort, key)) for key, label, kind in FEATURE_COLUMNS]
