@@ -65,6 +65,8 @@ def cost_by_group_figure(points: list[dict], *, title: str = "Daily cost by tier
     groups = sorted(frame["group"].dropna().unique(), key=lambda g: (TIER_ORDER.index(g) if g in TIER_ORDER else 9, g))
     for group in groups:
         rows = frame[frame["group"] == group]
+        if not any(rows["value"]):  # e.g. unknown tier: unpriced, so no cost to stack
+            continue
         data.append({"type": "bar", "name": group, "x": [t.date().isoformat() for t in rows["t"]],
                      "y": [_float(v) for v in rows["value"]], "marker": {"color": COLORS.get(group)},
                      "hovertemplate": "$%{y:,.2f}"})

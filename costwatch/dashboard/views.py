@@ -111,7 +111,10 @@ def overview(request, slug):
         change = (ov["forecast_usd"] - ov["last_month_usd"]) / ov["last_month_usd"]
     points = selectors.timeseries(project=project, metric="cost", granularity="day", start=params.start,
                                   end=params.end, environment=params.environment, group_by="tier")
-    ctx.update(ov=ov, forecast_change=change, open_alerts=_open_alerts(project),
+    unknown_share = None
+    if ov["pro_share"] is not None and ov["lite_share"] is not None:
+        unknown_share = max(0.0, 1 - ov["pro_share"] - ov["lite_share"])
+    ctx.update(ov=ov, forecast_change=change, unknown_share=unknown_share, open_alerts=_open_alerts(project),
                cost_figure=_figure_json(charts.cost_by_group_figure(points)))
     return render(request, "dashboard/overview.html", ctx)
 

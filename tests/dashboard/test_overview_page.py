@@ -33,7 +33,10 @@ def test_it_shows_month_to_date_spend_share_and_unpriced_calls(admin_client, pro
     assert "50%</span> / <span class=\"pro-text\">25%" in html
     assert "<code>m-free</code>" in html
     assert [f["feature"] for f in ov["top_by_cost"]] == ["alpha"]
+    assert "25% unknown tier" in html  # beta's unpriced call has no tier
     assert 'data-figure="cost-figure"' in html and 'id="cost-figure"' in html
+    names = [trace["name"] for trace in response.context["cost_figure"]["data"]]
+    assert names == ["lite", "pro"]  # unknown tier costs nothing (unpriced): no empty series
 
 
 def test_it_warns_when_the_rollups_are_behind(admin_client, project):
