@@ -141,3 +141,15 @@ def test_recent_calls_show_cap_state_errors_and_cost(admin_client, project):
     assert '<span class="badge warn">none</span>' in rows["uncapped"]
     assert '<span class="muted">?</span>' in rows["unknown-cap"]
     assert '<span class="badge bad">error</span>' in rows["failed"] and "–" in rows["failed"]
+
+
+def test_a_range_without_calls_renders_empty_charts_and_no_estimates(admin_client, project, data):
+    response = admin_client.get(f"/p/{project.slug}/features/alpha/", {"start": "2026-06-01", "end": "2026-07-01"})
+    assert response.status_code == 200
+    assert response.context["figures"]["cost"]["data"] == []
+    assert response.context["whatif_share"].whatif_usd is None
+    assert "No priced calls in this range." in response.content.decode()
+    for page in ("", "features/", "models/", "settings/"):
+        empty = admin_client.get(f"/p/{project.slug}/{page}", {"start": "2026-06-01", "end": "2026-07-01",
+                                                                "environment": "nowhere"})
+        assert empty.status_code == 200, page
