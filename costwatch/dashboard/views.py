@@ -114,9 +114,19 @@ def overview(request, slug):
     unknown_share = None
     if ov["pro_share"] is not None and ov["lite_share"] is not None:
         unknown_share = max(0.0, 1 - ov["pro_share"] - ov["lite_share"])
-    ctx.update(ov=ov, forecast_change=change, unknown_share=unknown_share, open_alerts=_open_alerts(project),
+    ctx.update(ov=ov, forecast_change=change, unknown_share=unknown_share, breakdowns=_breakdowns(project, params), open_alerts=_open_alerts(project),
                cost_figure=_figure_json(charts.cost_by_group_figure(points)))
     return render(request, "dashboard/overview.html", ctx)
+
+
+def _breakdowns(project, params, feature=None, top=8):
+    """Cost per value of each declared dimension (e.g. per end customer) over the range."""
+    result = []
+    for dimension in project.dimensions or []:
+        rows = selectors.dimension_breakdown(project=project, dimension=dimension, start=params.start, end=params.end,
+                                             feature=feature, environment=params.environment)
+        result.append({"dimension": dimension, "rows": rows[:top], "more": max(0, len(rows) - top)})
+    return result
 
 
 # --- features list ----------------------------------------------------------------------------
@@ -227,6 +237,7 @@ def feature_detail(request, slug, name):
             else round(Decimal(str(feature.expected_pro_share)) * 100, 2),
             "muted": feature.muted}),
         **_whatif_context(request, project, feature, frame, first, last, params.environment, metrics),
+        breakdowns=_breakdowns(project, params, feature=feature.name),
     )
     return render(request, "dashboard/feature.html", ctx)
 

@@ -153,3 +153,20 @@ def test_a_range_without_calls_renders_empty_charts_and_no_estimates(admin_clien
         empty = admin_client.get(f"/p/{project.slug}/{page}", {"start": "2026-06-01", "end": "2026-07-01",
                                                                 "environment": "nowhere"})
         assert empty.status_code == 200, page
+
+
+def test_cost_per_customer_of_the_feature(admin_client, project):
+    project.dimensions = ["customer"]
+    project.save()
+    rows = [row(attributes={"customer": "acme"}, cost_usd=Decimal("0.30")),
+            row(attributes={"customer": "acme"}, cost_usd=Decimal("0.10"), tier="pro", model="m-pro"),
+            row(attributes={"customer": "globex"}, cost_usd=Decimal("0.05")),
+            row(feature="beta", attributes={"customer": "globex"}, cost_usd=Decimal("9"))]
+    store(project, rows)
+    response = admin_client.get(f"/p/{project.slug}/features/alpha/", RANGE)
+    (customer,) = response.context["breakdowns"]
+    by_value = {r["value"]: r for r in customer["rows"]}
+    assert by_value["acme"]["cost_usd"] == Decimal("0.40") and by_value["acme"]["pro_share"] == 0.5
+    assert by_value["globex"]["cost_usd"] == Decimal("0.05")  # beta's $9 is another feature's
+    html = response.content.decode()
+    assert "Cost by customer" in html and "<td>acme</td><td class=\"num\">$0.40</td>" in html
