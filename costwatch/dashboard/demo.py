@@ -208,7 +208,8 @@ def rows_from_columns(cols: _Columns, *, seed: int = 7, prefix: str = "demo") ->
     rng = np.random.default_rng(seed + 1)
     count = len(cols["index"])
     latency, ttft = _latency(rng, cols)
-    customer = np.array(CUSTOMERS, dtype=object)[np.minimum(rng.zipf(1.6, count) - 1, len(CUSTOMERS) - 1)]
+    weights = 1.0 / np.arange(1, len(CUSTOMERS) + 1) ** 1.2  # a few big customers, a long tail
+    customer = np.array(CUSTOMERS, dtype=object)[rng.choice(len(CUSTOMERS), size=count, p=weights / weights.sum())]
     environment = np.where(rng.random(count) < 0.08, "staging", "production")
     cached = (cols["input_tokens"] * np.where(rng.random(count) < 0.3, 0.5, 0.0)).astype(int)
     start = cols["start"]
