@@ -123,3 +123,13 @@ def start_worker(tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+
+
+def run_coroutine(coroutine):
+    """asyncio.run in a fresh thread: Playwright's sync API leaves an event loop running in the
+    main thread for the rest of the session, where asyncio.run() refuses to start."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()

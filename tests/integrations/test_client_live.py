@@ -1,7 +1,6 @@
 """The Python client against the REAL events API: a live Django server, a real ingest key,
 rows asserted in PostgreSQL field by field."""
 
-import asyncio
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -16,6 +15,7 @@ from werkzeug import Response
 from costwatch.projects.services import api_key_issue
 from costwatch_client import Client, track
 from ingest.models import Event
+from tests.conftest import run_coroutine
 from tests.integrations.sse import chat_chunk, sse
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -194,7 +194,7 @@ def test_async_call_records_an_async_openai_completion(project, make_client, htt
             return await client.acall(sdk.chat.completions.create, model="gpt-5-nano", max_completion_tokens=16,
                                       messages=[{"role": "user", "content": "hi"}])
 
-    response = asyncio.run(handler())
+    response = run_coroutine(handler())
 
     assert response.choices[0].message.content == "ok"
     assert client.flush(timeout=20) is True

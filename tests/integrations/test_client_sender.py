@@ -17,7 +17,7 @@ import pytest
 from werkzeug import Response
 
 from costwatch_client import Client, current_fields, retry_after_seconds, track
-from tests.conftest import wait_for
+from tests.conftest import run_coroutine, wait_for
 
 KEY = "cw_testkey_" + "s" * 32
 
@@ -280,7 +280,7 @@ def test_track_works_as_a_decorator_and_keeps_concurrent_tasks_apart():
         return await asyncio.gather(async_handler("a"), async_handler("b"))
 
     assert handler() == {"feature": "search-rank", "role": "primary"}
-    assert asyncio.run(both()) == [{"feature": "async-feature", "request_id": "a"},
+    assert run_coroutine(both()) == [{"feature": "async-feature", "request_id": "a"},
                                    {"feature": "async-feature", "request_id": "b"}]
     assert current_fields() == {}
 
