@@ -45,11 +45,15 @@ class Event(models.Model):
     """One LLM call. Immutable once stored, except cost, tier and cost_source on re-pricing."""
 
     id = models.BigAutoField(primary_key=True)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    # No database-level foreign keys on the hot table (measured: Django's deferred FK checks ran
+    # 2000 trigger lookups at each 1000-event commit, ~25-30 ms, doubling the write against raw
+    # COPY). The write path guarantees both: the project comes from the key, features are
+    # upserted in the same transaction. Deletes still cascade through the ORM.
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False, db_constraint=False)
     event_id = models.CharField(max_length=128)
     ts = models.DateTimeField(help_text="The call's timestamp (UTC).")
     received_at = models.DateTimeField()
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False, db_constraint=False)
     environment = models.CharField(max_length=50, default="production")
     model = models.CharField(max_length=200)
     provider = models.CharField(max_length=50, blank=True, default="")
