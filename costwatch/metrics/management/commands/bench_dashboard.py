@@ -135,7 +135,7 @@ class Command(BaseCommand):
     def _measure(self, bench, user, iterations) -> list[dict]:
         if not hasattr(mail, "outbox"):  # not already inside a test run
             setup_test_environment()  # lets the test Client's 'testserver' host through ALLOWED_HOSTS
-        client = Client()
+        client = Client(raise_request_exception=False)  # a broken page is reported, not fatal
         client.force_login(user)
         results = []
         for url in self._urls(bench):
