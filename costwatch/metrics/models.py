@@ -187,3 +187,22 @@ class ModelDay(UsageCounts):
             )
         ]
         indexes = [models.Index(fields=["project", "day"], name="modelday_project_day")]
+
+
+class FeatureLatencyDay(models.Model):
+    """Latency and ttft histograms per (project, environment, feature, day), merged over tiers
+    and roles: the features list reads percentiles from here, a fifth of FeatureDay's rows."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    environment = models.CharField(max_length=50)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
+    day = models.DateField()
+    latency_hist = ArrayField(models.IntegerField(), default=list)
+    ttft_hist = ArrayField(models.IntegerField(), default=list)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["project", "environment", "feature", "day"], name="featurelatencyday_key")
+        ]
+        indexes = [models.Index(fields=["project", "day"], name="featurelatencyday_project_day")]

@@ -137,20 +137,14 @@ def _daily_table(attrs) -> str:
 
 
 def _histograms_by_feature(project, first, last, environment, feature_id=None) -> dict:
-    """{feature_id: {"latency": hist, "ttft": hist}} merged over the days (sparse unnest, summed in SQL)."""
+    """{feature_id: {"latency": hist, "ttft": hist}} merged over the days, from the narrow
+    FeatureLatencyDay table."""
     where, params = _day_filter(project, first, last, environment, feature_id=feature_id)
-    sql = " UNION ALL ".join(
-        f"SELECT d.feature_id, '{kind}', u.i, sum(u.c) FROM metrics_featureday d, "
-        f"unnest(d.{kind}_hist) WITH ORDINALITY AS u(c, i) WHERE {where} GROUP BY 1, 3"
-        for kind in ("latency", "ttft"))
-    result: dict = {}
+    sql = (f"SELECT d.feature_id, cw_hist_sum(d.latency_hist), cw_hist_sum(d.ttft_hist) "
+           f"FROM metrics_featurelatencyday d WHERE {where} GROUP BY 1")
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        for feature_id, kind, index, total in cursor.fetchall():
-            hist = result.setdefault(feature_id, {}).setdefault(kind, [])
-            hist.extend([0] * (index - len(hist)))
-            hist[index - 1] += int(total)
-    return result
+        return {feature_id: {"latency": latency, "ttft": ttft} for feature_id, latency, ttft in cursor.fetchall()}
 
 
 def _percentiles(hists: dict | None) -> dict:

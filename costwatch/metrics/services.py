@@ -135,6 +135,14 @@ WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
 GROUP BY 1, 2, 3, 4, 5, 6
 """
 
+FEATURE_LATENCY_DAY_INSERT = """
+INSERT INTO metrics_featurelatencyday (project_id, environment, feature_id, day, latency_hist, ttft_hist)
+SELECT d.project_id, d.environment, d.feature_id, d.day, cw_hist_sum(d.latency_hist), cw_hist_sum(d.ttft_hist)
+FROM metrics_featureday d
+WHERE d.project_id = %(project_id)s AND d.day = ANY(%(days)s)
+GROUP BY 1, 2, 3, 4
+"""
+
 EVENT_ROUTED = "e.role IN ('primary', 'escalation')"
 DIMENSION_DAY_INSERT = f"""
 INSERT INTO metrics_dimensionday (project_id, environment, feature_id, day, dimension, value,
@@ -225,6 +233,9 @@ def _rebuild_days(cursor, project: Project, days: list[dt.date]) -> None:
     hour_aligned = all(bound.minute == 0 and bound.second == 0
                        for day in days for bound in local_day_bounds(day, tzinfo))
     cursor.execute(FEATURE_DAY_FROM_HOURS if hour_aligned else FEATURE_DAY_FROM_EVENTS, params)
+    cursor.execute("DELETE FROM metrics_featurelatencyday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)",
+                   params)
+    cursor.execute(FEATURE_LATENCY_DAY_INSERT, params)
     cursor.execute("DELETE FROM metrics_modelday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)", params)
     cursor.execute(MODEL_DAY_FROM_HOURS if hour_aligned else MODEL_DAY_FROM_EVENTS, params)
     cursor.execute("DELETE FROM metrics_dimensionday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)",
@@ -295,7 +306,7 @@ def rollup_state_touch_clean() -> int:
         return cursor.rowcount
 
 
-DAY_TABLES = ("metrics_featureday", "metrics_modelday", "metrics_dimensionday")
+DAY_TABLES = ("metrics_featureday", "metrics_featurelatencyday", "metrics_modelday", "metrics_dimensionday")
 
 
 def project_mark_all_dirty(*, project: Project, since: dt.datetime | None = None, drop_days: bool = False) -> int:

@@ -9,6 +9,7 @@ from costwatch.metrics.models import (
     DimensionDay,
     FeatureDay,
     FeatureHour,
+    FeatureLatencyDay,
     HourlyRollup,
     ModelDay,
     RollupState,
@@ -105,6 +106,13 @@ def test_feature_day_and_dimension_day_equal_raw_aggregates(project, mixed):
     for key, rows in expected.items():
         assert {n: stored[key][n] for n in COUNTER_NAMES} == counters(rows)
         assert {n: stored[key][n] for n in expected_hists(rows)} == expected_hists(rows)
+
+    stored = {(r.day, r.environment, r.feature.name): r for r in FeatureLatencyDay.objects.select_related("feature")}
+    expected = group(mixed, lambda r: (r["ts"].date(), r["environment"], r["feature"]))
+    assert set(stored) == set(expected)
+    for key, rows in expected.items():
+        hists = expected_hists(rows)
+        assert (stored[key].latency_hist, stored[key].ttft_hist) == (hists["latency_hist"], hists["ttft_hist"])
 
     stored = rollup_rows(ModelDay, ("day", "environment", "feature_id", "model", "tier"),
                          extra=("routed_calls", "routed_pro_calls"))
