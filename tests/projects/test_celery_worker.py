@@ -50,7 +50,7 @@ def test_the_embedded_filesystem_broker_of_make_run_round_trips(tmp_path):
         )
     try:
         wait_for(lambda: "heartbeat: worker alive" in log_path.read_text() or worker.poll() is not None,
-                 timeout=60, message="a beat-scheduled heartbeat through the filesystem broker")
+                 timeout=150, message="a beat-scheduled heartbeat through the filesystem broker")
         assert worker.poll() is None, log_path.read_text()
         client = subprocess.run(
             [sys.executable, "-c",
