@@ -4,12 +4,22 @@ Vectorised with numpy so 100k events take a second or two to generate and 10M ev
 streamed in batches. Rows are keyed by Event column names with `feature` as its name, ready for
 `ingest.pricing.price_rows` and `ingest.services.event_rows_store`.
 
-The features tell the three stories costwatch exists for:
-- `draft-reply` routes to Pro by default (route_reason "default");
-- `summarize-thread` creeps from 10% to 35% Pro over the period;
-- `code-review` sends calls with no max-output cap (long, unbounded outputs);
-plus Lite-first features with triage, escalation and shadow traffic (quality scores), a
-self-hosted model that has no price, a few errors, latency/ttft and customer/plan attributes.
+The features tell the three stories costwatch exists for, and each one is loud enough that the
+first rule cycle after `seed_demo` (its "now" is the time of seeding) opens exactly its alert:
+- `draft-reply` routes to Pro by default (route_reason "default") and is being adopted (its
+  daily volume grows), so the last 24 h hold well over pro_default's 100-call guard;
+- `summarize-thread` creeps slowly from ~10% Pro (9% -> 12%) for most of the period, then the
+  creep steepens over the last two weeks (an S-curve from 13 to 5 days before the end, half done
+  at 9) to ~29%: the last 7 days sit ~15 points above the 28 days before (share_drift fires),
+  while the last 24 h stay ~10 points under pro_default's 40% (not 35%: that would sit within
+  the noise of 100-300 calls a day of the threshold, and open a second, wrong alert);
+- `code-review` sends calls with no max-output cap (long, unbounded outputs) and is the fastest
+  growing feature, so the last 24 h hold well over unbounded_output's 100-call guard;
+plus Lite-first features that fire nothing: `ticket-triage` with triage, escalation (~10% of
+primaries, inside escalation_band's 5-20%) and shadow traffic (quality scores), `search-rank`,
+and `intent-router` on a self-hosted model that has no price (unpriced_traffic); a few errors,
+latency/ttft and customer/plan attributes. Volumes are ratios of `events`, so the guards hold
+at any size with the same density (e.g. 50k+ events over 90 days, or 20k over 36 days).
 """
 
 import datetime as dt
@@ -34,11 +44,11 @@ PLANS = {c: ("enterprise" if i < 3 else "team" if i < 7 else "free") for i, c in
 @dataclass(frozen=True)
 class FeatureProfile:
     name: str
-    weight: float  # share of primary calls
+    weight: float  # share of primary calls over the whole period
     lite_model: str
     pro_model: str
-    pro_share_start: float
-    pro_share_end: float
+    pro_share_start: float  # Pro share of primaries at the start, rising linearly to ...
+    pro_share_end: float  # ... this at the end (before the surge)
     pro_reason: str  # route_reason of Pro primaries
     cap: int | None  # max_output_tokens; None = no cap
     input_mean: float
@@ -46,20 +56,25 @@ class FeatureProfile:
     triage: bool = False
     escalation_rate: float = 0.0  # share of Lite primaries retried on Pro
     shadow_rate: float = 0.0  # share of Lite primaries copied to Pro for comparison
+    growth: float = 1.0  # daily volume at the end / at the start (exponential), on top of the project's growth
+    pro_surge: float = 0.0  # extra Pro share added by a late S-curve: the creep steepening ...
+    surge_days: float = 9.0  # ... half done this many days before the end (over ~2 weeks)
 
+
+SURGE_WIDTH_DAYS = 1.5
 
 FEATURES = [
-    FeatureProfile("ticket-triage", 0.28, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.06, 0.07, "complex",
-                   512, 1400, 160, triage=True, escalation_rate=0.08, shadow_rate=0.05),
-    FeatureProfile("search-rank", 0.22, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.03, 0.03, "complex",
+    FeatureProfile("ticket-triage", 0.18, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.06, 0.07, "complex",
+                   512, 1400, 160, triage=True, escalation_rate=0.11, shadow_rate=0.05),
+    FeatureProfile("search-rank", 0.13, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.03, 0.03, "complex",
                    256, 2200, 60),
-    FeatureProfile("summarize-thread", 0.18, "gpt-4.1-mini", "gpt-4.1", 0.10, 0.35, "long_context",
-                   1024, 5200, 380, triage=True, escalation_rate=0.04, shadow_rate=0.03),
-    FeatureProfile("draft-reply", 0.14, "gpt-4.1-mini", "gpt-4.1", 0.72, 0.74, "default",
-                   800, 2600, 420),
-    FeatureProfile("code-review", 0.08, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.40, 0.42, "complex",
-                   None, 7800, 1500),
-    FeatureProfile("intent-router", 0.10, UNPRICED_MODEL[0], "gpt-4.1", 0.02, 0.02, "fallback",
+    FeatureProfile("summarize-thread", 0.24, "gpt-4.1-mini", "gpt-4.1", 0.09, 0.12, "long_context",
+                   1024, 5200, 380, shadow_rate=0.03, pro_surge=0.17),
+    FeatureProfile("draft-reply", 0.19, "gpt-4.1-mini", "gpt-4.1", 0.72, 0.74, "default",
+                   800, 2600, 420, growth=5.0),
+    FeatureProfile("code-review", 0.17, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.20, 0.22, "complex",
+                   None, 7800, 1500, growth=10.0),
+    FeatureProfile("intent-router", 0.09, UNPRICED_MODEL[0], "gpt-4.1", 0.02, 0.02, "fallback",
                    64, 300, 12),
 ]
 
@@ -73,13 +88,28 @@ def demo_prices() -> list[dict]:
     ]
 
 
-def _timestamps(rng, count: int, start: dt.datetime, days: int) -> np.ndarray:
-    """Seconds after `start`: weekday-heavy, office-hours-heavy, slowly growing traffic."""
-    day_weights = np.linspace(1.0, 1.35, days) * np.where((np.arange(days) + start.weekday()) % 7 >= 5, 0.55, 1.0)
+def _day_weights(start: dt.datetime, days: int) -> np.ndarray:
+    """Relative traffic per day: weekday-heavy, slowly growing."""
+    weekend = (np.arange(days) + start.weekday()) % 7 >= 5
+    return np.linspace(1.0, 1.35, days) * np.where(weekend, 0.7, 1.0)
+
+
+def _timestamps(rng, count: int, start: dt.datetime, days: int, growth: float = 1.0) -> np.ndarray:
+    """Seconds after `start`: weekday-heavy, office-hours-heavy (UTC), growing by `growth` over the period."""
+    day_weights = _day_weights(start, days) * growth ** np.linspace(0.0, 1.0, days)
     day = rng.choice(days, size=count, p=day_weights / day_weights.sum())
-    hour_weights = 0.35 + np.exp(-((np.arange(24) - 14.5) ** 2) / 18.0)
+    utc_hour = (np.arange(24) + start.hour + start.minute / 60) % 24  # offset hour -> hour of the UTC day
+    hour_weights = 0.35 + np.exp(-((utc_hour - 14.5) ** 2) / 18.0)
     hour = rng.choice(24, size=count, p=hour_weights / hour_weights.sum())
     return day * 86400.0 + hour * 3600.0 + rng.uniform(0, 3600, size=count)
+
+
+def pro_share_at(profile: FeatureProfile, seconds: np.ndarray, days: int) -> np.ndarray:
+    """Pro share of a feature's primaries at `seconds` after the start of a `days`-long period."""
+    progress = seconds / (days * 86400.0)
+    days_before_end = days - seconds / 86400.0
+    surge = profile.pro_surge / (1 + np.exp((days_before_end - profile.surge_days) / SURGE_WIDTH_DAYS))
+    return profile.pro_share_start + (profile.pro_share_end - profile.pro_share_start) * progress + surge
 
 
 def _lognormal(rng, mean: np.ndarray, sigma: float) -> np.ndarray:
@@ -92,12 +122,16 @@ class _Columns(dict):
 
 def _primaries(rng, count: int, *, start: dt.datetime, days: int, seed: int, offset: int) -> _Columns:
     weights = np.array([f.weight for f in FEATURES])
-    feat = rng.choice(len(FEATURES), size=count, p=weights / weights.sum())
-    seconds = np.sort(_timestamps(rng, count, start, days))
-    progress = seconds / (days * 86400.0)
-    p_start = np.array([f.pro_share_start for f in FEATURES])[feat]
-    p_end = np.array([f.pro_share_end for f in FEATURES])[feat]
-    is_pro = rng.random(count) < p_start + (p_end - p_start) * progress
+    counts = rng.multinomial(count, weights / weights.sum())
+    feat = np.repeat(np.arange(len(FEATURES)), counts)
+    seconds = np.concatenate([_timestamps(rng, n, start, days, f.growth) for f, n in zip(FEATURES, counts, strict=True)])
+    order = np.argsort(seconds, kind="stable")
+    feat, seconds = feat[order], seconds[order]
+    pro_share = np.empty(count)
+    for i, profile in enumerate(FEATURES):
+        mine = feat == i
+        pro_share[mine] = pro_share_at(profile, seconds[mine], days)
+    is_pro = rng.random(count) < pro_share
     lite_models = np.array([f.lite_model for f in FEATURES], dtype=object)
     pro_models = np.array([f.pro_model for f in FEATURES], dtype=object)
     model = np.where(is_pro, pro_models[feat], lite_models[feat])

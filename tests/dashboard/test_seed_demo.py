@@ -1,9 +1,13 @@
 import datetime as dt
+import math
 from io import StringIO
 
 import pytest
 from django.core.management import CommandError, call_command
+from django.utils import timezone
 
+from budgets.selectors import open_alerts
+from budgets.services import evaluate_project
 from costwatch.dashboard.demo import generate_rows
 from costwatch.metrics.models import FeatureDay
 from ingest.models import DirtyHour, Event
@@ -21,13 +25,15 @@ def test_generator_is_reproducible_and_tells_the_three_stories():
     draft = routed("draft-reply")
     pro_default = [r for r in draft if r["route_reason"] == "default"]
     assert len(pro_default) / len(draft) > 0.6 and all(r["model"] == "gpt-4.1" for r in pro_default)
-    summarize = sorted(routed("summarize-thread"), key=lambda r: r["ts"])
-    third = len(summarize) // 3
+    summarize = routed("summarize-thread")
 
-    def pro(part):
+    def pro(first_day, last_day):  # Pro share of summarize-thread between days before the end
+        part = [r for r in summarize if end - dt.timedelta(days=first_day) <= r["ts"] < end - dt.timedelta(days=last_day)]
         return sum(r["model"] == "gpt-4.1" for r in part) / len(part)
 
-    assert pro(summarize[:third]) < 0.2 < 0.25 < pro(summarize[-third:])
+    # ~10% at the start, a slow creep, then it steepens over the last two weeks to ~30%.
+    assert 0.05 < pro(90, 60) < 0.14 and pro(60, 21) < 0.16 and 0.24 < pro(4, 0) < 0.36
+    assert pro(7, 0) - pro(35, 7) > 0.12
     assert all(r["max_output_tokens"] is None for r in rows if r["feature"] == "code-review")
     ids = {r["event_id"] for r in rows}
     children = [r for r in rows if r["role"] in ("escalation", "shadow")]
@@ -65,3 +71,69 @@ def test_seed_demo_rejects_bad_input(project):
         call_command("seed_demo", "--project", project.slug, "--events", "0")
     with pytest.raises(CommandError, match="no project"):
         call_command("seed_demo", "--project", "nope")
+
+
+def _window_counts(events, feature, start, end):
+    rows = [e for e in events if e["feature__name"] == feature and start <= e["ts"] < end]
+    routed = [e for e in rows if e["role"] in ("primary", "escalation")]
+    return {"calls": len(rows), "uncapped": sum(e["max_output_tokens"] is None for e in rows),
+            "routed": len(routed), "pro": sum(e["tier"] == "pro" for e in routed),
+            "primary": sum(e["role"] == "primary" for e in rows),
+            "escalation": sum(e["role"] == "escalation" for e in rows)}
+
+
+def test_first_rule_cycle_after_seed_demo_opens_exactly_the_three_stories(project):
+    # 20k events over 36 days has the daily density of 50k over 90 (the run command seeds 120k over 90);
+    # 36 days cover the rules' longest reach (the 7 days and the 28 before them).
+    call_command("seed_demo", "--project", project.slug, "--events", "20000", "--days", "36", stdout=StringIO())
+    now = timezone.now()
+    evaluate_project(project=project, now=now)
+
+    alerts = {(a.kind, a.feature.name if a.feature else None): a for a in open_alerts(project=project)}
+    assert set(alerts) == {("unbounded_output", "code-review"), ("pro_default", "draft-reply"),
+                           ("share_drift", "summarize-thread"), ("unpriced_traffic", None)}
+
+    # The numbers, recounted in Python from the stored production events (default rules' scope).
+    events = list(Event.objects.filter(project=project, environment="production").values(
+        "feature__name", "ts", "role", "tier", "model", "max_output_tokens", "cost_usd"))
+    hour = now.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    upto = hour + dt.timedelta(hours=1)
+    last_24h, last_7d, before_7d = hour - dt.timedelta(hours=24), hour - dt.timedelta(hours=168), \
+        hour - dt.timedelta(hours=168 + 672)
+
+    code = _window_counts(events, "code-review", last_24h, upto)
+    numbers = alerts[("unbounded_output", "code-review")].numbers
+    assert code["calls"] >= 100 and code["uncapped"] == code["calls"]
+    assert (numbers["calls_24h"], numbers["uncapped_calls_24h"], numbers["uncapped_share"]) == (
+        code["calls"], code["calls"], 1.0)
+
+    draft = _window_counts(events, "draft-reply", last_24h, upto)
+    numbers = alerts[("pro_default", "draft-reply")].numbers
+    assert draft["routed"] >= 100 and draft["pro"] / draft["routed"] >= 0.4
+    assert (numbers["routed_calls_24h"], numbers["pro_calls_24h"], numbers["pro_share"]) == (
+        draft["routed"], draft["pro"], round(draft["pro"] / draft["routed"], 4))
+
+    recent = _window_counts(events, "summarize-thread", last_7d, upto)
+    before = _window_counts(events, "summarize-thread", before_7d, last_7d)
+    share_7d, share_28d = recent["pro"] / recent["routed"], before["pro"] / before["routed"]
+    pooled = (recent["pro"] + before["pro"]) / (recent["routed"] + before["routed"])
+    z = (share_7d - share_28d) / math.sqrt(pooled * (1 - pooled) * (1 / recent["routed"] + 1 / before["routed"]))
+    p_value = 0.5 * math.erfc(z / math.sqrt(2))
+    numbers = alerts[("share_drift", "summarize-thread")].numbers
+    assert min(recent["routed"], before["routed"]) >= 200 and share_7d - share_28d >= 0.10 and p_value < 0.01
+    assert (numbers["routed_calls_7d"], numbers["routed_calls_28d_before"], numbers["pro_share_7d"],
+            numbers["pro_share_28d_before"]) == (recent["routed"], before["routed"], round(share_7d, 4),
+                                                 round(share_28d, 4))
+    assert numbers["change_points"] == pytest.approx(share_7d - share_28d, abs=1e-4)
+    assert numbers["p_value"] == pytest.approx(p_value, rel=1e-2, abs=1e-300)
+    summarize_24h = _window_counts(events, "summarize-thread", last_24h, upto)
+    assert summarize_24h["pro"] / summarize_24h["routed"] < 0.4  # the creep is not (yet) Pro by default
+
+    unpriced = sum(1 for e in events if last_24h <= e["ts"] < upto and e["cost_usd"] is None)
+    assert unpriced > 0 and all(e["model"] == "acme-intent-ft-v3" for e in events if e["cost_usd"] is None)
+    assert alerts[("unpriced_traffic", None)].numbers == {"unpriced_calls_24h": unpriced,
+                                                          "models": {"acme-intent-ft-v3": unpriced}}
+
+    # The feature with escalation traffic sits inside escalation_band's 5-20%, so it stays quiet.
+    triage = _window_counts(events, "ticket-triage", last_7d, upto)
+    assert triage["primary"] >= 200 and 0.05 <= triage["escalation"] / triage["primary"] <= 0.20
