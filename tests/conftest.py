@@ -133,3 +133,28 @@ def run_coroutine(coroutine):
 
     with ThreadPoolExecutor(max_workers=1) as pool:
         return pool.submit(asyncio.run, coroutine).result()
+
+
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+
+
+@pytest.fixture(scope="session")
+def browser_type_launch_args(browser_type_launch_args):
+    """Playwright drives Debian's chromium (never `playwright install`, which downloads a browser)."""
+    path = os.environ.get("CHROMIUM_PATH") or "/usr/lib/chromium/chromium"
+    if not os.path.exists(path):
+        pytest.fail(f"chromium not found at {path}: `make test` installs Debian's chromium package")
+    return {**browser_type_launch_args, "executable_path": path, "args": CHROMIUM_ARGS}
+
+
+def browser_login(page, base_url, user):
+    """Log in through the login form; returns the list that collects console and page errors."""
+    errors = []
+    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: errors.append(str(exc)))
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("input[name=username]", user.username)
+    page.fill("input[name=password]", user.raw_password)
+    page.click("button[type=submit]")
+    return errors

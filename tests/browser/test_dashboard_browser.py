@@ -6,6 +6,7 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
+from tests.conftest import browser_login
 from tests.dashboard.pagedata import alpha_beta_rows, store
 from tests.factories import make_project, make_user
 
@@ -22,14 +23,7 @@ def demo(db):
 
 def test_manager_browses_overview_features_and_a_feature(live_server, page, demo):
     user, project = demo
-    console_errors = []
-    page.on("console", lambda msg: console_errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: console_errors.append(str(exc)))
-
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", user.raw_password)
-    page.click("button[type=submit]")
+    console_errors = browser_login(page, live_server.url, user)
     page.wait_for_url(f"**/p/{project.slug}/")
     page.wait_for_selector(".js-plotly-plot .main-svg")
     assert page.locator('[data-testid="kpi-mtd"] .value').inner_text().startswith("$")

@@ -39,15 +39,3 @@ def smtp_server(settings):
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     yield sink
     controller.stop()
-
-
-@pytest.fixture(scope="session")
-def browser_type_launch_args(browser_type_launch_args):
-    """Playwright drives Debian's chromium (never `playwright install`)."""
-    import os
-
-    path = os.environ.get("CHROMIUM_PATH") or "/usr/lib/chromium/chromium"
-    if not os.path.exists(path):
-        pytest.skip(f"chromium not found at {path} (scripts/run_tests.py installs it)")
-    return {**browser_type_launch_args, "executable_path": path,
-            "args": ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--no-first-run"]}

@@ -5,6 +5,7 @@ from django.utils import timezone
 
 from budgets.models import Alert, Channel
 from budgets.services import evaluate_project
+from tests.conftest import browser_login
 
 from .helpers import feature, only_rules, uncapped_day
 
@@ -17,14 +18,7 @@ def test_an_admin_acknowledges_an_alert_then_adds_and_tests_a_webhook(live_serve
     uncapped_day(project, feature(project), now=now)
     only_rules(project, "unbounded_output")
     evaluate_project(project=project, now=now)
-    errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", user.raw_password)
-    page.click("button[type=submit]")
+    errors = browser_login(page, live_server.url, user)
     page.click("nav.sidenav >> text=Alerts")
     page.wait_for_url("**/alerts/")
     open_table = page.locator('[data-testid="alerts-open"]')

@@ -4,6 +4,7 @@ import pytest
 
 from ingest.models import Price, PriceRecompute
 from ingest.services import event_batch_ingest
+from tests.conftest import browser_login
 from tests.ingest.helpers import event, mtok
 
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
@@ -12,13 +13,7 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 def test_an_admin_previews_and_saves_an_override_for_an_unpriced_model(live_server, page, user, project):
     event_batch_ingest(project=project, events=[event("a", model="browser-model", input_tokens=2000,
                                                       output_tokens=100)])
-    errors = []
-    page.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    page.on("pageerror", lambda exc: errors.append(str(exc)))
-    page.goto(f"{live_server.url}/accounts/login/")
-    page.fill("input[name=username]", user.username)
-    page.fill("input[name=password]", user.raw_password)
-    page.click("button[type=submit]")
+    errors = browser_login(page, live_server.url, user)
     page.goto(f"{live_server.url}/p/{project.slug}/prices/")
     assert "browser-model" in page.locator('[data-testid="unpriced-models"]').inner_text()
     assert page.locator("nav.sidenav a.active").inner_text() == "Prices"
