@@ -67,6 +67,8 @@ def test_soak_run_reports_consistent_figures_and_passing_checks():
     assert re.search(r"batch POST latency p50 / p95 / max +\d+ / \d+ / \d+ ms", text)
     assert re.search(r"RSS largest gunicorn worker start / peak / end +\d+ / \d+ / \d+ MB", text)
     assert re.search(r"RSS celery worker \+ beat start / peak / end +\d+ / \d+ / \d+ MB", text)
+    assert _number(r"worker refresh_project_rollups runs, all projects \(p50 / max\) +(\d+) \(", text) >= 1
+    assert _number(r"worker evaluate_project runs, all projects \(p50 / max\) +(\d+) \(", text) >= 1
 
     # What it printed matches the database, counted here without the command's SQL.
     project = Project.objects.get(slug="soak")

@@ -7,6 +7,7 @@ checks that what the API acknowledged is exactly what is stored and rolled up.
 
 import datetime as dt
 import random
+import re
 import threading
 import time
 from collections import Counter
@@ -259,6 +260,17 @@ def rollup_comparison(*, project_id: int) -> dict:
     return {"hours": len(raw), "mismatched_hours": mismatched, "raw": dict(zip(SUM_NAMES, totals(raw), strict=True)),
             "rollup": dict(zip(SUM_NAMES, totals(rolled), strict=True)),
             "feature_hour": {"calls": feature_hour[0], "cost_usd": feature_hour[1]}}
+
+
+TASK_DONE = re.compile(r"Task ([\w.]+)\[[^\]]+\] succeeded in ([\d.]+)s")
+
+
+def worker_task_stats(text: str) -> tuple[dict[str, list[float]], int]:
+    """Seconds of each succeeded task by short name, and how many tasks expired before a worker took them."""
+    durations: dict[str, list[float]] = {}
+    for name, seconds in TASK_DONE.findall(text):
+        durations.setdefault(name.rsplit(".", 1)[-1], []).append(float(seconds))
+    return durations, text.count("Discarding revoked task")
 
 
 def worker_log_problems(text: str) -> list[str]:

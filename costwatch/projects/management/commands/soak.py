@@ -21,6 +21,7 @@ import datetime as dt
 import multiprocessing
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -102,8 +103,12 @@ class Command(BaseCommand):
             catchup = self._wait_caught_up(project, worker, opts["catchup_seconds"])
             sampler.stop()
             checks = self._checks(project, run_id, tally, workdir, sampler, catchup)
-            self._report(opts, tally, elapsed, sampler, checks)
+            self._report(opts, tally, elapsed, sampler, checks, (workdir / "worker.log").read_text(errors="replace"))
             failed = not all(check.ok for check in checks)
+        except KeyboardInterrupt:
+            self.stderr.write("soak: interrupted; stopping gunicorn and the worker"
+                              + ("" if opts["keep"] else ", deleting the soak data"))
+            raise CommandError("soak: interrupted before the checks") from None
         finally:
             if sampler is not None and sampler.is_alive():
                 sampler.stop()
@@ -176,9 +181,11 @@ class Command(BaseCommand):
         deadline = started + opts["seconds"]
         work = [(f"{base_url}/api/v1/events", key, run_id, client, rate_per_client, opts["batch"], deadline)
                 for client in range(opts["clients"])]
-        pool = context.Pool(opts["clients"])
+        # Clients ignore SIGINT: on Ctrl-C only this process stops, and it terminates them (a client
+        # killed by KeyboardInterrupt mid-task would leave pool.map waiting forever).
+        pool = context.Pool(opts["clients"], initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
         try:
-            results = pool.map(soak.send_paced, work)
+            results = pool.map_async(soak.send_paced, work).get(timeout=opts["seconds"] + 600)
         finally:
             pool.terminate()
             pool.join()
@@ -249,7 +256,7 @@ class Command(BaseCommand):
                   f"peak gunicorn worker {peaks['web_max']:.0f} MB, celery process {peaks['celery_max']:.0f} MB"),
         ]
 
-    def _report(self, opts, tally, elapsed, sampler, checks):
+    def _report(self, opts, tally, elapsed, sampler, checks, worker_log):
         out = self.stdout.write
         unique = tally.events_sent - tally.retries * opts["batch"]
         latencies_ms = [s * 1000 for s in tally.latencies]
@@ -271,9 +278,18 @@ class Command(BaseCommand):
                             ("celery_total", "RSS celery worker + beat")):
             start, peak, end = sampler.figures(name)
             rows.append((f"{label} start / peak / end", f"{start:.0f} / {peak:.0f} / {end:.0f} MB ({end - start:+.0f})"))
+        durations, expired = soak.worker_task_stats(worker_log)
+        for task in ("refresh_project_rollups", "evaluate_project"):
+            seconds = durations.get(task, [])
+            rows.append((f"worker {task} runs, all projects (p50 / max)", f"{len(seconds)} ({soak.percentile(seconds, 0.5):.2f} / "
+                                                            f"{max(seconds, default=0):.2f} s)"))
+        rows.append(("worker tasks expired in the queue", str(expired)))
         width = max(len(name) for name, _ in rows)
         for name, value in rows:
             out(f"  {name:<{width}}  {value}")
+        if unique < 0.9 * opts["rate"] * elapsed:
+            out(f"note: below the target rate: each client sends its next batch when the previous one is answered, "
+                f"so at {soak.percentile(latencies_ms, 0.5):.0f} ms per request the server set the pace")
         out("checks:")
         for check in checks:
             out(f"  {'PASS' if check.ok else 'FAIL'} {check.name}: {check.detail}")
