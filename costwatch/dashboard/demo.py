@@ -104,12 +104,16 @@ def _timestamps(rng, count: int, start: dt.datetime, days: int, growth: float = 
     return day * 86400.0 + hour * 3600.0 + rng.uniform(0, 3600, size=count)
 
 
-def pro_share_at(profile: FeatureProfile, seconds: np.ndarray, days: int) -> np.ndarray:
-    """Pro share of a feature's primaries at `seconds` after the start of a `days`-long period."""
+def pro_share_at(feat: np.ndarray, seconds: np.ndarray, days: int) -> np.ndarray:
+    """Pro share of primaries of features `feat` (indexes into FEATURES) at `seconds` after the start."""
+    def column(name):
+        return np.array([getattr(f, name) for f in FEATURES])[feat]
+
     progress = seconds / (days * 86400.0)
     days_before_end = days - seconds / 86400.0
-    surge = profile.pro_surge / (1 + np.exp((days_before_end - profile.surge_days) / SURGE_WIDTH_DAYS))
-    return profile.pro_share_start + (profile.pro_share_end - profile.pro_share_start) * progress + surge
+    surge = column("pro_surge") / (1 + np.exp((days_before_end - column("surge_days")) / SURGE_WIDTH_DAYS))
+    start = column("pro_share_start")
+    return start + (column("pro_share_end") - start) * progress + surge
 
 
 def _lognormal(rng, mean: np.ndarray, sigma: float) -> np.ndarray:
@@ -125,13 +129,9 @@ def _primaries(rng, count: int, *, start: dt.datetime, days: int, seed: int, off
     counts = rng.multinomial(count, weights / weights.sum())
     feat = np.repeat(np.arange(len(FEATURES)), counts)
     seconds = np.concatenate([_timestamps(rng, n, start, days, f.growth) for f, n in zip(FEATURES, counts, strict=True)])
-    order = np.argsort(seconds, kind="stable")
+    order = np.argsort(seconds)
     feat, seconds = feat[order], seconds[order]
-    pro_share = np.empty(count)
-    for i, profile in enumerate(FEATURES):
-        mine = feat == i
-        pro_share[mine] = pro_share_at(profile, seconds[mine], days)
-    is_pro = rng.random(count) < pro_share
+    is_pro = rng.random(count) < pro_share_at(feat, seconds, days)
     lite_models = np.array([f.lite_model for f in FEATURES], dtype=object)
     pro_models = np.array([f.pro_model for f in FEATURES], dtype=object)
     model = np.where(is_pro, pro_models[feat], lite_models[feat])
