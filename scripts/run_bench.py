@@ -7,6 +7,7 @@ Set DATABASE_URL to benchmark against another PostgreSQL.
 """
 
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +35,8 @@ def main(argv: list[str]) -> int:
         runs = [argv]
     else:
         runs = [[name] for name in BENCHES]
+    # Ctrl-C reaches the command too (same process group); wait for it to clean up and exit.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     worst = 0
     for args in runs:
         log(f"manage.py {' '.join(args)}")
