@@ -14,6 +14,9 @@ import warnings
 from pathlib import Path
 from urllib.parse import quote
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from costwatch.devtools import free_port  # noqa: E402
+
 warnings.filterwarnings("ignore", module="platformdirs")
 
 
@@ -39,12 +42,6 @@ def start_postgres(data_dir: Path, *, database: str = "costwatch", keep_running:
         server.psql(f'CREATE DATABASE "{database}";')
     url = f"postgres://postgres@/{database}?host={quote(str(data_dir), safe='/')}"
     return server, url
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def ensure_debian_packages(binaries: dict[str, str]) -> None:

@@ -5,12 +5,11 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 from rest_framework.test import APIClient
 
+from costwatch.devtools import database_url
 from costwatch.projects.services import api_key_issue
 from tests.factories import make_project, make_user
 
@@ -70,18 +69,11 @@ def manage_client(project):
     return _key_client(project, "manage", "read")
 
 
-def database_url_for_test_db() -> str:
-    """The DATABASE_URL of pytest-django's test database, for processes started by a test."""
-    db = settings.DATABASES["default"]
-    host = db.get("HOST") or ""
-    return f"postgres://{db.get('USER') or 'postgres'}@/{db['NAME']}?host={quote(host, safe='/')}"
-
-
 class WorkerProcess:
     """A real `celery worker` (optionally with `--beat`) on the test database and broker."""
 
     def __init__(self, *, beat=False, extra_env=None, log_path: Path):
-        env = {**os.environ, "DATABASE_URL": database_url_for_test_db(), **(extra_env or {})}
+        env = {**os.environ, "DATABASE_URL": database_url(), **(extra_env or {})}
         args = [sys.executable, "-m", "celery", "-A", "costwatch", "worker", "--loglevel=INFO", "--pool=solo",
                 "--without-mingle", "--without-gossip", "-n", f"test-{os.getpid()}-{id(self)}@%h"]
         if beat:

@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from scripts.services import free_port
+from costwatch.devtools import free_port
 from tests.conftest import ROOT, wait_for
 
 pytestmark = [pytest.mark.smoke, pytest.mark.django_db(False)]

@@ -1,9 +1,9 @@
 """A real local SMTP server (aiosmtpd) for the email channel and the digest."""
 
-import socket
-
 import pytest
 from aiosmtpd.controller import Controller
+
+from costwatch.devtools import free_port
 
 
 class SmtpSink:
@@ -19,12 +19,6 @@ class SmtpSink:
     async def handle_DATA(self, server, session, envelope):
         self.messages.append(envelope)
         return "250 Message accepted for delivery"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture

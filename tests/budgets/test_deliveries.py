@@ -11,9 +11,9 @@ from django.test import override_settings
 
 from budgets.models import Alert, Channel, Delivery
 from budgets.services import backoff_seconds, deliveries_send_due, evaluate_project
+from costwatch.devtools import free_port
 from costwatch.metrics.models import FeatureHour
 
-from .conftest import free_port
 from .helpers import NOW, feature, only_rules, uncapped_day, webhook_channel
 
 pytestmark = pytest.mark.django_db

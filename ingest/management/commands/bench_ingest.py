@@ -21,13 +21,13 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from urllib.parse import quote
 
 import msgspec
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections
 
+from costwatch.devtools import database_url, free_port
 from costwatch.projects.models import Project
 from costwatch.projects.services import api_key_issue, project_create
 
@@ -64,23 +64,8 @@ def make_batch(run_id: str, batch_index: int, size: int, now: datetime) -> bytes
     return msgspec.json.encode({"events": events})
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _database_url() -> str:
-    db = settings.DATABASES["default"]
-    host, port = db.get("HOST") or "", db.get("PORT") or ""
-    password = f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else ""
-    if host.startswith("/"):
-        return f"postgres://{db.get('USER') or 'postgres'}{password}@/{db['NAME']}?host={quote(host, safe='/')}"
-    return f"postgres://{db.get('USER') or 'postgres'}{password}@{host}{':' + str(port) if port else ''}/{db['NAME']}"
-
-
 def _conninfo() -> str:
-    return _database_url().replace("postgres://", "postgresql://", 1)
+    return database_url().replace("postgres://", "postgresql://", 1)
 
 
 def _send_batches(args):
@@ -175,8 +160,8 @@ class Command(BaseCommand):
         return project or project_create(name=value, slug=value)
 
     def _start_gunicorn(self, workers, threads):
-        port = _free_port()
-        env = {**os.environ, "DATABASE_URL": _database_url(), "INGEST_RATE_LIMIT": "0",
+        port = free_port()
+        env = {**os.environ, "DATABASE_URL": database_url(), "INGEST_RATE_LIMIT": "0",
                "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "costwatch.settings")}
         env.setdefault("DEBUG", "true" if settings.DEBUG else "false")
         args = [sys.executable, "-m", "gunicorn", "costwatch.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),

@@ -34,11 +34,11 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections, transaction
 
 from budgets.models import Alert, ProjectRulesState
+from costwatch.devtools import database_url
 from costwatch.projects import soak
 from costwatch.projects.models import Project
 from costwatch.projects.services import api_key_issue, project_create
 from ingest.management.commands.bench_ingest import Command as BenchIngestCommand
-from ingest.management.commands.bench_ingest import _database_url
 from ingest.models import DirtyHour
 
 ROOT = Path(settings.BASE_DIR)
@@ -139,7 +139,7 @@ class Command(BaseCommand):
         return project_create(name=value, slug=value), True
 
     def _server_env(self, workdir: Path) -> dict:
-        env = {"DATABASE_URL": _database_url(), **INTERVALS}
+        env = {"DATABASE_URL": database_url(), **INTERVALS}
         if not os.environ.get("CELERY_BROKER_URL"):
             env["COSTWATCH_DATA_DIR"] = str(workdir)  # settings put the filesystem broker under it
         return env
