@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from django.utils.html import escape
 
-from costwatch.metrics import buckets
+from costwatch.metrics import buckets, selectors
 
 COLORS = {"lite": "#3b82f6", "pro": "#d9480f", "unknown": "#9aa1b1"}
 SERIES_COLORS = {
@@ -199,12 +199,7 @@ def output_tokens_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
 
 def hist_matrix(hists) -> np.ndarray:
     """Histograms (lists of bucket counts, any length) as one rows x N_BUCKETS integer matrix."""
-    hists = list(hists)
-    matrix = np.zeros((len(hists), buckets.N_BUCKETS), dtype=np.int64)
-    for row, hist in enumerate(hists):
-        if hist:
-            matrix[row, :len(hist)] = hist
-    return matrix
+    return selectors.hist_matrix(hists)
 
 
 MIDPOINTS = np.array([buckets.bucket_midpoint(i) for i in range(buckets.N_BUCKETS)])
@@ -223,12 +218,18 @@ def latency_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
     data = []
     x = _day_labels(days)
     position = {day: i for i, day in enumerate(days)}
+    rows_of: dict[str, list[int]] = {}  # plain lists: a boolean frame filter per tier costs more
+    day_of: dict[str, list[int]] = {}
+    tiers, row_days = (frame["tier"].tolist(), frame["day"].tolist()) if not frame.empty else ([], [])
+    for row, (tier, day) in enumerate(zip(tiers, row_days, strict=True)):
+        rows_of.setdefault(tier, []).append(row)
+        day_of.setdefault(tier, []).append(position[day])
+    matrix = hist_matrix(frame["latency_hist"].tolist()) if rows_of else None
     for tier in TIER_ORDER:
-        rows = frame[frame["tier"] == tier] if not frame.empty else frame
-        if rows.empty:
+        if tier not in rows_of:
             continue
         per_day = np.zeros((len(days), buckets.N_BUCKETS), dtype=np.int64)
-        np.add.at(per_day, [position[day] for day in rows["day"]], hist_matrix(rows["latency_hist"]))
+        np.add.at(per_day, day_of[tier], matrix[rows_of[tier]])
         for q, dash in ((0.5, "solid"), (0.95, "dot")):
             data.append({"type": "scatter", "mode": "lines", "name": f"{tier} p{int(q * 100)}", "x": x,
                          "y": [None if v is None else round(v / 1000, 3) for v in quantiles_by_row(per_day, q)],

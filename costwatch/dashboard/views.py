@@ -120,13 +120,12 @@ def overview(request, slug):
 
 
 def _breakdowns(project, params, feature=None, top=8):
-    """Cost per value of each declared dimension (e.g. per end customer) over the range."""
-    result = []
-    for dimension in project.dimensions or []:
-        rows = selectors.dimension_breakdown(project=project, dimension=dimension, start=params.start, end=params.end,
-                                             feature=feature, environment=params.environment)
-        result.append({"dimension": dimension, "rows": rows[:top], "more": max(0, len(rows) - top)})
-    return result
+    """Cost per value of each declared dimension (e.g. per end customer) over the range, one query."""
+    dimensions = project.dimensions or []
+    by_dimension = selectors.dimension_breakdowns(project=project, dimensions=dimensions, start=params.start,
+                                                  end=params.end, feature=feature, environment=params.environment)
+    return [{"dimension": dimension, "rows": by_dimension[dimension][:top],
+             "more": max(0, len(by_dimension[dimension]) - top)} for dimension in dimensions]
 
 
 # --- features list ----------------------------------------------------------------------------
@@ -213,12 +212,16 @@ def feature_detail(request, slug, name):
     if request.method == "POST":
         return _feature_settings_post(request, project, feature)
     first, last = ctx["first_day"], ctx["last_day"]
-    frame = selectors.feature_daily(project=project, feature=feature.name, start=params.start, end=params.end,
+    frame = selectors.feature_daily(project=project, feature=feature, start=params.start, end=params.end,
                                     environment=params.environment)
     days = charts.day_range(first, last)
+    # One narrow read of calls per (day, tier, role) from the baseline's first day to the range's end:
+    # the Pro-share chart and the KPI row's pro_share_change both come from it.
     history_first = first - dt.timedelta(days=BASELINE_DAYS + RECENT_DAYS)
-    history = _routed_calls(project, feature, history_first, first, params.environment)
-    counts = pd.concat([history, frame[["day", "tier", "role", "calls"]]]) if not frame.empty else history
+    calls = selectors.feature_daily_calls(project=project, feature=feature, first_day=history_first, last_day=last,
+                                          environment=params.environment)
+    counts = pd.DataFrame([row for row in calls if row[2] in charts.ROUTED_ROLES],
+                          columns=["day", "tier", "role", "calls"])
     share = charts.pro_share_series(counts, charts.day_range(history_first, last)).loc[days]
     figures = {
         "cost": charts.feature_cost_figure(frame, days),
@@ -227,8 +230,7 @@ def feature_detail(request, slug, name):
         "latency": charts.latency_figure(frame, days),
         "rates": charts.rates_figure(frame, days),
     }
-    metrics = next(iter(selectors.feature_metrics(project=project, start=params.start, end=params.end,
-                                                  environment=params.environment, feature=feature.name)), {})
+    metrics = selectors.feature_metrics_from_daily(feature=feature, frame=frame, calls=calls, last_day=last)
     ctx.update(
         feature=feature, metrics=metrics, figures={k: _figure_json(v) for k, v in figures.items()},
         recent_calls=_recent_calls(project, feature, params.environment),
@@ -237,20 +239,9 @@ def feature_detail(request, slug, name):
             else round(Decimal(str(feature.expected_pro_share)) * 100, 2),
             "muted": feature.muted}),
         **_whatif_context(request, project, feature, frame, first, last, params.environment, metrics),
-        breakdowns=_breakdowns(project, params, feature=feature.name),
+        breakdowns=_breakdowns(project, params, feature=feature),
     )
     return render(request, "dashboard/feature.html", ctx)
-
-
-def _routed_calls(project, feature, first, last, environment) -> pd.DataFrame:
-    """Calls per (day, tier, role) of the days before the range, for the Pro-share baseline: a
-    narrow read of FeatureDay instead of feature_daily's histograms."""
-    rows = FeatureDay.objects.filter(project=project, feature=feature, day__gte=first, day__lt=last,
-                                     role__in=["primary", "escalation"])
-    if environment:
-        rows = rows.filter(environment=environment)
-    values = list(rows.values("day", "tier", "role").annotate(calls=Sum("calls")).order_by())
-    return pd.DataFrame(values, columns=["day", "tier", "role", "calls"])
 
 
 def _recent_calls(project, feature, environment):
@@ -258,9 +249,10 @@ def _recent_calls(project, feature, environment):
     calls = Event.objects.filter(project=project, feature=feature)
     if environment:
         calls = calls.filter(environment=environment)
-    return list(calls.order_by("-ts").only(
+    # Named rows, not model instances: building 50 deferred-field Events costs more than the query.
+    return list(calls.order_by("-ts").values_list(
         "event_id", "ts", "environment", "model", "tier", "role", "status", "input_tokens", "output_tokens",
-        "max_output_tokens", "cap_known", "finish_reason", "latency_ms", "route_reason", "cost_usd")[:50])
+        "max_output_tokens", "cap_known", "finish_reason", "latency_ms", "route_reason", "cost_usd", named=True)[:50])
 
 
 def _whatif_context(request, project, feature, frame, first, last, environment, metrics):
@@ -270,7 +262,7 @@ def _whatif_context(request, project, feature, frame, first, last, environment, 
     pro_share = values.get("pro_share")
     if pro_share is None:
         pro_share = Decimal(round((current_share or 0) * 50))  # default: halve today's Pro share
-    hist = buckets.merge_all(frame["output_tokens_hist"]) if not frame.empty else []
+    hist = selectors.hist_sum(frame["output_tokens_hist"]) if not frame.empty else []
     cap = values.get("cap") or int(round(buckets.quantile(hist, 0.9) or 512))
     prices = whatif.output_prices_by_tier(project=project, feature=feature, first_day=first, last_day=last,
                                           environment=environment)

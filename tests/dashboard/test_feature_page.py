@@ -170,3 +170,42 @@ def test_cost_per_customer_of_the_feature(admin_client, project):
     assert by_value["globex"]["cost_usd"] == Decimal("0.05")  # beta's $9 is another feature's
     html = response.content.decode()
     assert "Cost by customer" in html and "<td>acme</td><td class=\"num\">$0.40</td>" in html
+
+
+def test_kpis_and_breakdowns_add_up_environments_and_dimensions(admin_client, project):
+    """The page derives its KPI row from the FeatureDay frame it draws: same numbers as the features list
+    (feature_metrics), across environments, and every declared dimension's breakdown."""
+    from costwatch.metrics import selectors
+
+    project.dimensions = ["customer", "plan"]
+    project.save()
+    day = dt.datetime(2026, 10, 10, 12, 0, tzinfo=dt.UTC)
+    rows = [row(environment="production", attributes={"customer": "acme", "plan": "pro"}, latency_ms=400),
+            row(environment="staging", attributes={"customer": "acme", "plan": "free"}, latency_ms=9000,
+                cost_usd=Decimal("0.004")),
+            row(environment="staging", tier="pro", model="m-pro", cost_usd=Decimal("0.02"), latency_ms=2000,
+                attributes={"customer": "globex"}),
+            row(environment="production", role="escalation", tier="pro", model="m-pro", cost_usd=Decimal("0.03")),
+            row(environment="production", role="shadow", cost_usd=None, cost_source="", ts=day + dt.timedelta(days=1)),
+            row(environment="staging", ts=day - dt.timedelta(days=20), tier="pro", model="m-pro")]  # baseline
+    store(project, rows)
+    for query, env_rows in (({}, rows[:5]), ({"environment": "staging"}, rows[1:3])):
+        response = admin_client.get(f"/p/{project.slug}/features/alpha/", {**RANGE, "start": "2026-10-05", **query})
+        metrics = response.context["metrics"]
+        priced = [r["cost_usd"] for r in env_rows if r["cost_usd"] is not None]
+        routed = [r for r in env_rows if r["role"] in ("primary", "escalation")]
+        assert (metrics["calls"], metrics["cost_usd"]) == (len(env_rows), sum(priced))
+        assert metrics["pro_share"] == pytest.approx(sum(r["tier"] == "pro" for r in routed) / len(routed))
+        assert metrics["latency_p95_ms"] is not None
+        assert [metrics] == selectors.feature_metrics(
+            project=project, start=dt.datetime(2026, 10, 5, tzinfo=dt.UTC),
+            end=dt.datetime(2026, 11, 1, tzinfo=dt.UTC), environment=query.get("environment"), feature="alpha")
+        breakdowns = {b["dimension"]: {r["value"]: r for r in b["rows"]} for b in response.context["breakdowns"]}
+        assert list(breakdowns) == ["customer", "plan"]
+        for dimension, values in breakdowns.items():
+            expected = {}
+            for r in env_rows:
+                if dimension in r["attributes"]:
+                    expected.setdefault(r["attributes"][dimension], []).append(r)
+            assert {v: (b["calls"], b["cost_usd"]) for v, b in values.items()} == {
+                v: (len(rs), sum(r["cost_usd"] for r in rs)) for v, rs in expected.items()}

@@ -212,3 +212,104 @@ def test_overview_month_to_date_forecast_and_last_month(project):
     assert [(f["feature"], f["change_usd"]) for f in result["top_by_change"]] == [
         ("ticket-triage", Decimal("-3.5")), ("search", Decimal("1.75"))]
     assert math.isclose(float(result["forecast_usd"]), 15.0)
+
+
+# --- the feature page's reads: one FeatureDay frame and one calls read instead of feature_metrics' queries -----
+
+def _page_row(project, name, start, end, environment=None):
+    """feature_metrics_from_daily the way the feature page calls it."""
+    feature = project.features.get(name=name)
+    first, last = selectors.local_days(project, start, end)
+    frame = selectors.feature_daily(project=project, feature=feature, start=start, end=end, environment=environment)
+    calls = selectors.feature_daily_calls(project=project, feature=feature, first_day=first - dt.timedelta(days=35),
+                                          last_day=last, environment=environment)
+    return selectors.feature_metrics_from_daily(feature=feature, frame=frame, calls=calls, last_day=last)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("environment", [None, "staging"])
+def test_feature_metrics_from_daily_is_feature_metrics_row(project, mixed, environment):
+    for name in ("triage", "search-rank"):
+        row = _page_row(project, name, START, END, environment)
+        assert [row] == selectors.feature_metrics(project=project, start=START, end=END, environment=environment,
+                                                  feature=name)
+        rows = in_range(mixed, feature=name, **({"environment": environment} if environment else {}))
+        for key, value in expected_feature(rows).items():
+            assert row[key] == (pytest.approx(value, rel=1e-12) if isinstance(value, float) else value), key
+        for metric, column in (("latency", "latency_ms"), ("ttft", "ttft_ms")):
+            exact = nearest_rank([r[column] for r in rows], 0.95)
+            assert abs(row[f"{metric}_p95_ms"] - exact) <= 0.125 * exact, metric
+
+
+@pytest.mark.django_db
+def test_feature_metrics_from_daily_keeps_role_costs_and_empty_ranges(project):
+    end = dt.datetime(2026, 11, 20, tzinfo=UTC)
+    ts = end - dt.timedelta(days=3)
+    # no triage rows at all (triage cost 0, as a NULL FILTERed sum falls back to the priced calls),
+    # an unpriced shadow call (shadow cost None), and a Pro-share change from days before the range
+    rows = [event_row(ts=ts, tier="pro"), event_row(ts=ts), event_row(ts=ts, role="escalation", tier="pro"),
+            event_row(ts=ts, role="shadow", tier="pro", cost_usd=None, cost_source=""),
+            event_row(ts=end - dt.timedelta(days=20)), event_row(ts=end - dt.timedelta(days=20), tier="pro"),
+            event_row(ts=end - dt.timedelta(days=20)), event_row(ts=end - dt.timedelta(days=20))]
+    store_events(project, rows)
+    services.refresh_dirty_rollups(project=project)
+    start = end - dt.timedelta(days=5)
+    row = _page_row(project, "ticket-triage", start, end)
+    assert [row] == selectors.feature_metrics(project=project, start=start, end=end, feature="ticket-triage")
+    assert row["triage_cost_usd"] == Decimal(0) and row["shadow_cost_usd"] is None
+    assert row["escalation_cost_usd"] == Decimal("0.000180000000")
+    assert row["pro_share_change"] == pytest.approx(2 / 3 - 1 / 4)
+    # a range without calls: an all-empty row, the baseline still read from the days before
+    empty_start, empty_end = end - dt.timedelta(days=12), end - dt.timedelta(days=10)
+    empty = _page_row(project, "ticket-triage", empty_start, empty_end)
+    assert [empty] == selectors.feature_metrics(project=project, start=empty_start, end=empty_end,
+                                                feature="ticket-triage")
+    assert (empty["calls"], empty["cost_usd"], empty["latency_p50_ms"]) == (0, None, None)
+
+
+@pytest.mark.django_db
+def test_feature_daily_adds_up_environments_per_day_tier_and_role(project, mixed):
+    frame = selectors.feature_daily(project=project, feature=project.features.get(name="search-rank"),
+                                    start=START, end=END)
+    rows = in_range(mixed, feature="search-rank")
+    groups = {}
+    for r in rows:
+        groups.setdefault((r["ts"].date(), r["tier"], r["role"]), []).append(r)
+    assert len(frame) == len(groups)
+    for day, tier, role, calls, cost, latency, ttft, output in zip(
+            frame["day"], frame["tier"], frame["role"], frame["calls"], frame["cost_usd"], frame["latency_hist"],
+            frame["ttft_hist"], frame["output_tokens_hist"], strict=True):
+        group_rows = groups[(day, tier, role)]
+        assert (calls, cost) == (len(group_rows), counters(group_rows)["cost_usd"])
+        assert latency == buckets.histogram(r["latency_ms"] for r in group_rows)
+        assert ttft == buckets.histogram(r["ttft_ms"] for r in group_rows)
+        assert output == buckets.histogram(r["output_tokens"] for r in group_rows)
+    assert len({r["environment"] for r in rows}) == 2  # the merge was exercised
+
+
+def test_hist_sum_is_merge_all():
+    hists = [[1, 0, 3], [], None, [0, 0, 0, 0, 5], [2], [0] * 100, [1] * 100]
+    assert selectors.hist_sum(hists) == buckets.merge_all(hists)
+    assert selectors.hist_sum([[0, 0], []]) == [] == selectors.hist_sum([])
+
+
+@pytest.mark.django_db
+def test_dimension_breakdowns_reads_every_dimension_at_once(project, mixed, django_assert_num_queries):
+    project.dimensions = ["customer", "other"]
+    project.save()
+    services.rollups_rebuild(project=project)
+    feature = project.features.get(name="triage")
+    with django_assert_num_queries(1):
+        result = selectors.dimension_breakdowns(project=project, dimensions=["customer", "other"], start=START,
+                                                end=END, feature=feature, environment="production")
+    rows = in_range(mixed, feature="triage", environment="production")
+    for dimension in ("customer", "other"):
+        values = {str(r["attributes"][dimension]) for r in rows if dimension in r["attributes"]}
+        assert [b["value"] for b in result[dimension]] == sorted(
+            values, key=lambda v: (-counters([r for r in rows if str(r["attributes"].get(dimension)) == v])["cost_usd"],
+                                   v))
+        for b in result[dimension]:
+            mine = [r for r in rows if str(r["attributes"].get(dimension)) == b["value"]]
+            assert (b["calls"], b["cost_usd"]) == (len(mine), counters(mine)["cost_usd"])
+        assert result[dimension] == selectors.dimension_breakdown(
+            project=project, dimension=dimension, start=START, end=END, feature="triage", environment="production")
