@@ -381,7 +381,9 @@ def overview(*, project, now=None, environment=None, top=5) -> dict:
     today = now.astimezone(tzinfo).date()
     month_first, month_next = _month_bounds(today)
     last_first, _ = _month_bounds(month_first - dt.timedelta(days=1))
-    week_from, prev_week_from = today - dt.timedelta(days=6), today - dt.timedelta(days=13)
+    # Change = the last 7 full days against the 7 before; today's partial day would make
+    # every feature look cheaper in the morning.
+    week_from, prev_week_from = today - dt.timedelta(days=7), today - dt.timedelta(days=14)
     first = min(last_first, prev_week_from)
     where, params = _day_filter(project, first, today + dt.timedelta(days=1), environment)
     params.update(month_first=month_first, week_from=week_from)
@@ -394,10 +396,10 @@ def overview(*, project, now=None, environment=None, top=5) -> dict:
         sum(d.calls) FILTER (WHERE {mtd} AND {ROUTED} AND d.tier = 'lite'),
         sum(d.cost_usd) FILTER (WHERE d.day < %(month_first)s AND d.day >= %(last_first)s),
         sum(d.priced_calls) FILTER (WHERE d.day < %(month_first)s AND d.day >= %(last_first)s),
-        sum(d.cost_usd) FILTER (WHERE d.day >= %(week_from)s),
+        sum(d.cost_usd) FILTER (WHERE d.day >= %(week_from)s AND d.day < %(today)s),
         sum(d.cost_usd) FILTER (WHERE d.day < %(week_from)s AND d.day >= %(prev_week_from)s)
         FROM metrics_featureday d WHERE {where} GROUP BY 1"""
-    params.update(last_first=last_first, prev_week_from=prev_week_from)
+    params.update(last_first=last_first, prev_week_from=prev_week_from, today=today)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

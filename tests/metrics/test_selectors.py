@@ -208,10 +208,23 @@ def test_overview_month_to_date_forecast_and_last_month(project):
     assert (result["pro_share"], result["lite_share"]) == (pytest.approx(1 / 3), pytest.approx(2 / 3))
     assert result["unpriced_calls"] == 1 and result["unpriced_models"] == [{"model": "mystery", "unpriced_calls": 1}]
     assert [f["feature"] for f in result["top_by_cost"]] == ["ticket-triage", "search"]
-    # last 7 days (Nov 5-11) vs the 7 before: search +1.75, ticket-triage -3.5
+    # last 7 full days (Nov 4-10) vs the 7 before (Oct 28 - Nov 3): search +1.75, ticket-triage -3.5
     assert [(f["feature"], f["change_usd"]) for f in result["top_by_change"]] == [
         ("ticket-triage", Decimal("-3.5")), ("search", Decimal("1.75"))]
     assert math.isclose(float(result["forecast_usd"]), 15.0)
+
+
+@pytest.mark.django_db
+def test_overview_change_leaves_out_todays_partial_day(project):
+    now = dt.datetime(2026, 11, 11, 9, 0, tzinfo=UTC)
+    rows = [event_row(ts=dt.datetime(2026, 11, 3, 12, tzinfo=UTC), cost_usd=Decimal("2")),  # the 7 days before
+            event_row(ts=dt.datetime(2026, 11, 4, 12, tzinfo=UTC), cost_usd=Decimal("3")),  # the last 7 full days
+            event_row(ts=dt.datetime(2026, 11, 11, 8, tzinfo=UTC), cost_usd=Decimal("50"))]  # today: not yet a day
+    store_events(project, rows)
+    services.refresh_dirty_rollups(project=project)
+    (row,) = selectors.overview(project=project, now=now)["top_by_change"]
+    assert (row["week_cost_usd"], row["previous_week_cost_usd"], row["change_usd"]) == (
+        Decimal(3), Decimal(2), Decimal(1))
 
 
 # --- the feature page's reads: one FeatureDay frame and one calls read instead of feature_metrics' queries -----
