@@ -121,7 +121,7 @@ def serve(env) -> int:
     log("stopping web, worker and beat")
     for proc in procs.values():
         if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGTERM)
+            proc.terminate()  # each main process stops its own children (gunicorn and Celery workers)
     deadline = time.monotonic() + 20
     for proc in procs.values():
         try:
