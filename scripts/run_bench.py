@@ -7,6 +7,7 @@ Set DATABASE_URL to benchmark against another PostgreSQL.
 """
 
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -23,8 +24,12 @@ BENCHES = ["bench_ingest", "bench_dashboard", "bench_rules"]
 def main(argv: list[str]) -> int:
     data_dir = Path(os.environ.get("COSTWATCH_BENCH_DIR", ROOT / ".data" / "bench")).resolve()
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "costwatch.settings", "COSTWATCH_DATA_DIR": str(data_dir),
-           "DEBUG": os.environ.get("DEBUG", "true"), "INGEST_RATE_LIMIT": os.environ.get("INGEST_RATE_LIMIT", "0")}
+    # Production-like settings (DEBUG off: no query log, no debug toolbar costs), served over plain
+    # HTTP on loopback, so no TLS redirect or secure-only cookies.
+    env = {"DEBUG": "false", "SECRET_KEY": secrets.token_urlsafe(50), "ALLOWED_HOSTS": "127.0.0.1,localhost,testserver",
+           "SECURE_SSL_REDIRECT": "false", "SESSION_COOKIE_SECURE": "false", "CSRF_COOKIE_SECURE": "false",
+           "INGEST_RATE_LIMIT": "0", **os.environ,
+           "DJANGO_SETTINGS_MODULE": "costwatch.settings", "COSTWATCH_DATA_DIR": str(data_dir)}
     if "DATABASE_URL" not in env:
         _server, env["DATABASE_URL"] = start_postgres(data_dir / "pg", database="costwatch_bench")
         log(f"benchmark PostgreSQL in {data_dir / 'pg'}")
