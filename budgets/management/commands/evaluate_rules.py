@@ -22,13 +22,13 @@ def parse_now(value: str) -> dt.datetime:
 
 class Command(BaseCommand):
     help = ("Refresh the rollups, run one rule cycle synchronously (opening, reminding and resolving alerts) "
-            "and print every verdict with the numbers behind it. Deliveries are left to the worker unless "
+            "and print each verdict with the numbers behind it (--firing: only those that fired). Deliveries are left to the worker unless "
             "--send is given.")
 
     def add_arguments(self, parser):
         parser.add_argument("--project", help="Project slug or name (default: every project).")
         parser.add_argument("--now", help="Evaluate as if it were this time (ISO 8601; default: now).")
-        parser.add_argument("--all", action="store_true", help="Also print verdicts that did not fire.")
+        parser.add_argument("--firing", action="store_true", help="Print only the verdicts that fired.")
         parser.add_argument("--send", action="store_true", help="Send due deliveries after the cycle.")
 
     def handle(self, *args, **options):
@@ -43,7 +43,7 @@ class Command(BaseCommand):
             self.stdout.write(f"{project.slug}: rollups refreshed ({hours} hours), {len(evaluations)} verdicts, "
                               f"{len(fired)} firing at {now.isoformat()}")
             for evaluation in evaluations:
-                if evaluation.verdict.fired or options["all"]:
+                if evaluation.verdict.fired or not options["firing"]:
                     self.stdout.write(self.line(evaluation))
         if options["send"]:
             self.stdout.write(f"deliveries sent: {deliveries_send_due(now=now)}")
