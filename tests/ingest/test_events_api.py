@@ -2,6 +2,7 @@
 
 import gzip
 import json
+import os
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -234,6 +235,14 @@ def test_a_body_over_5_mb_is_a_413_plain_or_after_decompression(ingest_client):
     assert not Event.objects.exists()
     exactly = ingest_client.post(URL, data=_padded_body(5 * 1024 * 1024), content_type="application/json")
     assert exactly.status_code == 200 and Event.objects.count() == 1
+
+
+def test_a_compressed_body_over_20_mb_is_refused_without_being_inflated(ingest_client):
+    incompressible = os.urandom(20 * 1024 * 1024 + 1)  # not even valid gzip: refused on size alone
+    response = ingest_client.post(URL, data=incompressible, content_type="application/json",
+                                  HTTP_CONTENT_ENCODING="gzip")
+    assert response.status_code == 413
+    assert response.json()["errors"][0]["message"] == "the compressed body is over 20 MB"
 
 
 @pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", "application/xml"])
