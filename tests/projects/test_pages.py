@@ -61,3 +61,21 @@ def test_healthz_reports_database_and_broker(client):
     assert body["database"] == "ok"
     assert body["broker"] == "ok"
     assert body["status"] == "ok"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_healthz_is_503_when_the_database_is_unreachable(client):
+    from django.db import connection
+
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": "1", "OPTIONS": {"connect_timeout": 2}})
+    try:
+        response = client.get("/healthz")
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "down" and body["database"].startswith("error:")
