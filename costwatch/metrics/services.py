@@ -245,7 +245,8 @@ def _rebuild_days(cursor, project: Project, days: list[dt.date]) -> None:
 
 
 def _record_state(cursor, project: Project, hours: list[dt.datetime] | None) -> None:
-    """Advance the 'data as of' mark; data_through = the latest event ts folded in so far."""
+    """Advance the 'data as of' mark to this transaction's start (before its claim: every mark
+    committed by then is folded in); data_through = the latest event ts folded in so far."""
     latest = None
     if hours:
         cursor.execute("SELECT max(ts) FROM ingest_event WHERE project_id = %s AND ts >= %s AND ts < %s",
@@ -253,11 +254,11 @@ def _record_state(cursor, project: Project, hours: list[dt.datetime] | None) -> 
         latest = cursor.fetchone()[0]
     cursor.execute(
         """
-        INSERT INTO metrics_rollupstate (project_id, refreshed_at, data_through) VALUES (%s, %s, %s)
+        INSERT INTO metrics_rollupstate (project_id, refreshed_at, data_through) VALUES (%s, now(), %s)
         ON CONFLICT (project_id) DO UPDATE SET refreshed_at = EXCLUDED.refreshed_at,
             data_through = greatest(metrics_rollupstate.data_through, EXCLUDED.data_through)
         """,
-        [project.pk, timezone.now(), latest],
+        [project.pk, latest],
     )
 
 
@@ -271,9 +272,11 @@ def project_refresh(*, project: Project) -> int:
             if hours:
                 _rebuild_hours(cursor, project, hours)
                 _rebuild_days(cursor, project, days_touched(hours, project.tzinfo))
-            _record_state(cursor, project, hours)
+            last_batch = len(hours) < HOURS_PER_CLAIM
+            if last_batch:  # while weeks of hours are still dirty, the data is not as of now
+                _record_state(cursor, project, hours)
         rebuilt += len(hours)
-        if len(hours) < HOURS_PER_CLAIM:
+        if last_batch:
             return rebuilt
 
 
