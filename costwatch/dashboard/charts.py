@@ -7,7 +7,6 @@ only here, for drawing.
 """
 
 import datetime as dt
-from decimal import Decimal
 
 import numpy as np
 import pandas as pd
@@ -75,14 +74,6 @@ def cost_by_group_figure(points: list[dict], *, title: str = "Daily cost by tier
 
 # --- feature page -------------------------------------------------------------------------
 
-def _pivot(frame: pd.DataFrame, days: list[dt.date], value: str, by: list[str]) -> pd.DataFrame:
-    """days x groups table of `value` summed, zero-filled."""
-    if frame.empty:
-        return pd.DataFrame(index=days)
-    table = frame.pivot_table(index="day", columns=by, values=value, aggfunc="sum", fill_value=0)
-    return table.reindex(days, fill_value=0)
-
-
 def feature_cost_figure(frame: pd.DataFrame, days: list[dt.date]) -> dict:
     """Daily cost stacked by tier and role (summed in plain Python: a pivot_table costs ~20 ms)."""
     position = {day: i for i, day in enumerate(days)}
@@ -123,10 +114,6 @@ def _rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
     return cumulative[ends] - cumulative[np.maximum(0, ends - window)]
 
 
-def _shares(pro: np.ndarray, routed: np.ndarray) -> list[float | None]:
-    return [None if r == 0 else p / r for p, r in zip(pro.tolist(), routed.tolist(), strict=True)]
-
-
 ROUTED_ROLES = ("primary", "escalation")
 
 
@@ -145,9 +132,9 @@ def pro_share_series(frame: pd.DataFrame, days: list[dt.date], *, baseline_days:
         return _rolling_sum(shifted, baseline_days)
 
     return pd.DataFrame(index=days, data={
-        "daily": _shares(pro, routed),
-        "recent": _shares(_rolling_sum(pro, recent_days), _rolling_sum(routed, recent_days)),
-        "baseline": _shares(baseline(pro), baseline(routed)),
+        "daily": _ratio_list(pro, routed),
+        "recent": _ratio_list(_rolling_sum(pro, recent_days), _rolling_sum(routed, recent_days)),
+        "baseline": _ratio_list(baseline(pro), baseline(routed)),
     })
 
 
@@ -268,7 +255,3 @@ def sparkline_svg(values: list, *, width: int = 120, height: int = 28, color: st
             f'aria-label="{escape(label)}"><polygon points="{area}" fill="{color}" fill-opacity="0.12"/>'
             f'<polyline points="{points}" fill="none" stroke="{color}" stroke-width="1.5" '
             f'stroke-linejoin="round"/></svg>')
-
-
-def money(value) -> Decimal | None:
-    return None if value is None else Decimal(value)

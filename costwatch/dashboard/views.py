@@ -52,11 +52,6 @@ FEATURE_CSV_COLUMNS = [
 SORT_KEYS = {"feature"} | {key for key, _, _ in FEATURE_COLUMNS}
 
 
-def _figure_json(fig: dict) -> dict:
-    """Figures go to the template as dicts, serialised once by `json_script` (DjangoJSONEncoder)."""
-    return fig
-
-
 def _page_context(request, slug, nav):
     """Project (404 unless a member), validated range/environment and freshness for every page."""
     project = project_for_user(user=request.user, slug=slug)
@@ -115,7 +110,7 @@ def overview(request, slug):
     if ov["pro_share"] is not None and ov["lite_share"] is not None:
         unknown_share = max(0.0, 1 - ov["pro_share"] - ov["lite_share"])
     ctx.update(ov=ov, forecast_change=change, unknown_share=unknown_share, breakdowns=_breakdowns(project, params), open_alerts=_open_alerts(project),
-               cost_figure=_figure_json(charts.cost_by_group_figure(points)))
+               cost_figure=charts.cost_by_group_figure(points))
     return render(request, "dashboard/overview.html", ctx)
 
 
@@ -232,7 +227,7 @@ def feature_detail(request, slug, name):
     }
     metrics = selectors.feature_metrics_from_daily(feature=feature, frame=frame, calls=calls, last_day=last)
     ctx.update(
-        feature=feature, metrics=metrics, figures={k: _figure_json(v) for k, v in figures.items()},
+        feature=feature, metrics=metrics, figures=figures,
         recent_calls=_recent_calls(project, feature, params.environment),
         settings_form=FeatureSettingsForm(initial={
             "expected_pro_share": None if feature.expected_pro_share is None
