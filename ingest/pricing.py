@@ -150,6 +150,7 @@ class Series:
 class Match:
     price: PriceRow | None
     tier_override: str
+    catalogue_tier: str = ""  # the tier of the best-ranked row naming one, when the price row names none
 
 
 class PriceBook:
@@ -193,25 +194,31 @@ class PriceBook:
         return found
 
     def match(self, *, model, provider, service_tier, ts) -> Match:
-        price, tier_override = None, ""
+        """The best-ranked price in force; a tier from an override, else from the price row, else from
+        the best-ranked row that names one (a negotiated-price override often leaves the tier blank)."""
+        price, tier_override, catalogue_tier = None, "", ""
         for series in self.candidates(model, provider or "", service_tier or STANDARD):
             row = series.in_force(ts)
             if row is None:
                 continue
             if row.is_override and row.tier and not tier_override:
                 tier_override = row.tier
-            if row.rates is not None:
+            if price is None and row.rates is not None:
                 price = row
+            if row.tier and not catalogue_tier and not row.is_override:
+                catalogue_tier = row.tier
+            if price is not None and (tier_override or price.tier or catalogue_tier):
                 break
-        return Match(price=price, tier_override=tier_override)
+        return Match(price=price, tier_override=tier_override, catalogue_tier=catalogue_tier)
 
     def price_row(self, row: dict) -> None:
         """Fill tier, cost_usd, cost_source and price_id of one event row in place."""
         found = self.match(model=row["model"], provider=row.get("provider", ""),
                            service_tier=row.get("service_tier", STANDARD), ts=row["ts"])
         price = found.price
-        catalogue_tier = price.tier if price is not None else ""
-        row["tier"] = row.get("client_tier") or found.tier_override or catalogue_tier or TIER_UNKNOWN
+        price_tier = price.tier if price is not None else ""
+        row["tier"] = (row.get("client_tier") or found.tier_override or price_tier or found.catalogue_tier
+                       or TIER_UNKNOWN)
         if price is not None:
             row["cost_usd"] = price.cost(
                 input_tokens=row["input_tokens"], cached_input_tokens=row.get("cached_input_tokens", 0),

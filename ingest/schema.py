@@ -17,7 +17,7 @@ accepted events are committed. Bodies may be gzip-compressed (`Content-Encoding:
 class EventSerializer(serializers.Serializer):
     event_id = serializers.CharField(min_length=1, max_length=128, help_text="Unique per project; repeats are duplicates.")
     timestamp = serializers.DateTimeField(help_text="RFC 3339 with offset; <= 5 min in the future, <= 90 days old.")
-    feature = serializers.RegexField(r"^[A-Za-z0-9._:-]{1,100}$", help_text="The product feature that made the call.")
+    feature = serializers.RegexField(r"^[A-Za-z0-9._:-]{1,100}\Z", help_text="The product feature that made the call.")
     model = serializers.CharField(min_length=1, max_length=200)
     provider = serializers.CharField(required=False, min_length=1, max_length=50)
     tier = serializers.ChoiceField(["lite", "pro"], required=False, help_text="Overrides the catalogue's tier.")

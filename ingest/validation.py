@@ -16,7 +16,7 @@ import msgspec
 INT_MAX = 2**31 - 1
 COST_MAX = Decimal("1e8")
 COST_QUANTUM = Decimal("1e-12")
-FEATURE_RE = re.compile(r"^[A-Za-z0-9._:-]+$")
+FEATURE_RE = re.compile(r"^[A-Za-z0-9._:-]+\Z")  # \Z: "$" would also accept a trailing newline
 RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
 FUTURE_SLACK = timedelta(minutes=5)
 ATTRIBUTES_MAX_KEYS = 20

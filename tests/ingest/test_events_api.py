@@ -44,6 +44,7 @@ FIELD_RULES = [
     (event("bad", timestamp=iso(NOW - timedelta(days=91))), "timestamp", "too_old", "must be at most 90 days old"),
     (without("feature"), "feature", "required", "is required"),
     (event("bad", feature="checkout/summary"), "feature", "invalid", "may contain only letters, digits and . _ : -"),
+    (event("bad", feature="checkout\n"), "feature", "invalid", "may contain only letters, digits and . _ : -"),
     (event("bad", feature="f" * 101), "feature", "max_length", "must be at most 100 characters"),
     (without("model"), "model", "required", "is required"),
     (event("bad", model=""), "model", "min_length", "must not be empty"),

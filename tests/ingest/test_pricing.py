@@ -136,6 +136,13 @@ def test_the_events_tier_then_a_tier_override_win_over_the_catalogue(project):
     assert own_lite.tier == "lite"
 
 
+def test_a_negotiated_price_override_without_a_tier_keeps_the_catalogue_tier(project):
+    price("claude-z", input_per_mtok="3", output_per_mtok="15", tier="pro")
+    override = price("claude-z", project=project, input_per_mtok="2", output_per_mtok="10", tier="")
+    stored = ingest_one(project, model="claude-z")
+    assert (stored.tier, stored.cost_usd, stored.price_id) == ("pro", mtok(1000, "2") + mtok(200, "10"), override.id)
+
+
 def test_an_unknown_model_is_stored_unpriced_and_client_cost_is_used_only_without_a_price(project):
     price("known", input_per_mtok="1", output_per_mtok="1")
     unpriced = ingest_one(project, event_id="u", model="mystery-1")
