@@ -6,6 +6,8 @@ resolved", which two concurrent rule cycles cannot get around. A notice (opened,
 resolved) fans out to one Delivery row per channel; retries live in that row.
 """
 
+from urllib.parse import urlsplit
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -181,7 +183,7 @@ class Channel(models.Model):
         """Enough of the target to recognise it without showing a webhook's secret path."""
         if self.kind == self.EMAIL:
             return self.target
-        return self.target[:32] + ("…" if len(self.target) > 32 else "")
+        return urlsplit(self.target).hostname or "(invalid URL)"  # the path of a webhook URL is its secret
 
 
 class Delivery(models.Model):

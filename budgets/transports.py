@@ -140,7 +140,9 @@ def send_email(email) -> None:
     try:
         email.send()
     except smtplib.SMTPRecipientsRefused as exc:
-        raise TransportError(f"recipients refused: {', '.join(exc.recipients)}", permanent=True) from None
+        # 4xx replies (greylisting, mailbox busy) are temporary: only all-5xx refusals are final.
+        permanent = all(code >= 500 for code, _message in exc.recipients.values())
+        raise TransportError(f"recipients refused: {', '.join(exc.recipients)}", permanent=permanent) from None
     except smtplib.SMTPResponseException as exc:
         permanent = 500 <= exc.smtp_code < 600
         raise TransportError(f"SMTP {exc.smtp_code}: {exc.smtp_error!r}", permanent=permanent) from None

@@ -171,3 +171,13 @@ def test_a_refused_email_address_is_a_permanent_failure(project, firing, smtp_se
     assert (delivery.status, delivery.permanent) == ("failed", True)
     assert delivery.last_error == "recipients refused: bounce@example.com"
     assert smtp_server.messages == []
+
+
+def test_a_temporarily_refused_email_address_is_retried_not_given_up(project, firing, smtp_server):
+    Channel.objects.create(project=project, kind="email", name="grey", target="greylisted@example.com")
+    evaluate_project(project=project, now=NOW)
+    deliveries_send_due(now=NOW)
+    delivery = Delivery.objects.get()
+    assert (delivery.status, delivery.permanent, delivery.attempts) == ("pending", False, 1)
+    assert delivery.next_attempt_at > NOW
+    assert delivery.last_error == "recipients refused: greylisted@example.com"

@@ -146,3 +146,11 @@ def test_open_alerts_selector_for_the_overview(project, open_alert):
     assert list(open_alerts(project=project)) == [open_alert]
     Alert.objects.filter(pk=open_alert.pk).update(state="resolved")
     assert list(open_alerts(project=project)) == []
+
+
+def test_the_channels_page_never_shows_a_webhook_urls_secret_path(client, viewer, project):
+    Channel.objects.create(project=project, kind="slack", name="#costs",
+                           target="https://hooks.slack.com/services/T0/B0/s3cr3tT0k3n")
+    client.force_login(viewer)
+    page = client.get(f"/p/{project.slug}/channels/").content.decode()
+    assert "hooks.slack.com" in page and "s3cr3tT0k3n" not in page and "/services/" not in page
