@@ -478,10 +478,14 @@ def digests_send_due(*, now=None) -> int:
     sent = 0
     for project in Project.objects.all():
         local = now.astimezone(project.tzinfo)
+        # From the digest hour on (not only during it): a late or skipped hourly check still sends;
+        # the (project, day) row keeps it to once a day.
+        if local.hour < settings.DIGEST_LOCAL_HOUR:
+            continue
         recipients = sorted({a.strip() for c in Channel.objects.filter(project=project, kind=Channel.EMAIL,
                                                                           enabled=True)
                              for a in c.target.split(",") if a.strip()})
-        if local.hour != settings.DIGEST_LOCAL_HOUR or not recipients:
+        if not recipients:
             continue
         try:
             with transaction.atomic():
@@ -501,4 +505,6 @@ def digests_send_due(*, now=None) -> int:
             sent += 1
         except TransportError as exc:
             logger.warning("digest for %s not sent: %s", project.slug, exc.message)
+            if not exc.permanent:  # let the next check try again today
+                DigestSent.objects.filter(project=project, day=local.date()).delete()
     return sent

@@ -8,6 +8,7 @@ import pytest
 
 from budgets.models import Channel, DigestSent
 from budgets.services import digests_send_due, evaluate_project
+from costwatch.devtools import free_port
 from costwatch.metrics.models import FeatureDay
 
 from .helpers import feature, only_rules, uncapped_day
@@ -55,3 +56,16 @@ def test_no_digest_without_an_email_channel(project, smtp_server, settings):
     settings.DIGEST_LOCAL_HOUR = 8
     assert digests_send_due(now=dt.datetime(2026, 11, 26, 8, 0, tzinfo=dt.UTC)) == 0
     assert not smtp_server.messages
+
+
+def test_a_missed_digest_hour_is_made_up_later_that_day_and_a_failed_send_is_retried(project, smtp_server,
+                                                                                       settings):
+    settings.DIGEST_LOCAL_HOUR = 8
+    Channel.objects.create(project=project, kind="email", name="ops", target="ops@example.com")
+    working_port, settings.EMAIL_PORT = settings.EMAIL_PORT, free_port()  # the mail server is down at first
+    assert digests_send_due(now=dt.datetime(2026, 11, 26, 10, 0, tzinfo=dt.UTC)) == 0  # the 08:00 check never ran
+    assert not DigestSent.objects.exists()
+    settings.EMAIL_PORT = working_port
+    assert digests_send_due(now=dt.datetime(2026, 11, 26, 11, 0, tzinfo=dt.UTC)) == 1
+    assert digests_send_due(now=dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)) == 0
+    assert len(smtp_server.messages) == 1
