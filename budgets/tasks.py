@@ -44,7 +44,10 @@ def send_due_deliveries():
     (a lost task is harmless: the claim is a lease and the row comes due again)."""
     claimed = services.deliveries_claim_due()
     for delivery_id in claimed:
-        send_delivery.apply_async(args=[delivery_id], expires=services.CLAIM_LEASE.total_seconds())
+        # Expire well inside the lease: a send that starts late must still finish before the
+        # lease ends and the next sweep could claim (and send) the same row again.
+        expires = services.CLAIM_LEASE.total_seconds() - 3 * settings.DELIVERY_TIMEOUT_SECONDS
+        send_delivery.apply_async(args=[delivery_id], expires=expires)
     return len(claimed)
 
 
