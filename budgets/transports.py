@@ -83,13 +83,28 @@ class HttpTransport(Transport):
         raise TransportError(detail, permanent=not transient)
 
 
+def slack_escape(value) -> str:
+    """Slack's mrkdwn control characters: a model named `<!channel>` must not ping anyone."""
+    return str(value).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def slack_safe_context(context: dict) -> dict:
+    """Free text (project and feature names, messages naming models) escaped; the link is ours."""
+    alert = dict(context["alert"])
+    for key in ("message", "feature"):
+        if alert.get(key):
+            alert[key] = slack_escape(alert[key])
+    return {**context, "alert": alert, "project_name": slack_escape(context["project_name"])}
+
+
 class SlackTransport(HttpTransport):
     """Incoming webhook with Block Kit: a header, the message, the numbers and a link."""
 
     def payload(self, message: OutgoingMessage) -> dict:
         context = message.context()
-        text = render_to_string("slack/alert.txt", context).strip()
-        fields = [{"type": "mrkdwn", "text": f"*{label}*\n{value}"} for label, value in context["number_rows"][:10]]
+        text = render_to_string("slack/alert.txt", slack_safe_context(context)).strip()
+        fields = [{"type": "mrkdwn", "text": f"*{slack_escape(label)}*\n{slack_escape(value)}"}
+                  for label, value in context["number_rows"][:10]]
         blocks = [
             {"type": "header", "text": {"type": "plain_text", "emoji": True,
                                         "text": render_to_string("slack/header.txt", context).strip()[:150]}},

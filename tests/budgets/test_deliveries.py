@@ -181,3 +181,27 @@ def test_a_temporarily_refused_email_address_is_retried_not_given_up(project, fi
     assert (delivery.status, delivery.permanent, delivery.attempts) == ("pending", False, 1)
     assert delivery.next_attempt_at > NOW
     assert delivery.last_error == "recipients refused: greylisted@example.com"
+
+
+def test_slack_messages_escape_free_text_so_a_model_name_cannot_ping_the_channel(project, httpserver):
+    from django.utils import timezone
+
+    from costwatch.metrics.services import refresh_dirty_rollups
+    from ingest.services import event_batch_ingest
+
+    now = timezone.now()
+    event = {"event_id": "x1", "timestamp": (now - dt.timedelta(minutes=5)).isoformat(), "feature": "chat",
+             "model": "<!channel> <https://evil.example|click>", "input_tokens": 10, "output_tokens": 5}
+    assert event_batch_ingest(project=project, events=[event]).accepted == 1
+    refresh_dirty_rollups(project=project)
+    only_rules(project, "unpriced_traffic")
+    httpserver.expect_request("/slack", method="POST").respond_with_data("ok")
+    webhook_channel(project, httpserver.url_for("/slack"), kind="slack")
+    evaluate_project(project=project, now=now)
+    deliveries_send_due(now=now)
+    [(request, _)] = httpserver.log
+    body = json.loads(request.data)
+    mrkdwn = body["text"] + json.dumps(body["blocks"][2]["fields"])
+    assert "&lt;!channel&gt;" in mrkdwn and "&lt;https://evil.example|click&gt;" in mrkdwn
+    assert "<!channel>" not in mrkdwn and "<https://evil" not in mrkdwn
+    assert f"<{body['blocks'][-1]['elements'][0]['url']}|Open in costwatch>" in body["text"]  # our own link stays
