@@ -8,6 +8,7 @@ from decimal import Decimal
 
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from costwatch.projects.services import audit_record
@@ -82,7 +83,10 @@ def glob_tie(*, project, model: str, provider: str, service_tier: str) -> tuple[
               if glob_literal_length(p) == length and (not prov or not provider or prov == provider)}
     if not rivals:
         return None
-    known = set(Price.objects.filter(is_glob=False).values_list("model", flat=True))
+    exact = Price.objects.filter(is_glob=False)
+    if project is not None:  # never name another project's private model in the error
+        exact = exact.filter(Q(project__isnull=True) | Q(project=project))
+    known = set(exact.values_list("model", flat=True))
     seen = SeenModel.objects.all() if project is None else SeenModel.objects.filter(project=project)
     known.update(seen.values_list("model", flat=True))
     for model_id in sorted(known):

@@ -3,7 +3,7 @@
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from .models import Price, PriceRecompute
+from .models import Price, PriceRecompute, SeenModel
 
 
 def prices_in_effect(*, project, now=None, include_history=False):
@@ -23,4 +23,12 @@ def prices_in_effect(*, project, now=None, include_history=False):
 
 
 def recomputes_recent(*, project, limit=10):
-    return PriceRecompute.objects.filter(Q(project__isnull=True) | Q(project=project))[:limit]
+    """This project's recomputes and the global ones; a global one lists only the models this
+    project has seen or the catalogue names (its models_matched spans every project)."""
+    recomputes = list(PriceRecompute.objects.filter(Q(project__isnull=True) | Q(project=project))[:limit])
+    visible = set(SeenModel.objects.filter(project=project).values_list("model", flat=True))
+    visible.update(Price.objects.filter(project__isnull=True, is_glob=False).values_list("model", flat=True))
+    for recompute in recomputes:
+        recompute.models_visible = (recompute.models_matched if recompute.project_id is not None
+                                    else [m for m in recompute.models_matched if m in visible])
+    return recomputes

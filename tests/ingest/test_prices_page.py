@@ -76,3 +76,20 @@ def test_a_bad_price_shows_the_field_error(client, user, project):
     response = client.post(f"/p/{project.slug}/prices/add", FORM | {"output_per_mtok": ""})
     assert response.status_code == 400
     assert "input_per_mtok and output_per_mtok go together" in response.content.decode()
+
+
+def test_a_global_recompute_lists_only_this_projects_models_on_its_prices_page(client, user, project):
+    from ingest.catalogue import glob_tie
+    from tests.factories import make_project
+
+    other = make_project("Other Co")
+    event_batch_ingest(project=project, events=[event("a", model="shared-lite-1")])
+    event_batch_ingest(project=other, events=[event("b", model="shared-secret-model")])
+    PriceRecompute.objects.create(project=None, models_matched=["shared-lite-1", "shared-secret-model"])
+    client.force_login(user)
+    html = client.get(f"/p/{project.slug}/prices/").content.decode()
+    assert "shared-lite-1" in html and "shared-secret-model" not in html
+    # a glob tie in this project is never explained with another project's private model
+    price("shared-secret-model", project=other)
+    price("shared-*", project=project)
+    assert glob_tie(project=project, model="*t-model", provider="", service_tier="standard") is None
