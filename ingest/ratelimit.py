@@ -52,6 +52,9 @@ def ingest_rate_take(*, project, events: int) -> Verdict:
     rate = project.effective_rate_limit()
     if not rate:
         return Verdict(allowed=True)
+    # A request larger than the bucket (an OTLP export of thousands of spans) could never be let
+    # through and would be retried forever: charge it a full bucket instead.
+    events = min(events, bucket_capacity(rate))
     if settings.REDIS_URL:
         try:
             wait = _redis_take(project.pk, rate, events)

@@ -358,3 +358,17 @@ def test_an_ingest_key_from_issue_key_works_end_to_end(project):
                            HTTP_AUTHORIZATION=f"Bearer {issued.plaintext}")
     assert response.status_code == 200
     assert settings.INGEST_RATE_LIMIT == 0  # tests run unthrottled unless a test sets a limit
+
+
+@pytest.mark.parametrize("backend", ["redis", "postgres"])
+def test_a_request_larger_than_the_bucket_is_let_through_on_a_full_bucket_not_refused_forever(
+        settings, project, backend):
+    from ingest.ratelimit import bucket_capacity, ingest_rate_take
+
+    if backend == "postgres":
+        settings.REDIS_URL = ""
+    settings.INGEST_RATE_LIMIT = 2
+    assert bucket_capacity(2) == 1000
+    assert ingest_rate_take(project=project, events=8192).allowed  # e.g. one OTLP export of 8192 spans
+    refused = ingest_rate_take(project=project, events=1)
+    assert not refused.allowed and refused.retry_after >= 1
