@@ -26,6 +26,7 @@ from .models import (
 )
 
 STANDARD = "standard"
+MAX_CACHED_MODELS = 10_000
 _LOAD_FIELDS = [
     "id", "project_id", "model", "is_glob", "provider", "service_tier", "tier", "effective_from",
     "input_per_mtok", "cached_input_per_mtok", "cache_write_input_per_mtok", "output_per_mtok",
@@ -190,6 +191,8 @@ class PriceBook:
             # Then the event's own service tier before the standard row, a named provider before none.
             found.sort(key=lambda s: (*s.precedence, 0 if s.rows[0].service_tier == service_tier else 1,
                                       0 if s.rows[0].provider else 1))
+            if len(self._candidates) >= MAX_CACHED_MODELS:  # model ids are client text: bound the memory
+                self._candidates.clear()
             self._candidates[key] = found
         return found
 

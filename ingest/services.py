@@ -28,7 +28,7 @@ from django.utils import timezone
 from psycopg.types.json import Jsonb
 
 from .models import Event
-from .pricing import price_rows
+from .pricing import MAX_CACHED_MODELS, price_rows
 from .validation import Context, event_validate_fast, rows_from_structs
 
 # Every Event column but the id, in COPY order (`feature_id` is resolved from the name).
@@ -202,7 +202,12 @@ def seen_models_ensure(cursor, *, project_id: int, models) -> None:
         [project_id, new],
     )
     # Remembered only after commit, so a rolled-back batch does not hide a model.
-    transaction.on_commit(lambda: _known_models.update((project_id, model) for model in new))
+    def remember():
+        if len(_known_models) >= MAX_CACHED_MODELS:  # model ids are client text: bound the memory
+            _known_models.clear()
+        _known_models.update((project_id, model) for model in new)
+
+    transaction.on_commit(remember)
 
 
 def _staging_copy(cursor, *, project_id, rows, feature_ids):

@@ -153,3 +153,12 @@ def test_an_unknown_model_is_stored_unpriced_and_client_cost_is_used_only_withou
                                                                              Decimal("0.012345"))
     assert (ignored.cost_usd, ignored.cost_source, ignored.client_cost_usd) == (mtok(1200, "1"), "catalogue",
                                                                                 Decimal(99))
+
+
+def test_the_per_process_match_cache_stays_bounded_whatever_model_ids_clients_send():
+    from ingest.pricing import MAX_CACHED_MODELS, PriceBook
+
+    book = PriceBook([])
+    for number in range(MAX_CACHED_MODELS + 5):
+        book.candidates(f"request-{number}", "", "standard")  # e.g. a client that puts request ids in `model`
+    assert len(book._candidates) <= MAX_CACHED_MODELS
