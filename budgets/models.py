@@ -179,6 +179,11 @@ class Channel(models.Model):
     def __str__(self):
         return f"{self.name} ({self.kind})"
 
+    @staticmethod
+    def email_addresses(target: str) -> list[str]:
+        """An email channel's target: one address or several separated by commas."""
+        return [address.strip() for address in target.split(",") if address.strip()]
+
     def target_display(self) -> str:
         """Enough of the target to recognise it without showing a webhook's secret path."""
         if self.kind == self.EMAIL:

@@ -170,7 +170,7 @@ class ChannelInputSerializer(serializers.Serializer):
     @staticmethod
     def _target(kind, target):
         if kind == Channel.EMAIL:
-            addresses = [a.strip() for a in target.split(",") if a.strip()]
+            addresses = Channel.email_addresses(target)
             if not addresses:
                 raise _error("target", "give at least one email address")
             for address in addresses:

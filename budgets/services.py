@@ -270,7 +270,7 @@ def notice_create(*, alert, type: str, now) -> Notice:
 
 def backoff_seconds(attempts: int) -> int:
     """Delay after the `attempts`-th failed attempt: the configured steps, then hourly."""
-    steps = [int(s) for s in settings.DELIVERY_BACKOFF_SECONDS]  # may arrive as strings from the environment
+    steps = settings.DELIVERY_BACKOFF_SECONDS  # integers: settings parse the environment
     return steps[attempts - 1] if attempts <= len(steps) else 3600
 
 
@@ -482,9 +482,9 @@ def digests_send_due(*, now=None) -> int:
         # the (project, day) row keeps it to once a day.
         if local.hour < settings.DIGEST_LOCAL_HOUR:
             continue
-        recipients = sorted({a.strip() for c in Channel.objects.filter(project=project, kind=Channel.EMAIL,
-                                                                          enabled=True)
-                             for a in c.target.split(",") if a.strip()})
+        recipients = sorted({address for c in Channel.objects.filter(project=project, kind=Channel.EMAIL,
+                                                                      enabled=True)
+                             for address in Channel.email_addresses(c.target)})
         if not recipients:
             continue
         try:

@@ -142,7 +142,7 @@ class EmailTransport(Transport):
 
     def notify(self, message: OutgoingMessage) -> None:
         context = message.context()
-        recipients = [a.strip() for a in self.channel.target.split(",") if a.strip()]
+        recipients = Channel.email_addresses(self.channel.target)
         subject = " ".join(render_to_string("emails/alert_subject.txt", context).split())
         email = EmailMultiAlternatives(subject, render_to_string("emails/alert.txt", context),
                                        settings.DEFAULT_FROM_EMAIL, recipients,

@@ -127,7 +127,7 @@ def test_one_dead_channel_never_holds_up_another(project, firing, smtp_server):
     assert dead.status == "pending" and dead.last_error.startswith("connection failed")
 
 
-@override_settings(DELIVERY_BACKOFF_SECONDS=["2", "7"], DELIVERY_MAX_AGE_SECONDS=3 * 3600)
+@override_settings(DELIVERY_BACKOFF_SECONDS=[2, 7], DELIVERY_MAX_AGE_SECONDS=3 * 3600)
 def test_backoff_steps_from_the_environment_then_hourly_until_the_max_age(project, firing):
     assert [backoff_seconds(n) for n in (1, 2, 3, 4)] == [2, 7, 3600, 3600]
     webhook_channel(project, f"http://127.0.0.1:{free_port()}/down")
