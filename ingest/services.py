@@ -15,17 +15,17 @@ batch store once.
 """
 
 import operator
+import re
 import time
 import zlib
 from dataclasses import dataclass, field
-from datetime import UTC
+from datetime import datetime
 
 import msgspec
 import psycopg
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
-from psycopg.types.json import Jsonb
 
 from .models import Event
 from .pricing import MAX_CACHED_MODELS, price_rows
@@ -43,7 +43,6 @@ ROW_DEFAULTS = {
 }
 EVENT_TABLE = Event._meta.db_table
 STAGING_TABLE = f"ingest_event_staging_{zlib.crc32(','.join(EVENT_COLUMNS).encode()):08x}"
-_json_encode = msgspec.json.Encoder().encode
 
 
 @dataclass
@@ -92,28 +91,34 @@ def event_batch_ingest_json(*, project, events, body: bytes, received_at=None) -
     received_at = received_at or timezone.now()
     ctx = Context(received_at=received_at, max_age_days=settings.INGEST_MAX_AGE_DAYS)
     started = time.perf_counter()
-    rows = rows_from_structs(events, ctx)
+    # JSON writes a backslash, tab, newline or NUL inside a string only as an escape: without a
+    # backslash in the body, no string needs COPY escaping and none holds a NUL (refused per field).
+    escape = b"\\" in body
+    rows = None if escape and b"\\u0000" in body else rows_from_structs(events, ctx)
     if rows is None:
         return event_batch_ingest(project=project, events=msgspec.json.decode(body)["events"],
                                   received_at=received_at)
     for row in rows:
         row["received_at"] = received_at
-    return _price_and_store(project, rows, BatchResult(), started)
+    return _price_and_store(project, rows, BatchResult(), started, escape=escape)
 
 
-def _price_and_store(project, rows, result, started) -> BatchResult:
+def _price_and_store(project, rows, result, started, escape=True) -> BatchResult:
     validated = time.perf_counter()
     price_rows(project=project, rows=rows)
     priced = time.perf_counter()
-    stored = event_rows_store(project=project, rows=rows)
+    stored = event_rows_store(project=project, rows=rows, escape=escape)
     result.accepted, result.duplicates = stored.accepted, stored.duplicates
     result.timings = {"validate": validated - started, "price": priced - validated,
                       "write": time.perf_counter() - priced}
     return result
 
 
-def event_rows_store(*, project, rows: list[dict], mark_dirty=True) -> StoreResult:
-    """Store validated, priced rows (Event column names, `feature` as its name) in one statement path."""
+def event_rows_store(*, project, rows: list[dict], mark_dirty=True, escape=True) -> StoreResult:
+    """Store validated, priced rows (Event column names, `feature` as its name) in one statement path.
+
+    `escape=False` only when no string can hold a backslash, tab or newline (the API checks its
+    body for a backslash, which JSON needs to write any of them)."""
     unique, seen = [], set()
     for row in rows:
         if row["event_id"] not in seen:  # a repeat inside the batch is a duplicate; the first wins
@@ -121,44 +126,39 @@ def event_rows_store(*, project, rows: list[dict], mark_dirty=True) -> StoreResu
             unique.append(row)
     if not unique:
         return StoreResult(accepted=0, duplicates=len(rows))
-    unique.sort(key=lambda row: row["event_id"])  # one lock order for concurrent retries
+    unique.sort(key=_event_id)  # one lock order for concurrent retries
     nested = connection.in_atomic_block
     with transaction.atomic():
         with connection.cursor() as cursor:
             feature_ids = features_ensure(cursor, project_id=project.pk, names={r["feature"] for r in unique})
             seen_models_ensure(cursor, project_id=project.pk, models={r["model"] for r in unique})
-            fresh = _not_yet_stored(cursor, project_id=project.pk, rows=unique)
-            accepted = _direct_copy(cursor, project_id=project.pk, rows=fresh, feature_ids=feature_ids,
-                                    mark_dirty=mark_dirty)
-            if accepted is None:  # lost a race with a concurrent retry: let ON CONFLICT sort it out
-                _staging_copy(cursor, project_id=project.pk, rows=fresh, feature_ids=feature_ids)
+            data = copy_text(unique, project_id=project.pk, feature_ids=feature_ids, escape=escape)
+            accepted = _direct_copy(cursor, data, project_id=project.pk, rows=unique, mark_dirty=mark_dirty)
+            if accepted is None:  # a repeat of stored events (a retried batch): let ON CONFLICT sort it out
+                _staging_copy(cursor, data)
                 accepted = _staging_insert(cursor, project_id=project.pk, mark_dirty=mark_dirty)
                 if nested:  # ON COMMIT DELETE ROWS only empties it when the outer transaction ends
                     cursor.execute(f"DELETE FROM {STAGING_TABLE}")
     return StoreResult(accepted=accepted, duplicates=len(rows) - accepted)
 
 
-def _not_yet_stored(cursor, *, project_id, rows):
-    cursor.execute("SELECT event_id FROM ingest_event WHERE project_id = %s AND event_id = ANY(%s)",
-                   [project_id, [row["event_id"] for row in rows]])
-    stored = {event_id for (event_id,) in cursor.fetchall()}
-    return [row for row in rows if row["event_id"] not in stored] if stored else rows
+_event_id = operator.itemgetter("event_id")
 
 
-def _direct_copy(cursor, *, project_id, rows, feature_ids, mark_dirty) -> int | None:
-    """COPY straight into ingest_event; None (nothing written) when the unique key refuses a row."""
-    if not rows:
-        return 0
+def _direct_copy(cursor, data: bytes, *, project_id, rows, mark_dirty) -> int | None:
+    """COPY straight into ingest_event; None (nothing written) when the unique key refuses a row.
+
+    No lookup of stored ids first: it cost as much as the COPY, for the rare retried batch."""
     try:
         with transaction.atomic():  # a savepoint, so a refused COPY leaves the batch's transaction usable
-            _copy_rows(cursor, EVENT_TABLE, project_id=project_id, rows=rows, feature_ids=feature_ids)
+            _copy(cursor, EVENT_TABLE, data)
     except (IntegrityError, psycopg.errors.UniqueViolation):
         return None
     if mark_dirty:
-        hours = sorted({row["ts"].astimezone(UTC).replace(minute=0, second=0, microsecond=0) for row in rows})
+        hours = sorted({int(row["ts"].timestamp()) // 3600 for row in rows})
         cursor.execute(
             "INSERT INTO ingest_dirtyhour (project_id, hour, created_at) "
-            "SELECT %s, hour, now() FROM unnest(%s::timestamptz[]) AS h(hour)",
+            "SELECT %s, to_timestamp(hour * 3600), now() FROM unnest(%s::bigint[]) AS h(hour)",
             [project_id, hours],
         )
     return len(rows)
@@ -210,43 +210,85 @@ def seen_models_ensure(cursor, *, project_id: int, models) -> None:
     transaction.on_commit(remember)
 
 
-def _staging_copy(cursor, *, project_id, rows, feature_ids):
+def _staging_copy(cursor, data: bytes):
     cursor.execute(
         f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS AS "
         f"SELECT {', '.join(EVENT_COLUMNS)} FROM ingest_event WITH NO DATA"
     )
-    _copy_rows(cursor, STAGING_TABLE, project_id=project_id, rows=rows, feature_ids=feature_ids)
+    _copy(cursor, STAGING_TABLE, data)
 
 
-_column_type_oids: list[int] = []
+def _copy(cursor, table, data: bytes):
+    with cursor.cursor.copy(f"COPY {table} ({', '.join(EVENT_COLUMNS)}) FROM STDIN") as copy:
+        copy.write(data)
 
 
-def _event_column_types(cursor) -> list[int]:
-    """The type oids of EVENT_COLUMNS, for binary COPY (read once per process from the catalogue)."""
-    if not _column_type_oids:
-        cursor.execute("SELECT attname, atttypid::int FROM pg_attribute WHERE attrelid = %s::regclass "
-                       "AND attnum > 0 AND NOT attisdropped", [EVENT_TABLE])
-        oids = dict(cursor.fetchall())
-        _column_type_oids.extend(oids[column] for column in EVENT_COLUMNS)
-    return _column_type_oids
+# --- COPY text format ----------------------------------------------------------------------
+# Built a column at a time (a C-level map per column where it can be), then one zip and join
+# per line. Measured per 1000-event batch: 3x less Python time than psycopg's per-row
+# write_row in binary, and PostgreSQL reads the text as fast.
+
+NULL_TEXT = "\\N"
+_COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
+_needs_escape = re.compile(r"[\\\t\n\r]").search
+_json_text = msgspec.json.Encoder().encode
 
 
-def _copy_rows(cursor, table, *, project_id, rows, feature_ids):
-    """Binary COPY: fixed column types, so neither side formats or parses text per value."""
-    columns = ", ".join(EVENT_COLUMNS)
-    now = timezone.now()
-    values = operator.itemgetter(*EVENT_COLUMNS)
-    types = _event_column_types(cursor)
-    with cursor.cursor.copy(f"COPY {table} ({columns}) FROM STDIN (FORMAT BINARY)") as copy:
-        copy.set_types(types)
-        for row in rows:
-            full = {**ROW_DEFAULTS, **row}
-            full["project_id"] = project_id
-            full["feature_id"] = feature_ids[row["feature"]]
-            full["attributes"] = Jsonb(row.get("attributes") or {}, _json_encode)
-            if full.get("received_at") is None:
-                full["received_at"] = now
-            copy.write_row(values(full))
+def _escaped(text: str) -> str:
+    return text.translate(_COPY_ESCAPES) if _needs_escape(text) else text
+
+
+def _json_render(value) -> str:
+    return _json_text(value or {}).decode()
+
+
+def _bool_render(value) -> str:
+    return "t" if value else "f"
+
+
+def _column_render(field):
+    """How one Event column's values become text: None for strings (as they are)."""
+    kind = field.get_internal_type()
+    if kind == "CharField":
+        return None
+    return {"JSONField": _json_render, "BooleanField": _bool_render,
+            "DateTimeField": datetime.isoformat}.get(kind, str)  # str: integers, floats, decimals
+
+
+_RENDERS = {field.column: _column_render(field) for field in Event._meta.concrete_fields}
+
+
+def _column_text(values: list, render, escape: bool):
+    if render is None:  # text: may hold anything a client sent
+        return [_escaped(value) for value in values] if escape else values
+    if render is _json_render:
+        texts = list(map(render, values))
+        return [_escaped(text) for text in texts] if escape else texts
+    if None not in values:
+        return list(map(render, values))
+    return [NULL_TEXT if value is None else render(value) for value in values]
+
+
+def copy_text(rows, *, project_id: int, feature_ids: dict[str, int], escape=True) -> bytes:
+    """The rows as COPY text (EVENT_COLUMNS order); missing columns take ROW_DEFAULTS."""
+    defaults = {**ROW_DEFAULTS, "received_at": timezone.now()}
+    columns = []
+    for column in EVENT_COLUMNS:
+        if column == "project_id":
+            columns.append([str(project_id)] * len(rows))
+        elif column == "feature_id":
+            columns.append([str(feature_ids[row["feature"]]) for row in rows])
+        elif column in defaults:
+            default = defaults[column]
+            values = [row.get(column, default) for row in rows]
+            if column == "received_at" and None in values:
+                values = [default if value is None else value for value in values]
+            columns.append(_column_text(values, _RENDERS[column], escape))
+        else:  # required: every row has it
+            columns.append(_column_text([row[column] for row in rows], _RENDERS[column], escape))
+    lines = list(map("\t".join, zip(*columns, strict=True)))
+    lines.append("")
+    return "\n".join(lines).encode()
 
 
 def _staging_insert(cursor, *, project_id, mark_dirty) -> int:

@@ -21,6 +21,7 @@ RFC3339_RE = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|
 FUTURE_SLACK = timedelta(minutes=5)
 ATTRIBUTES_MAX_KEYS = 20
 ATTRIBUTES_MAX_BYTES = 2048
+NUL_MESSAGE = "must not contain the NUL character (\\u0000)"  # PostgreSQL text cannot hold it
 
 
 class Invalid(Exception):
@@ -39,6 +40,8 @@ def _string(lo, hi, *, pattern=None, pattern_message=""):
             raise Invalid("max_length", f"must be at most {hi} characters")
         if pattern is not None and not pattern.match(value):
             raise Invalid("invalid", pattern_message)
+        if "\x00" in value:
+            raise Invalid("invalid", NUL_MESSAGE)
         return value
 
     return check
@@ -123,6 +126,8 @@ def _attributes(value, _ctx):
     for key, item in value.items():
         if item is not None and type(item) not in (str, int, float, bool):
             raise Invalid("invalid", f"value of {key!r} must be a string, number, boolean or null")
+        if "\x00" in key or (type(item) is str and "\x00" in item):
+            raise Invalid("invalid", f"the key or value of {key!r} {NUL_MESSAGE}")
     if len(msgspec.json.encode(value)) > ATTRIBUTES_MAX_BYTES:
         raise Invalid("max_length", f"must be at most {ATTRIBUTES_MAX_BYTES} bytes as JSON")
     return value
@@ -322,9 +327,18 @@ def _struct_row(event, ctx) -> dict:
     }
 
 
+def _holds_nul(raw: dict) -> bool:
+    attributes = raw.get("attributes")
+    strings = [value for value in raw.values() if type(value) is str]
+    if type(attributes) is dict:
+        strings.extend(attributes)
+        strings.extend(value for value in attributes.values() if type(value) is str)
+    return "\x00" in "".join(strings)
+
+
 def event_validate_fast(raw, index: int, ctx: Context):
     """Like `event_validate`, but through the compiled schema first; falls back on any doubt."""
-    if type(raw) is not dict:
+    if type(raw) is not dict or _holds_nul(raw):
         return event_validate(raw, index, ctx)
     try:
         event = _convert(raw, FastEvent, strict=True)

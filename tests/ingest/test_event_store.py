@@ -86,14 +86,26 @@ def test_otlp_style_events_without_a_cap_are_stored_as_cap_unknown(project):
     assert caps == {"a": False, "b": True, "c": True}
 
 
-def test_a_batch_that_loses_the_race_to_a_concurrent_retry_falls_back_to_on_conflict(project, monkeypatch):
-    import ingest.services as services
-
+def test_a_retry_holding_stored_events_falls_back_to_on_conflict_and_marks_its_new_hour(project):
     event_batch_ingest(project=project, events=[event("a"), event("b")])
-    # As if another retry had stored a and b between this batch's lookup and its COPY.
-    monkeypatch.setattr(services, "_not_yet_stored", lambda cursor, *, project_id, rows: rows)
+    DirtyHour.objects.all().delete()
+    # The direct COPY is refused by the unique key; the staging path stores only c.
     result = event_batch_ingest(project=project, events=[event("a"), event("b"), event("c", timestamp=iso(recent(5)))])
     assert (result.accepted, result.duplicates) == (1, 2)
     assert sorted(Event.objects.values_list("event_id", flat=True)) == ["a", "b", "c"]
-    assert recent(5).replace(minute=0) in {h.astimezone(UTC) for h in
-                                           DirtyHour.objects.values_list("hour", flat=True)}
+    assert [h.astimezone(UTC) for h in DirtyHour.objects.values_list("hour", flat=True)] == [
+        recent(5).replace(minute=0)]
+
+
+TRICKY = "tab\there\nnew line\\back slash\r\\N é 💸"
+
+
+def test_strings_with_copy_special_characters_are_stored_exactly(project):
+    attributes = {"note": TRICKY, "k\tey": "\\N"}
+    result = event_batch_ingest(project=project, events=[
+        event(TRICKY, request_id="\\N", finish_reason="a\\tb", environment="\\", attributes=attributes)])
+    assert (result.accepted, result.rejected) == (1, 0)
+    stored = Event.objects.get()
+    assert (stored.event_id, stored.request_id, stored.finish_reason, stored.environment) == (
+        TRICKY, "\\N", "a\\tb", "\\")
+    assert stored.attributes == attributes

@@ -91,6 +91,12 @@ FIELD_RULES = [
     (event("bad", attributes={"nested": {"a": 1}}), "attributes", "invalid",
      "value of 'nested' must be a string, number, boolean or null"),
     (event("bad", attributes={"big": "x" * 2100}), "attributes", "max_length", "must be at most 2048 bytes as JSON"),
+    (event("bad\x00"), "event_id", "invalid", "must not contain the NUL character (\\u0000)"),
+    (event("bad", model="m\x00"), "model", "invalid", "must not contain the NUL character (\\u0000)"),
+    (event("bad", attributes={"k": "v\x00"}), "attributes", "invalid",
+     "the key or value of 'k' must not contain the NUL character (\\u0000)"),
+    (event("bad", attributes={"k\x00": 1}), "attributes", "invalid",
+     "the key or value of 'k\\x00' must not contain the NUL character (\\u0000)"),
 ]
 
 
@@ -120,6 +126,15 @@ def test_it_accepts_every_field_at_its_limits(ingest_client):
     assert response.json() == {"accepted": 2, "duplicates": 0, "rejected": 0, "errors": [], "warnings": []}
     stored = Event.objects.get(event_id="x" * 128)
     assert (stored.input_tokens, stored.client_tier, stored.tier, stored.status) == (2**31 - 1, "pro", "pro", "error")
+
+
+def test_strings_with_backslashes_tabs_and_newlines_arrive_exactly(ingest_client):
+    tricky = "tab\there\nline\\N \\ \u00e9"
+    response = post(ingest_client, [event(tricky, request_id="\\N", attributes={"note": tricky}), event("plain")])
+    assert response.status_code == 200, response.json()
+    stored = Event.objects.get(event_id=tricky)
+    assert (stored.request_id, stored.attributes) == ("\\N", {"note": tricky})
+    assert Event.objects.get(event_id="plain").attributes == {}
 
 
 def test_one_event_can_carry_several_errors(ingest_client):
