@@ -96,6 +96,8 @@ def api_key_touch(*, api_key: ApiKey, resolution_seconds: int = 60) -> None:
     """Record use at most once per resolution: one conditional UPDATE, never a write per request."""
     now = timezone.now()
     stale = now - timezone.timedelta(seconds=resolution_seconds)
+    if api_key.last_used_at is not None and api_key.last_used_at >= stale:
+        return  # as loaded with the key: fresh enough, no statement at all
     from django.db.models import Q
 
     ApiKey.objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lt=stale), pk=api_key.pk).update(

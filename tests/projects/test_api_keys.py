@@ -5,6 +5,8 @@ import re
 from datetime import timedelta
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from rest_framework.response import Response
 from rest_framework.test import APIClient, APIRequestFactory
@@ -96,8 +98,10 @@ def test_last_used_is_written_at_most_once_a_minute(project):
     client.get("/api/v1/key")
     first = ApiKey.objects.get(pk=issued.api_key.pk).last_used_at
     assert first is not None
-    client.get("/api/v1/key")
+    with CaptureQueriesContext(connection) as queries:
+        client.get("/api/v1/key")
     assert ApiKey.objects.get(pk=issued.api_key.pk).last_used_at == first
+    assert not [q["sql"] for q in queries if q["sql"].startswith("UPDATE")]  # fresh as loaded: no statement
     ApiKey.objects.filter(pk=issued.api_key.pk).update(last_used_at=timezone.now() - timedelta(seconds=61))
     client.get("/api/v1/key")
     assert ApiKey.objects.get(pk=issued.api_key.pk).last_used_at > first
