@@ -160,7 +160,7 @@ class PriceBook:
         for row in rows:
             grouped.setdefault((row.is_override, row.model, row.provider, row.service_tier), []).append(row)
         self.series = [Series(group) for group in grouped.values()]
-        self._candidates: dict[tuple, list[Series]] = {}
+        self._segments: dict[tuple, tuple[list, list[Match]]] = {}
 
     @classmethod
     def load(cls, *, project, models) -> "PriceBook":
@@ -175,65 +175,82 @@ class PriceBook:
         return cls([PriceRow.from_values(v) for v in values])
 
     def candidates(self, model: str, provider: str, service_tier: str) -> list[Series]:
-        key = (model, provider, service_tier)
-        found = self._candidates.get(key)
-        if found is None:
-            found = []
-            for series in self.series:
-                first = series.rows[0]
-                if first.service_tier not in (service_tier, STANDARD):
-                    continue
-                if first.provider and provider and first.provider != provider:
-                    continue
-                if not model_matches(first.model, first.is_glob, model):
-                    continue
-                found.append(series)
-            # Then the event's own service tier before the standard row, a named provider before none.
-            found.sort(key=lambda s: (*s.precedence, 0 if s.rows[0].service_tier == service_tier else 1,
-                                      0 if s.rows[0].provider else 1))
-            if len(self._candidates) >= MAX_CACHED_MODELS:  # model ids are client text: bound the memory
-                self._candidates.clear()
-            self._candidates[key] = found
+        found = []
+        for series in self.series:
+            first = series.rows[0]
+            if first.service_tier not in (service_tier, STANDARD):
+                continue
+            if first.provider and provider and first.provider != provider:
+                continue
+            if not model_matches(first.model, first.is_glob, model):
+                continue
+            found.append(series)
+        # Then the event's own service tier before the standard row, a named provider before none.
+        found.sort(key=lambda s: (*s.precedence, 0 if s.rows[0].service_tier == service_tier else 1,
+                                  0 if s.rows[0].provider else 1))
         return found
 
     def match(self, *, model, provider, service_tier, ts) -> Match:
         """The best-ranked price in force; a tier from an override, else from the price row, else from
-        the best-ranked row that names one (a negotiated-price override often leaves the tier blank)."""
-        price, tier_override, catalogue_tier = None, "", ""
-        for series in self.candidates(model, provider or "", service_tier or STANDARD):
-            row = series.in_force(ts)
-            if row is None:
-                continue
-            if row.is_override and row.tier and not tier_override:
-                tier_override = row.tier
-            if price is None and row.rates is not None:
-                price = row
-            if row.tier and not catalogue_tier and not row.is_override:
-                catalogue_tier = row.tier
-            if price is not None and (tier_override or price.tier or catalogue_tier):
-                break
-        return Match(price=price, tier_override=tier_override, catalogue_tier=catalogue_tier)
+        the best-ranked row that names one (a negotiated-price override often leaves the tier blank).
+
+        The answer for a (model, provider, service_tier) only changes where one of its candidate
+        rows starts, so it is worked out once per such segment and found again by a bisect."""
+        key = (model, provider or "", service_tier or STANDARD)
+        segments = self._segments.get(key)
+        if segments is None:
+            segments = self._segments_build(*key)
+            if len(self._segments) >= MAX_CACHED_MODELS:  # model ids are client text: bound the memory
+                self._segments.clear()
+            self._segments[key] = segments
+        starts, matches = segments
+        return matches[bisect_right(starts, ts)]
+
+    def _segments_build(self, model, provider, service_tier) -> tuple[list, list[Match]]:
+        candidates = self.candidates(model, provider, service_tier)
+        starts = sorted({row.effective_from for series in candidates for row in series.rows})
+        # Before the first start nothing is in force; from each start on, match at that start.
+        return starts, [Match(price=None, tier_override="")] + [_match_at(candidates, at) for at in starts]
+
+    def price(self, model, provider, service_tier, ts, client_tier, input_tokens, cached_input_tokens,
+              cache_write_input_tokens, output_tokens, reasoning_tokens, client_cost_usd) -> tuple:
+        """-> (tier, cost_usd, cost_source, price_id) of one call."""
+        found = self.match(model=model, provider=provider, service_tier=service_tier, ts=ts)
+        price = found.price
+        tier = client_tier or found.tier_override or (price.tier if price is not None else "") or found.catalogue_tier
+        if price is not None:
+            cost = price.cost(input_tokens=input_tokens, cached_input_tokens=cached_input_tokens,
+                              cache_write_input_tokens=cache_write_input_tokens, output_tokens=output_tokens,
+                              reasoning_tokens=reasoning_tokens)
+            return tier or TIER_UNKNOWN, cost, COST_OVERRIDE if price.is_override else COST_CATALOGUE, price.id
+        if client_cost_usd is not None:
+            return tier or TIER_UNKNOWN, client_cost_usd, COST_CLIENT, None
+        return tier or TIER_UNKNOWN, None, "", None
 
     def price_row(self, row: dict) -> None:
         """Fill tier, cost_usd, cost_source and price_id of one event row in place."""
-        found = self.match(model=row["model"], provider=row.get("provider", ""),
-                           service_tier=row.get("service_tier", STANDARD), ts=row["ts"])
-        price = found.price
-        price_tier = price.tier if price is not None else ""
-        row["tier"] = (row.get("client_tier") or found.tier_override or price_tier or found.catalogue_tier
-                       or TIER_UNKNOWN)
-        if price is not None:
-            row["cost_usd"] = price.cost(
-                input_tokens=row["input_tokens"], cached_input_tokens=row.get("cached_input_tokens", 0),
-                cache_write_input_tokens=row.get("cache_write_input_tokens", 0),
-                output_tokens=row["output_tokens"], reasoning_tokens=row.get("reasoning_tokens", 0),
-            )
-            row["cost_source"] = COST_OVERRIDE if price.is_override else COST_CATALOGUE
-            row["price_id"] = price.id
-        elif row.get("client_cost_usd") is not None:
-            row["cost_usd"], row["cost_source"], row["price_id"] = row["client_cost_usd"], COST_CLIENT, None
-        else:
-            row["cost_usd"], row["cost_source"], row["price_id"] = None, "", None
+        row["tier"], row["cost_usd"], row["cost_source"], row["price_id"] = self.price(
+            row["model"], row.get("provider", ""), row.get("service_tier", STANDARD), row["ts"],
+            row.get("client_tier", ""), row["input_tokens"], row.get("cached_input_tokens", 0),
+            row.get("cache_write_input_tokens", 0), row["output_tokens"], row.get("reasoning_tokens", 0),
+            row.get("client_cost_usd"))
+
+
+def _match_at(candidates: list[Series], ts) -> Match:
+    price, tier_override, catalogue_tier = None, "", ""
+    for series in candidates:
+        row = series.in_force(ts)
+        if row is None:
+            continue
+        if row.is_override and row.tier and not tier_override:
+            tier_override = row.tier
+        if price is None and row.rates is not None:
+            price = row
+        if row.tier and not catalogue_tier and not row.is_override:
+            catalogue_tier = row.tier
+        if price is not None and (tier_override or price.tier or catalogue_tier):
+            break
+    return Match(price=price, tier_override=tier_override, catalogue_tier=catalogue_tier)
 
 
 _books: dict[int | None, tuple[tuple, PriceBook]] = {}
@@ -267,3 +284,18 @@ def price_rows(*, project, rows: list[dict]) -> None:
     book = price_book(project)
     for row in rows:
         book.price_row(row)
+
+
+PRICE_INPUTS = ["model", "provider", "service_tier", "ts", "client_tier", "input_tokens", "cached_input_tokens",
+                "cache_write_input_tokens", "output_tokens", "reasoning_tokens", "client_cost_usd"]
+
+
+def price_columns(*, project, columns: dict[str, list]) -> None:
+    """The column form of `price_rows`: adds the `tier`, `cost_usd`, `cost_source`, `price_id` columns."""
+    if not columns["model"]:
+        columns.update(tier=[], cost_usd=[], cost_source=[], price_id=[])
+        return
+    price = price_book(project).price
+    priced = [price(*call) for call in zip(*(columns[name] for name in PRICE_INPUTS), strict=True)]
+    for name, values in zip(("tier", "cost_usd", "cost_source", "price_id"), zip(*priced, strict=True), strict=True):
+        columns[name] = list(values)

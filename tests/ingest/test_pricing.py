@@ -1,6 +1,6 @@
 """Cost at ingest: which price is in force and the SPEC 2 cost formula, exact in Decimal."""
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 import pytest
@@ -159,6 +159,7 @@ def test_the_per_process_match_cache_stays_bounded_whatever_model_ids_clients_se
     from ingest.pricing import MAX_CACHED_MODELS, PriceBook
 
     book = PriceBook([])
-    for number in range(MAX_CACHED_MODELS + 5):
-        book.candidates(f"request-{number}", "", "standard")  # e.g. a client that puts request ids in `model`
-    assert len(book._candidates) <= MAX_CACHED_MODELS
+    now = datetime.now(UTC)
+    for number in range(MAX_CACHED_MODELS + 5):  # e.g. a client that puts request ids in `model`
+        book.match(model=f"request-{number}", provider="", service_tier="standard", ts=now)
+    assert 0 < len(book._segments) <= MAX_CACHED_MODELS
