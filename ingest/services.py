@@ -1,17 +1,16 @@
 """Writes of the ingest app: event batches (validate -> price -> COPY), features.
 
-The write path per batch, in one transaction:
-1. features and seen models: one `INSERT ... ON CONFLICT DO NOTHING` each (names sorted so
-   concurrent batches lock in the same order and cannot deadlock);
-2. drop the event ids already stored (one lookup on the unique index), then `COPY` the rest
-   straight into `ingest_event` inside a savepoint, and add the DirtyHour marks of the hours
-   it touched. This is as cheap as raw COPY and is the common case.
-3. If the COPY hits the unique key (a concurrent retry stored some of the same events after
-   the lookup), roll back to the savepoint and take the always-correct path: COPY into a
-   per-connection temporary staging table and one `INSERT ... ON CONFLICT (project_id,
-   event_id) DO NOTHING RETURNING ts` feeding `INSERT INTO ingest_dirtyhour`.
-Either way the unique key, not the lookup, is what makes a repeated or concurrently retried
-batch store once.
+The write path per batch, in one transaction (a savepoint inside a caller's), three round trips:
+1. one statement creates the features seen for the first time (`INSERT ... ON CONFLICT DO
+   NOTHING`, names sorted so concurrent batches lock in the same order) and adds the DirtyHour
+   marks of the batch's hours; new model ids are recorded the same way when a process first
+   sees them;
+2. `COPY` the events (distinct ids, sorted) straight into `ingest_event`; 3. commit.
+If the COPY hits the unique key (a retried batch, or a concurrent retry of the same one), the
+attempt is rolled back and redone on the always-correct path: COPY into a per-connection
+temporary staging table and one `INSERT ... ON CONFLICT (project_id, event_id) DO NOTHING
+RETURNING ts` that marks the hours of the events it stored. Either way the unique key is what
+makes a repeated or concurrently retried batch store once.
 """
 
 import operator
@@ -28,8 +27,8 @@ from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from .models import Event
-from .pricing import MAX_CACHED_MODELS, price_rows
-from .validation import Context, event_validate_fast, rows_from_structs
+from .pricing import MAX_CACHED_MODELS, price_columns, price_rows
+from .validation import Context, columns_from_structs, event_validate_fast
 
 # Every Event column but the id, in COPY order (`feature_id` is resolved from the name).
 EVENT_COLUMNS = [f.column for f in Event._meta.concrete_fields if f.column != "id"]
@@ -86,98 +85,132 @@ def event_batch_ingest(*, project, events: list, received_at=None, cap_known_def
 
 
 def event_batch_ingest_json(*, project, events, body: bytes, received_at=None) -> BatchResult:
-    """The API's fast path: `events` decoded straight from `body` by `batch_decode_strict`.
-    Any event that needs a detailed error sends the whole body through `event_batch_ingest`."""
+    """The API's fast path: `events` decoded straight from `body` by `batch_decode_strict`,
+    turned into columns without a dict per event. Any event that needs a detailed error sends
+    the whole body through `event_batch_ingest`."""
     received_at = received_at or timezone.now()
     ctx = Context(received_at=received_at, max_age_days=settings.INGEST_MAX_AGE_DAYS)
     started = time.perf_counter()
     # JSON writes a backslash, tab, newline or NUL inside a string only as an escape: without a
     # backslash in the body, no string needs COPY escaping and none holds a NUL (refused per field).
     escape = b"\\" in body
-    rows = None if escape and b"\\u0000" in body else rows_from_structs(events, ctx)
-    if rows is None:
+    unique = unique_by_event_id(events, _struct_event_id)
+    decoded = None if escape and b"\\u0000" in body else columns_from_structs(unique, ctx)
+    if decoded is None:
         return event_batch_ingest(project=project, events=msgspec.json.decode(body)["events"],
                                   received_at=received_at)
-    for row in rows:
-        row["received_at"] = received_at
-    return _price_and_store(project, rows, BatchResult(), started, escape=escape)
-
-
-def _price_and_store(project, rows, result, started, escape=True) -> BatchResult:
+    columns, texts = decoded
+    texts["received_at"] = [received_at.isoformat()] * len(unique)
     validated = time.perf_counter()
-    price_rows(project=project, rows=rows)
+    price_columns(project=project, columns=columns)
     priced = time.perf_counter()
-    stored = event_rows_store(project=project, rows=rows, escape=escape)
-    result.accepted, result.duplicates = stored.accepted, stored.duplicates
-    result.timings = {"validate": validated - started, "price": priced - validated,
-                      "write": time.perf_counter() - priced}
+    accepted = event_columns_store(project=project, columns=columns, texts=texts, escape=escape)
+    result = BatchResult(accepted=accepted, duplicates=len(events) - accepted)
+    result.timings = _timings(started, validated, priced)
     return result
 
 
-def event_rows_store(*, project, rows: list[dict], mark_dirty=True, escape=True) -> StoreResult:
-    """Store validated, priced rows (Event column names, `feature` as its name) in one statement path.
+def _price_and_store(project, rows, result, started) -> BatchResult:
+    validated = time.perf_counter()
+    price_rows(project=project, rows=rows)
+    priced = time.perf_counter()
+    stored = event_rows_store(project=project, rows=rows)
+    result.accepted, result.duplicates = stored.accepted, stored.duplicates
+    result.timings = _timings(started, validated, priced)
+    return result
 
-    `escape=False` only when no string can hold a backslash, tab or newline (the API checks its
-    body for a backslash, which JSON needs to write any of them)."""
-    unique, seen = [], set()
-    for row in rows:
-        if row["event_id"] not in seen:  # a repeat inside the batch is a duplicate; the first wins
-            seen.add(row["event_id"])
-            unique.append(row)
+
+def _timings(started, validated, priced) -> dict:
+    return {"validate": validated - started, "price": priced - validated, "write": time.perf_counter() - priced}
+
+
+_struct_event_id = operator.attrgetter("event_id")
+_row_event_id = operator.itemgetter("event_id")
+
+
+def unique_by_event_id(items: list, event_id) -> list:
+    """The items with distinct event ids, sorted by id (one lock order for concurrent retries);
+    of a repeated id inside the batch, the first wins."""
+    ids = list(map(event_id, items))
+    first = dict(zip(reversed(ids), reversed(items), strict=True))  # earlier items overwrite later ones
+    return [first[key] for key in sorted(first)]
+
+
+def event_rows_store(*, project, rows: list[dict], mark_dirty=True) -> StoreResult:
+    """Store validated, priced rows (Event column names, `feature` as its name; missing columns
+    take ROW_DEFAULTS) in one statement path."""
+    unique = unique_by_event_id(rows, _row_event_id)
     if not unique:
         return StoreResult(accepted=0, duplicates=len(rows))
-    unique.sort(key=_event_id)  # one lock order for concurrent retries
-    nested = connection.in_atomic_block
-    with transaction.atomic():
-        with connection.cursor() as cursor:
-            feature_ids = features_ensure(cursor, project_id=project.pk, names={r["feature"] for r in unique})
-            seen_models_ensure(cursor, project_id=project.pk, models={r["model"] for r in unique})
-            data = copy_text(unique, project_id=project.pk, feature_ids=feature_ids, escape=escape)
-            accepted = _direct_copy(cursor, data, project_id=project.pk, rows=unique, mark_dirty=mark_dirty)
-            if accepted is None:  # a repeat of stored events (a retried batch): let ON CONFLICT sort it out
-                _staging_copy(cursor, data)
-                accepted = _staging_insert(cursor, project_id=project.pk, mark_dirty=mark_dirty)
-                if nested:  # ON COMMIT DELETE ROWS only empties it when the outer transaction ends
-                    cursor.execute(f"DELETE FROM {STAGING_TABLE}")
+    accepted = event_columns_store(project=project, columns=rows_to_columns(unique), mark_dirty=mark_dirty)
     return StoreResult(accepted=accepted, duplicates=len(rows) - accepted)
 
 
-_event_id = operator.itemgetter("event_id")
+def rows_to_columns(rows: list[dict]) -> dict[str, list]:
+    defaults = {**ROW_DEFAULTS, "received_at": timezone.now()}
+    columns = {}
+    for column in EVENT_COLUMNS + ["feature"]:
+        if column in ("project_id", "feature_id"):
+            continue
+        if column not in defaults:  # required: every row has it
+            columns[column] = [row[column] for row in rows]
+            continue
+        default = defaults[column]
+        values = [row.get(column, default) for row in rows]
+        if column == "received_at" and None in values:
+            values = [default if value is None else value for value in values]
+        columns[column] = values
+    return columns
 
 
-def _direct_copy(cursor, data: bytes, *, project_id, rows, mark_dirty) -> int | None:
-    """COPY straight into ingest_event; None (nothing written) when the unique key refuses a row.
+def event_columns_store(*, project, columns: dict[str, list], texts=None, mark_dirty=True, escape=True) -> int:
+    """Store events given as columns (distinct event ids, sorted); returns how many were new.
 
-    No lookup of stored ids first: it cost as much as the COPY, for the rare retried batch."""
+    `texts` holds columns already in COPY text form (unescaped). `escape=False` only when no
+    string can hold a backslash, tab or newline."""
+    attempt = {"project_id": project.pk, "columns": columns, "texts": texts or {}, "escape": escape,
+               "mark_dirty": mark_dirty}
     try:
-        with transaction.atomic():  # a savepoint, so a refused COPY leaves the batch's transaction usable
+        return _store_attempt(direct=True, **attempt)
+    except (IntegrityError, psycopg.errors.UniqueViolation):  # a repeat of stored events (a retried batch)
+        return _store_attempt(direct=False, **attempt)
+
+
+def _store_attempt(*, direct, project_id, columns, texts, escape, mark_dirty) -> int:
+    """One transaction (a savepoint inside a caller's), so a COPY refused by the unique key undoes
+    the attempt's features and dirty marks with it. `direct`: no lookup of stored ids first (it
+    cost as much as the COPY); else the staging path, where ON CONFLICT sorts out the repeats."""
+    hours = sorted({int(ts.timestamp()) // 3600 for ts in columns["ts"]}) if mark_dirty and direct else []
+    with transaction.atomic(), connection.cursor() as cursor:
+        feature_ids = _features_ensure_and_mark(cursor, project_id=project_id, names=set(columns["feature"]),
+                                                hours=hours)
+        seen_models_ensure(cursor, project_id=project_id, models=set(columns["model"]))
+        # Built per attempt: a feature created by a rolled-back attempt gets a new id in the next.
+        data = copy_text(columns, project_id=project_id, feature_ids=feature_ids, texts=texts, escape=escape)
+        if direct:
             _copy(cursor, EVENT_TABLE, data)
-    except (IntegrityError, psycopg.errors.UniqueViolation):
-        return None
-    if mark_dirty:
-        hours = sorted({int(row["ts"].timestamp()) // 3600 for row in rows})
-        cursor.execute(
-            "INSERT INTO ingest_dirtyhour (project_id, hour, created_at) "
-            "SELECT %s, to_timestamp(hour * 3600), now() FROM unnest(%s::bigint[]) AS h(hour)",
-            [project_id, hours],
-        )
-    return len(rows)
+            return len(columns["ts"])
+        return _staging_store(cursor, data, project_id=project_id, mark_dirty=mark_dirty)
 
 
-def features_ensure(cursor, *, project_id: int, names) -> dict[str, int]:
-    """Feature name -> id, creating the features seen for the first time."""
+def _features_ensure_and_mark(cursor, *, project_id: int, names, hours: list[int]) -> dict[str, int]:
+    """Feature name -> id, creating the features seen for the first time; in the same round trip,
+    mark the batch's UTC hours (epoch hours) dirty for the rollups."""
     names = sorted(names)
     cursor.execute(
         """
-        WITH wanted(name) AS (SELECT unnest(%s::text[])),
+        WITH wanted(name) AS (SELECT unnest(%(names)s::text[])),
         created AS (
             INSERT INTO ingest_feature (project_id, name, expected_pro_share, muted, first_seen_at)
-            SELECT %s, name, NULL, false, now() FROM wanted ORDER BY name
-            ON CONFLICT (project_id, name) DO NOTHING RETURNING name, id)
+            SELECT %(project_id)s, name, NULL, false, now() FROM wanted ORDER BY name
+            ON CONFLICT (project_id, name) DO NOTHING RETURNING name, id),
+        dirty AS (
+            INSERT INTO ingest_dirtyhour (project_id, hour, created_at)
+            SELECT %(project_id)s, to_timestamp(hour * 3600), now() FROM unnest(%(hours)s::bigint[]) AS h(hour))
         SELECT name, id FROM created
-        UNION ALL SELECT f.name, f.id FROM ingest_feature f JOIN wanted USING (name) WHERE f.project_id = %s
+        UNION ALL SELECT f.name, f.id FROM ingest_feature f JOIN wanted USING (name) WHERE f.project_id = %(project_id)s
         """,
-        [names, project_id, project_id],
+        {"names": names, "project_id": project_id, "hours": hours},
     )
     ids = dict(cursor.fetchall())
     missing = [name for name in names if name not in ids]
@@ -210,12 +243,29 @@ def seen_models_ensure(cursor, *, project_id: int, models) -> None:
     transaction.on_commit(remember)
 
 
-def _staging_copy(cursor, data: bytes):
-    cursor.execute(
-        f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS AS "
-        f"SELECT {', '.join(EVENT_COLUMNS)} FROM ingest_event WITH NO DATA"
-    )
+def _staging_store(cursor, data: bytes, *, project_id: int, mark_dirty: bool) -> int:
+    """COPY into a per-connection temporary table, then one INSERT ... ON CONFLICT DO NOTHING that
+    marks dirty only the hours of the events it stored."""
+    columns = ", ".join(EVENT_COLUMNS)
+    cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS AS "
+                   f"SELECT {columns} FROM ingest_event WITH NO DATA")
     _copy(cursor, STAGING_TABLE, data)
+    dirty = ("""INSERT INTO ingest_dirtyhour (project_id, hour, created_at)
+                SELECT DISTINCT %(project_id)s, date_trunc('hour', ts, 'UTC'), now() FROM inserted"""
+             if mark_dirty else "SELECT")
+    cursor.execute(
+        f"""
+        WITH inserted AS (
+            INSERT INTO ingest_event ({columns}) SELECT {columns} FROM {STAGING_TABLE} ORDER BY event_id
+            ON CONFLICT (project_id, event_id) DO NOTHING RETURNING ts),
+        dirty AS ({dirty})
+        SELECT count(*) FROM inserted
+        """,
+        {"project_id": project_id},
+    )
+    accepted = cursor.fetchone()[0]
+    cursor.execute(f"TRUNCATE {STAGING_TABLE}")  # ON COMMIT DELETE ROWS waits for the outermost commit
+    return accepted
 
 
 def _copy(cursor, table, data: bytes):
@@ -258,56 +308,37 @@ def _column_render(field):
 _RENDERS = {field.column: _column_render(field) for field in Event._meta.concrete_fields}
 
 
-def _column_text(values: list, render, escape: bool):
+def _column_text(values: list, render, escape: bool) -> list[str]:
     if render is None:  # text: may hold anything a client sent
         return [_escaped(value) for value in values] if escape else values
     if render is _json_render:
         texts = list(map(render, values))
         return [_escaped(text) for text in texts] if escape else texts
+    if render is datetime.isoformat:  # received_at repeats: format each distinct value once
+        formatted = {value: render(value) for value in set(values)}
+        return list(map(formatted.__getitem__, values))
     if None not in values:
         return list(map(render, values))
     return [NULL_TEXT if value is None else render(value) for value in values]
 
 
-def copy_text(rows, *, project_id: int, feature_ids: dict[str, int], escape=True) -> bytes:
-    """The rows as COPY text (EVENT_COLUMNS order); missing columns take ROW_DEFAULTS."""
-    defaults = {**ROW_DEFAULTS, "received_at": timezone.now()}
-    columns = []
+def copy_text(columns: dict[str, list], *, project_id: int, feature_ids: dict[str, int], texts: dict[str, list],
+              escape=True) -> bytes:
+    """The columns as COPY text, one line per event in EVENT_COLUMNS order."""
+    feature_texts = {name: str(feature_id) for name, feature_id in feature_ids.items()}
+    count = len(columns["event_id"])
+    lines = []
     for column in EVENT_COLUMNS:
+        render = _RENDERS[column]
         if column == "project_id":
-            columns.append([str(project_id)] * len(rows))
+            lines.append([str(project_id)] * count)
         elif column == "feature_id":
-            columns.append([str(feature_ids[row["feature"]]) for row in rows])
-        elif column in defaults:
-            default = defaults[column]
-            values = [row.get(column, default) for row in rows]
-            if column == "received_at" and None in values:
-                values = [default if value is None else value for value in values]
-            columns.append(_column_text(values, _RENDERS[column], escape))
-        else:  # required: every row has it
-            columns.append(_column_text([row[column] for row in rows], _RENDERS[column], escape))
-    lines = list(map("\t".join, zip(*columns, strict=True)))
-    lines.append("")
-    return "\n".join(lines).encode()
-
-
-def _staging_insert(cursor, *, project_id, mark_dirty) -> int:
-    columns = ", ".join(EVENT_COLUMNS)
-    dirty = (
-        """, dirty AS (INSERT INTO ingest_dirtyhour (project_id, hour, created_at)
-                      SELECT DISTINCT %(project_id)s, date_trunc('hour', ts, 'UTC'), now() FROM inserted)"""
-        if mark_dirty else ""
-    )
-    cursor.execute(
-        f"""
-        WITH inserted AS (
-            INSERT INTO ingest_event ({columns})
-            SELECT {columns} FROM {STAGING_TABLE} ORDER BY event_id
-            ON CONFLICT (project_id, event_id) DO NOTHING
-            RETURNING ts
-        ){dirty}
-        SELECT count(*) FROM inserted
-        """,
-        {"project_id": project_id},
-    )
-    return cursor.fetchone()[0]
+            lines.append(list(map(feature_texts.__getitem__, columns["feature"])))
+        elif column in texts:
+            given = texts[column]
+            lines.append([_escaped(text) for text in given] if escape and render in (None, _json_render) else given)
+        else:
+            lines.append(_column_text(columns[column], render, escape))
+    rows = list(map("\t".join, zip(*lines, strict=True)))
+    rows.append("")
+    return "\n".join(rows).encode()

@@ -97,6 +97,16 @@ def test_a_retry_holding_stored_events_falls_back_to_on_conflict_and_marks_its_n
         recent(5).replace(minute=0)]
 
 
+def test_a_retry_that_also_brings_a_new_feature_points_its_events_at_the_feature_that_was_kept(project):
+    event_batch_ingest(project=project, events=[event("a")])
+    # The direct attempt creates "brand-new", then its COPY is refused by a's repeat and rolled
+    # back with the feature; the staging attempt creates the feature again, under another id.
+    result = event_batch_ingest(project=project, events=[event("a"), event("b", feature="brand-new")])
+    assert (result.accepted, result.duplicates) == (1, 1)
+    stored = Event.objects.get(event_id="b")
+    assert stored.feature_id == Feature.objects.get(project=project, name="brand-new").id
+
+
 TRICKY = "tab\there\nnew line\\back slash\r\\N é 💸"
 
 

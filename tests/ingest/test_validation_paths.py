@@ -1,14 +1,14 @@
 """The compiled fast paths (msgspec) build exactly the rows of the hand-written validator."""
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from ingest.validation import (
     Context,
     batch_decode_strict,
+    columns_from_structs,
     event_validate,
     event_validate_fast,
-    rows_from_structs,
 )
 from tests.ingest.helpers import event
 
@@ -27,10 +27,25 @@ def test_fast_paths_build_the_same_rows_as_the_full_validator():
     expected = [event_validate(raw, i, ctx)[0] for i, raw in enumerate(EVENTS)]
     assert all(expected)
     by_dict = [event_validate_fast(raw, i, ctx)[0] for i, raw in enumerate(EVENTS)]
-    structs = batch_decode_strict(json.dumps({"events": EVENTS}).encode())
-    by_body = rows_from_structs(structs, ctx)
     assert by_dict == expected
-    assert by_body == expected
+    columns, texts = columns_from_structs(batch_decode_strict(json.dumps({"events": EVENTS}).encode()), ctx)
+    assert set(columns) == set(expected[0]) - {"attributes"}
+    for column, values in columns.items():
+        assert values == [row[column] for row in expected], column
+    assert [json.loads(text) for text in texts["attributes"]] == [row["attributes"] for row in expected]
+    assert texts["ts"] == [raw["timestamp"] for raw in EVENTS]  # copied as sent
+
+
+def test_a_timestamp_with_more_than_six_fractional_digits_is_copied_as_python_read_it():
+    # PostgreSQL would round .9999999 up into the next hour; Python truncates, and the dirty
+    # hour is worked out in Python: the COPY text must be Python's reading.
+    ctx = Context(received_at=datetime.now(UTC), max_age_days=90)
+    sent = datetime.now(UTC).replace(minute=59, second=59, microsecond=0) - timedelta(hours=1)
+    raw = sent.strftime("%Y-%m-%dT%H:%M:%S") + ".9999999Z"
+    columns, texts = columns_from_structs(batch_decode_strict(json.dumps({"events": [event("a", timestamp=raw)]})
+                                                              .encode()), ctx)
+    assert columns["ts"] == [sent.replace(microsecond=999999)]
+    assert texts["ts"] == [columns["ts"][0].isoformat()]
 
 
 def test_the_body_fast_path_declines_anything_that_needs_a_report():
@@ -39,6 +54,10 @@ def test_the_body_fast_path_declines_anything_that_needs_a_report():
     assert batch_decode_strict(json.dumps({"events": [event("a", input_tokens=True)]}).encode()) is None
     assert batch_decode_strict(json.dumps({"events": []}).encode()) is None
     late = batch_decode_strict(json.dumps({"events": [event("a", timestamp="2001-01-01T00:00:00Z")]}).encode())
-    assert rows_from_structs(late, ctx) is None
-    crossed = batch_decode_strict(json.dumps({"events": [event("a", output_tokens=1, reasoning_tokens=2)]}).encode())
-    assert rows_from_structs(crossed, ctx) is None
+    assert columns_from_structs(late, ctx) is None
+    for broken in [event("a", output_tokens=1, reasoning_tokens=2),
+                   event("a", input_tokens=10, cached_input_tokens=6, cache_write_input_tokens=5),
+                   event("a", attributes={"k": "\u00e9" * 1100}),  # 2200 bytes as JSON, 1100 characters
+                   event("a", cost_usd="lots")]:
+        decoded = batch_decode_strict(json.dumps({"events": [event("ok"), broken]}).encode())
+        assert decoded is not None and columns_from_structs(decoded, ctx) is None, broken
