@@ -3,6 +3,8 @@
 import json
 from datetime import UTC, datetime, timedelta
 
+import pytest
+
 from ingest.validation import (
     Context,
     batch_decode_strict,
@@ -36,16 +38,25 @@ def test_fast_paths_build_the_same_rows_as_the_full_validator():
     assert texts["ts"] == [raw["timestamp"] for raw in EVENTS]  # copied as sent
 
 
-def test_a_timestamp_with_more_than_six_fractional_digits_is_copied_as_python_read_it():
-    # PostgreSQL would round .9999999 up into the next hour; Python truncates, and the dirty
-    # hour is worked out in Python: the COPY text must be Python's reading.
+def test_a_timestamp_with_more_than_six_fractional_digits_is_rounded_and_copied_as_rounded():
+    # Rounded to the microsecond as PostgreSQL rounds, and the COPY text is the rounded value,
+    # so the stored time and the dirty hour worked out in Python agree (here: the next hour).
     ctx = Context(received_at=datetime.now(UTC), max_age_days=90)
-    sent = datetime.now(UTC).replace(minute=59, second=59, microsecond=0) - timedelta(hours=1)
+    sent = datetime.now(UTC).replace(minute=59, second=59, microsecond=0) - timedelta(hours=2)
     raw = sent.strftime("%Y-%m-%dT%H:%M:%S") + ".9999999Z"
-    columns, texts = columns_from_structs(batch_decode_strict(json.dumps({"events": [event("a", timestamp=raw)]})
-                                                              .encode()), ctx)
-    assert columns["ts"] == [sent.replace(microsecond=999999)]
-    assert texts["ts"] == [columns["ts"][0].isoformat()]
+    body = json.dumps({"events": [event("a", timestamp=raw), event("b")]}).encode()
+    columns, texts = columns_from_structs(batch_decode_strict(body), ctx)
+    assert columns["ts"][0] == sent + timedelta(seconds=1)
+    assert texts["ts"] == [columns["ts"][0].isoformat(), event("b")["timestamp"]]
+
+
+@pytest.mark.parametrize("text", ["2026-11-26t07:00:00z", "2026-11-26 07:00:00+05:30", "2026-11-26T07:00:00-00:00"])
+def test_every_rfc_3339_spelling_is_read_alike_by_both_paths(text):
+    ctx = Context(received_at=datetime(2026, 11, 26, 12, tzinfo=UTC), max_age_days=90)
+    row = event_validate(event("a", timestamp=text), 0, ctx)[0]
+    columns, _texts = columns_from_structs(batch_decode_strict(json.dumps({"events": [event("a", timestamp=text)]})
+                                                               .encode()), ctx)
+    assert row["ts"] == columns["ts"][0] == datetime.fromisoformat(text.upper())
 
 
 def test_the_body_fast_path_declines_anything_that_needs_a_report():
@@ -58,6 +69,7 @@ def test_the_body_fast_path_declines_anything_that_needs_a_report():
     for broken in [event("a", output_tokens=1, reasoning_tokens=2),
                    event("a", input_tokens=10, cached_input_tokens=6, cache_write_input_tokens=5),
                    event("a", attributes={"k": "\u00e9" * 1100}),  # 2200 bytes as JSON, 1100 characters
-                   event("a", cost_usd="lots")]:
+                   event("a", cost_usd="lots"), event("a", feature="checkout/summary"),
+                   event("a", timestamp="2026-11-26T07:00:00")]:
         decoded = batch_decode_strict(json.dumps({"events": [event("ok"), broken]}).encode())
         assert decoded is not None and columns_from_structs(decoded, ctx) is None, broken
