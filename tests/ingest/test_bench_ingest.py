@@ -27,9 +27,12 @@ def test_bench_ingest_sends_through_gunicorn_and_compares_with_copy():
     assert api_rate > 0 and copy_rows == 1500 and ratio > 0
     assert re.search(r"profile per batch of 500 \(in-process, ms\): parse [\d.]+, validate [\d.]+, price [\d.]+, "
                      r"write [\d.]+", text)
+    assert re.search(r"CPU per batch of 500 \(ms\), API: web workers [\d.]+, PostgreSQL [\d.]+, clients [\d.]+; "
+                     r"raw COPY: PostgreSQL [\d.]+, clients [\d.]+", text)
     project = Project.objects.get(slug="bench-ingest")
-    # 1500 sent through the API, 1 warm-up event per client, 500 from the in-process profile.
-    assert Event.objects.filter(project=project).count() == 1500 + 2 + 500
+    # 1500 sent through the API, 1 warm-up event per client, 500 + 500 from the in-process
+    # profile (a warm-up batch and the profiled one).
+    assert Event.objects.filter(project=project).count() == 1500 + 2 + 500 + 500
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('bench_ingest_copy')")
         assert cursor.fetchone()[0] is None  # the scratch table is dropped

@@ -6,11 +6,17 @@
 2. Reads the stored rows back (COPY TO) and COPYs them, in the same batches from the same
    number of processes, into a scratch table created `LIKE ingest_event INCLUDING ALL`
    (same columns, same indexes incl. the BRIN and the unique key) on the same database.
-3. Prints both rates, their ratio (target >= 0.5) and an in-process profile of where a
-   batch's time goes (parse / validate / price / write), then drops the scratch table and
-   (unless --keep) deletes the benchmark's events.
+3. Prints both rates, their ratio (target >= 0.5) and where the time goes: the CPU per batch
+   of the web workers, PostgreSQL and the clients in each run (read from /proc through
+   psutil; a remote part is left out), and an in-process profile of a batch's stages (parse /
+   validate / price / write). Then drops the scratch table and (unless --keep) deletes the
+   benchmark's events.
+
+Request bodies and COPY chunks are built before the clock starts and reach the forked client
+processes through memory, so neither run is charged for preparing its input.
 """
 
+import gc
 import multiprocessing
 import os
 import random
@@ -116,6 +122,67 @@ def _copy_batches(args):
     return len(_WORK["chunks"][share])
 
 
+class CpuMeter:
+    """CPU seconds of the web server's processes, the local PostgreSQL's (backends that exited
+    included) and this command's client processes between `start` and `stop`. A group that
+    cannot be read here (a server given by --url, a remote database) reads as None."""
+
+    GROUPS = ("web", "database", "clients")
+
+    def __init__(self, server_pid: int | None):
+        import psutil
+
+        self._psutil = psutil
+        self._roots = {"web": self._process(server_pid), "database": self._postmaster()}
+        self._started: dict = {}
+        self.used: dict = {}
+
+    def _process(self, pid):
+        try:
+            return self._psutil.Process(pid) if pid else None
+        except self._psutil.Error:
+            return None
+
+    def _postmaster(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = self._process(cursor.fetchone()[0])
+        try:
+            return backend.parent() if backend is not None else None
+        except self._psutil.Error:
+            return None
+
+    def _tree_seconds(self, root) -> float | None:
+        if root is None:
+            return None
+        try:
+            times = root.cpu_times()
+            total = times.user + times.system + times.children_user + times.children_system
+            for child in root.children(recursive=True):
+                try:
+                    times = child.cpu_times()
+                    total += times.user + times.system
+                except self._psutil.Error:  # exited meanwhile: counted in its parent's children times
+                    pass
+            return total
+        except self._psutil.Error:
+            return None
+
+    def _read(self) -> dict:
+        own = os.times()
+        values = {group: self._tree_seconds(root) for group, root in self._roots.items()}
+        values["clients"] = own.children_user + own.children_system
+        return values
+
+    def start(self):
+        self._started = self._read()
+
+    def stop(self):
+        ended = self._read()
+        self.used = {group: None if ended[group] is None or self._started[group] is None
+                     else ended[group] - self._started[group] for group in self.GROUPS}
+
+
 class Command(BaseCommand):
     help = ("Ingest benchmark: events/s through POST /api/v1/events (gunicorn, batches, several client "
             "processes) beside raw COPY of the same rows into a table with the same columns and indexes; "
@@ -146,9 +213,9 @@ class Command(BaseCommand):
                 key = api_key_issue(project=project, scopes=["ingest"], name="bench_ingest",
                                     actor_label="bench_ingest").plaintext
                 server, base_url = self._start_gunicorn(opts["workers"], opts["threads"])
-            api = self._run_api(base_url, key, run_id, batches, opts)
+            api = self._run_api(base_url, key, run_id, batches, opts, CpuMeter(server and server.pid))
             stored = self._count_stored(project, run_id)
-            copy = self._run_copy(project, run_id, opts)
+            copy = self._run_copy(project, run_id, opts, CpuMeter(None))
             profile = self._profile(project, run_id, opts)
         finally:
             if server is not None:
@@ -191,7 +258,7 @@ class Command(BaseCommand):
         server.terminate()
         raise CommandError("gunicorn did not start listening within 60 s")
 
-    def _run_api(self, base_url, key, run_id, batches, opts):
+    def _run_api(self, base_url, key, run_id, batches, opts, meter):
         now_iso = datetime.now(UTC).isoformat()
         clients = min(opts["clients"], batches)
         shares = [list(range(c, batches, clients)) for c in range(clients)]
@@ -204,17 +271,19 @@ class Command(BaseCommand):
         _WORK["bodies"] = built + warm
         url = f"{base_url}/api/v1/events"
         try:
+            meter.start()  # the warm-up batches are counted too: a few events, nothing measurable
             with context.Pool(clients) as pool:
                 pool.map(_send_batches, [(url, key, clients + c) for c in range(clients)])
                 started = time.perf_counter()
                 results = pool.map(_send_batches, [(url, key, c) for c in range(clients)])
                 elapsed = time.perf_counter() - started
+            meter.stop()  # after the pool's processes were reaped, so their CPU is counted
         finally:
             _WORK.clear()
         accepted = sum(r[0] for r in results)
         return {"seconds": elapsed, "accepted": accepted, "duplicates": sum(r[1] for r in results),
                 "failures": sum(r[2] for r in results), "sent": batches * opts["batch"],
-                "request_seconds": sum(r[3] for r in results), "requests": batches}
+                "request_seconds": sum(r[3] for r in results), "requests": batches, "cpu": meter.used}
 
     def _count_stored(self, project, run_id):
         with connection.cursor() as cursor:
@@ -222,7 +291,7 @@ class Command(BaseCommand):
                            [project.pk, f"{run_id}-%"])
             return cursor.fetchone()[0]
 
-    def _run_copy(self, project, run_id, opts):
+    def _run_copy(self, project, run_id, opts, meter):
         from ingest.services import EVENT_COLUMNS
 
         columns = ", ".join(EVENT_COLUMNS)
@@ -243,16 +312,18 @@ class Command(BaseCommand):
         connections.close_all()
         context = multiprocessing.get_context("fork")
         try:
+            meter.start()
             with context.Pool(clients) as pool:
                 started = time.perf_counter()
                 pool.map(_copy_batches, [(_conninfo(), columns, c) for c in range(clients)])
                 elapsed = time.perf_counter() - started
+            meter.stop()
         finally:
             _WORK.clear()
         with connection.cursor() as cursor:
             cursor.execute(f"SELECT count(*) FROM {SCRATCH_TABLE}")
             copied = cursor.fetchone()[0]
-        return {"seconds": elapsed, "rows": copied}
+        return {"seconds": elapsed, "rows": copied, "batches": len(chunks), "cpu": meter.used}
 
     def _profile(self, project, run_id, opts):
         """Where a batch's time goes, measured in this process on fresh batches, on the API's path."""
@@ -262,14 +333,18 @@ class Command(BaseCommand):
         now = datetime.now(UTC)
         totals = {"parse": 0.0, "validate": 0.0, "price": 0.0, "write": 0.0}
         count = max(1, opts["profile_batches"])
-        for index in range(count):
-            body = make_batch(f"{run_id}p", index, opts["batch"], now)
+        bodies = [make_batch(f"{run_id}p", index, opts["batch"], now) for index in range(count + 1)]
+        event_batch_ingest_json(project=project, events=batch_decode_strict(bodies[0]), body=bodies[0])  # warm-up
+        gc.collect()
+        gc.freeze()  # as costwatch/wsgi.py does in the web workers
+        for body in bodies[1:]:
             started = time.perf_counter()
             events = batch_decode_strict(body)
             totals["parse"] += time.perf_counter() - started
             result = event_batch_ingest_json(project=project, events=events, body=body)
             for stage, seconds in result.timings.items():
                 totals[stage] += seconds
+        gc.unfreeze()
         return {stage: seconds / count for stage, seconds in totals.items()}
 
     def _cleanup(self, project, keep):
@@ -303,5 +378,14 @@ class Command(BaseCommand):
             if in_process else "profile shares: n/a")
         out(f"mean request latency seen by clients: {per_request * 1000:.1f} ms (HTTP, auth, body read, "
             f"queueing: {max(0.0, per_request - in_process) * 1000:.1f} ms beyond the in-process work)")
+        out(f"CPU per batch of {opts['batch']} (ms), API: {_cpu_text(api['cpu'], api['requests'])}; "
+            f"raw COPY: {_cpu_text(copy['cpu'], copy['batches'])}")
         if api["failures"] or stored != api["accepted"]:
             raise CommandError("some requests failed or stored rows do not match the accepted count")
+
+
+def _cpu_text(used: dict, batches: int) -> str:
+    names = {"web": "web workers", "database": "PostgreSQL", "clients": "clients"}
+    parts = [f"{names[group]} {seconds / batches * 1000:.1f}" for group, seconds in used.items()
+             if seconds is not None]
+    return ", ".join(parts) or "n/a"
