@@ -77,15 +77,14 @@ class PriceRow:
             long_context_threshold=values["long_context_threshold"], long_context_rates=long_context_rates(values),
         )
 
-    def cost(self, *, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
+    def cost(self, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
              reasoning_tokens) -> Decimal:
         rates = self.rates
         if (self.long_context_rates is not None and self.long_context_threshold is not None
                 and input_tokens > self.long_context_threshold):
             rates = self.long_context_rates  # applies to the whole call
-        return call_cost(rates, input_tokens=input_tokens, cached_input_tokens=cached_input_tokens,
-                         cache_write_input_tokens=cache_write_input_tokens, output_tokens=output_tokens,
-                         reasoning_tokens=reasoning_tokens)
+        return call_cost(rates, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
+                         reasoning_tokens)
 
 
 def normal_rates(values: dict) -> Rates | None:
@@ -116,7 +115,7 @@ def _first(value, fallback):
     return fallback if value is None else value
 
 
-def call_cost(rates: Rates, *, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
+def call_cost(rates: Rates, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
               reasoning_tokens) -> Decimal:
     uncached = input_tokens - cached_input_tokens - cache_write_input_tokens
     pico_usd = (uncached * rates.input + cached_input_tokens * rates.cached_input
@@ -219,9 +218,8 @@ class PriceBook:
         price = found.price
         tier = client_tier or found.tier_override or (price.tier if price is not None else "") or found.catalogue_tier
         if price is not None:
-            cost = price.cost(input_tokens=input_tokens, cached_input_tokens=cached_input_tokens,
-                              cache_write_input_tokens=cache_write_input_tokens, output_tokens=output_tokens,
-                              reasoning_tokens=reasoning_tokens)
+            cost = price.cost(input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
+                              reasoning_tokens)
             return tier or TIER_UNKNOWN, cost, COST_OVERRIDE if price.is_override else COST_CATALOGUE, price.id
         if client_cost_usd is not None:
             return tier or TIER_UNKNOWN, client_cost_usd, COST_CLIENT, None

@@ -340,12 +340,11 @@ def columns_from_structs(events, ctx: Context) -> tuple[dict[str, list], dict[st
     attribute_json = [_json_text(value) if value else b"{}" for value in attributes]
     if max(map(len, attribute_json)) > ATTRIBUTES_MAX_BYTES:
         return None
-    attribute_texts = [text.decode() for text in attribute_json]
-    inputs, outputs = columns["input_tokens"], columns["output_tokens"]
-    if any(cached + written > total for cached, written, total in zip(
-            columns["cached_input_tokens"], columns["cache_write_input_tokens"], inputs, strict=True)):
+    attribute_texts = list(map(bytes.decode, attribute_json))
+    cached = map(operator.add, columns["cached_input_tokens"], columns["cache_write_input_tokens"])
+    if any(map(operator.gt, cached, columns["input_tokens"])):
         return None
-    if any(reasoning > output for reasoning, output in zip(columns["reasoning_tokens"], outputs, strict=True)):
+    if any(map(operator.gt, columns["reasoning_tokens"], columns["output_tokens"])):
         return None
     columns["cap_known"] = [True] * len(events)
     return columns, {"ts": ts_texts, "attributes": attribute_texts}

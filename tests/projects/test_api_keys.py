@@ -112,3 +112,20 @@ def test_unknown_scopes_are_refused(project):
 
     with pytest.raises(ValidationError, match="unknown scope"):
         api_key_issue(project=project, scopes=["admin"])
+
+
+def test_a_key_is_loaded_with_its_project_exactly_as_the_orm_loads_them(project):
+    from costwatch.projects.models import Project
+    from costwatch.projects.selectors import api_key_for_plaintext
+
+    Project.objects.filter(pk=project.pk).update(dimensions=["customer", "plan"])
+    issued = api_key_issue(project=project, scopes=["ingest", "read"])
+    loaded = api_key_for_plaintext(issued.plaintext)
+    orm = ApiKey.objects.select_related("project").get(pk=issued.api_key.pk)
+    assert [getattr(loaded, f.attname) for f in ApiKey._meta.concrete_fields] == [
+        getattr(orm, f.attname) for f in ApiKey._meta.concrete_fields]
+    assert [getattr(loaded.project, f.attname) for f in Project._meta.concrete_fields] == [
+        getattr(orm.project, f.attname) for f in Project._meta.concrete_fields]
+    assert loaded.scopes == ["ingest", "read"] and loaded.project.dimensions == ["customer", "plan"]
+    api_key_revoke(api_key=issued.api_key)
+    assert api_key_for_plaintext(issued.plaintext) is None

@@ -17,6 +17,7 @@ processes through memory, so neither run is charged for preparing its input.
 """
 
 import gc
+import http.client
 import multiprocessing
 import os
 import random
@@ -27,6 +28,7 @@ import time
 import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import msgspec
 from django.conf import settings
@@ -87,25 +89,28 @@ def _build_batches(args):
 
 
 def _send_batches(args):
-    """Client process: POST its share of `_WORK["bodies"]` over one HTTP session;
+    """Client process: POST its share of `_WORK["bodies"]` over one keep-alive connection
+    (http.client: on a 2-core machine every client millisecond is taken from the server);
     returns (accepted, duplicates, failures, seconds inside requests)."""
-    import requests
-
     url, key, share = args
-    session = requests.Session()
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=120)
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     accepted = duplicates = failures = 0
     busy = 0.0
     for body in _WORK["bodies"][share]:
         started = time.perf_counter()
-        response = session.post(url, data=body, headers=headers, timeout=120)
+        connection.request("POST", parts.path, body=body, headers=headers)
+        response = connection.getresponse()
+        content = response.read()
         busy += time.perf_counter() - started
-        if response.status_code == 200:
-            result = response.json()
+        if response.status == 200:
+            result = msgspec.json.decode(content)
             accepted += result["accepted"]
             duplicates += result["duplicates"]
         else:
             failures += 1
+    connection.close()
     return accepted, duplicates, failures, busy
 
 
