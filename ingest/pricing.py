@@ -152,6 +152,15 @@ class Match:
     tier_override: str
     catalogue_tier: str = ""  # the tier of the best-ranked row naming one, when the price row names none
 
+    def tier(self, client_tier: str) -> str:
+        """The event's own tier, then a project's tier override, then the price row's, then the catalogue's."""
+        return (client_tier or self.tier_override or (self.price.tier if self.price is not None else "")
+                or self.catalogue_tier or TIER_UNKNOWN)
+
+    @property
+    def cost_source(self) -> str:
+        return COST_OVERRIDE if self.price.is_override else COST_CATALOGUE
+
 
 class PriceBook:
     def __init__(self, rows: list[PriceRow]):
@@ -195,6 +204,11 @@ class PriceBook:
 
         The answer for a (model, provider, service_tier) only changes where one of its candidate
         rows starts, so it is worked out once per such segment and found again by a bisect."""
+        starts, matches = self.segments(model, provider, service_tier)
+        return matches[bisect_right(starts, ts)]
+
+    def segments(self, model, provider, service_tier) -> tuple[list, list[Match]]:
+        """(starts, matches): matches[i] is in force from starts[i - 1] on; matches[0] before any start."""
         key = (model, provider or "", service_tier or STANDARD)
         segments = self._segments.get(key)
         if segments is None:
@@ -202,8 +216,7 @@ class PriceBook:
             if len(self._segments) >= MAX_CACHED_MODELS:  # model ids are client text: bound the memory
                 self._segments.clear()
             self._segments[key] = segments
-        starts, matches = segments
-        return matches[bisect_right(starts, ts)]
+        return segments
 
     def _segments_build(self, model, provider, service_tier) -> tuple[list, list[Match]]:
         candidates = self.candidates(model, provider, service_tier)
@@ -216,14 +229,13 @@ class PriceBook:
         """-> (tier, cost_usd, cost_source, price_id) of one call."""
         found = self.match(model=model, provider=provider, service_tier=service_tier, ts=ts)
         price = found.price
-        tier = client_tier or found.tier_override or (price.tier if price is not None else "") or found.catalogue_tier
         if price is not None:
             cost = price.cost(input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens,
                               reasoning_tokens)
-            return tier or TIER_UNKNOWN, cost, COST_OVERRIDE if price.is_override else COST_CATALOGUE, price.id
+            return found.tier(client_tier), cost, found.cost_source, price.id
         if client_cost_usd is not None:
-            return tier or TIER_UNKNOWN, client_cost_usd, COST_CLIENT, None
-        return tier or TIER_UNKNOWN, None, "", None
+            return found.tier(client_tier), client_cost_usd, COST_CLIENT, None
+        return found.tier(client_tier), None, "", None
 
     def price_row(self, row: dict) -> None:
         """Fill tier, cost_usd, cost_source and price_id of one event row in place."""
@@ -284,16 +296,45 @@ def price_rows(*, project, rows: list[dict]) -> None:
         book.price_row(row)
 
 
-PRICE_INPUTS = ["model", "provider", "service_tier", "ts", "client_tier", "input_tokens", "cached_input_tokens",
-                "cache_write_input_tokens", "output_tokens", "reasoning_tokens", "client_cost_usd"]
-
-
 def price_columns(*, project, columns: dict[str, list]) -> None:
-    """The column form of `price_rows`: adds the `tier`, `cost_usd`, `cost_source`, `price_id` columns."""
-    if not columns["model"]:
-        columns.update(tier=[], cost_usd=[], cost_source=[], price_id=[])
-        return
-    price = price_book(project).price
-    priced = [price(*call) for call in zip(*(columns[name] for name in PRICE_INPUTS), strict=True)]
-    for name, values in zip(("tier", "cost_usd", "cost_source", "price_id"), zip(*priced, strict=True), strict=True):
-        columns[name] = list(values)
+    """The column form of `price_rows`: adds the `tier`, `cost_usd`, `cost_source`, `price_id` columns.
+
+    Events are grouped by (model, provider, service_tier) and by price segment, so the match,
+    tier and source are worked out once per group; only the cost is computed per event."""
+    count = len(columns["model"])
+    tiers, costs, sources, price_ids = [TIER_UNKNOWN] * count, [None] * count, [""] * count, [None] * count
+    book = price_book(project) if count else None
+    groups: dict[tuple, list[int]] = {}
+    for index, key in enumerate(zip(columns["model"], columns["provider"], columns["service_tier"], strict=True)):
+        groups.setdefault(key, []).append(index)
+    ts, client_tiers, client_costs = columns["ts"], columns["client_tier"], columns["client_cost_usd"]
+    inputs, cached, written = columns["input_tokens"], columns["cached_input_tokens"], columns["cache_write_input_tokens"]
+    outputs, reasoning = columns["output_tokens"], columns["reasoning_tokens"]
+    for key, indexes in groups.items():
+        for found, part in _by_segment(book.segments(*key), indexes, ts):
+            price = found.price
+            for index in part:
+                tiers[index] = found.tier(client_tiers[index])
+            if price is not None:
+                source = found.cost_source
+                for index in part:
+                    costs[index] = price.cost(inputs[index], cached[index], written[index], outputs[index],
+                                              reasoning[index])
+                    sources[index], price_ids[index] = source, price.id
+            else:
+                for index in part:
+                    if client_costs[index] is not None:
+                        costs[index], sources[index] = client_costs[index], COST_CLIENT
+    columns.update(tier=tiers, cost_usd=costs, cost_source=sources, price_id=price_ids)
+
+
+def _by_segment(segments, indexes: list[int], ts: list):
+    """(match, indexes) per price segment the events at `indexes` fall in; one bisect in all
+    when they all fall after the last start (prices that did not change during the batch)."""
+    starts, matches = segments
+    if not starts or min(ts[index] for index in indexes) >= starts[-1]:
+        return [(matches[-1], indexes)]
+    parts: dict[int, list[int]] = {}
+    for index in indexes:
+        parts.setdefault(bisect_right(starts, ts[index]), []).append(index)
+    return [(matches[segment], part) for segment, part in parts.items()]

@@ -13,6 +13,7 @@ RETURNING ts` that marks the hours of the events it stored. Either way the uniqu
 makes a repeated or concurrently retried batch store once.
 """
 
+import itertools
 import operator
 import re
 import time
@@ -180,7 +181,7 @@ def _store_attempt(*, direct, project_id, columns, texts, escape, mark_dirty) ->
     """One transaction (a savepoint inside a caller's), so a COPY refused by the unique key undoes
     the attempt's features and dirty marks with it. `direct`: no lookup of stored ids first (it
     cost as much as the COPY); else the staging path, where ON CONFLICT sorts out the repeats."""
-    hours = sorted({int(ts.timestamp()) // 3600 for ts in columns["ts"]}) if mark_dirty and direct else []
+    hours = sorted(_epoch_hours(columns["ts"])) if mark_dirty and direct else []
     with transaction.atomic(), connection.cursor() as cursor:
         feature_ids = _features_ensure_and_mark(cursor, project_id=project_id, names=set(columns["feature"]),
                                                 hours=hours)
@@ -191,6 +192,12 @@ def _store_attempt(*, direct, project_id, columns, texts, escape, mark_dirty) ->
             _copy(cursor, EVENT_TABLE, data)
             return len(columns["ts"])
         return _staging_store(cursor, data, project_id=project_id, mark_dirty=mark_dirty)
+
+
+def _epoch_hours(timestamps) -> set[int]:
+    """The distinct UTC hours (hours since the epoch) of aware datetimes, in C-level maps."""
+    seconds = map(int, map(datetime.timestamp, timestamps))
+    return set(map(operator.floordiv, seconds, itertools.repeat(3600)))
 
 
 def _features_ensure_and_mark(cursor, *, project_id: int, names, hours: list[int]) -> dict[str, int]:
@@ -311,6 +318,8 @@ _RENDERS = {field.column: _column_render(field) for field in Event._meta.concret
 def _column_text(values: list, render, escape: bool) -> list[str]:
     if render is None:  # text: may hold anything a client sent
         return [_escaped(value) for value in values] if escape else values
+    if render is _bool_render and None not in values:
+        return ["t" if value else "f" for value in values]
     if render is _json_render:
         texts = list(map(render, values))
         return [_escaped(text) for text in texts] if escape else texts

@@ -155,6 +155,34 @@ def test_an_unknown_model_is_stored_unpriced_and_client_cost_is_used_only_withou
                                                                                 Decimal(99))
 
 
+def test_pricing_columns_gives_what_pricing_rows_gives(project):
+    from ingest.pricing import price_columns, price_rows
+    from ingest.services import rows_to_columns
+
+    change_at = recent(hours=3)
+    price("moving", input_per_mtok="1", output_per_mtok="1")
+    price("moving", effective_from=change_at, input_per_mtok="3", output_per_mtok="3", tier="pro")
+    price("gemini-*-lite*", input_per_mtok="0.1", output_per_mtok="0.4", long_context_threshold=2000,
+          long_context_input_per_mtok="0.2", long_context_output_per_mtok="0.8")
+    price("moving", project=project, effective_from=change_at + timedelta(hours=1), input_per_mtok=None,
+          output_per_mtok=None, tier="lite")  # a tier-only override in the middle of the batch
+    rows = []
+    for i, (model, hours) in enumerate([("moving", 4), ("moving", 3), ("moving", 2), ("moving", 1),
+                                        ("gemini-9-flash-lite", 1), ("unknown-model", 1), ("unknown-model", 2)]):
+        rows.append({"event_id": f"e{i}", "ts": recent(hours=hours), "feature": "f", "model": model,
+                     "provider": "", "service_tier": "standard", "client_tier": "pro" if i == 3 else "",
+                     "input_tokens": 1000 + 1500 * (i % 2), "cached_input_tokens": 100, "cache_write_input_tokens": 0,
+                     "output_tokens": 300, "reasoning_tokens": 50 * (i % 3),
+                     "client_cost_usd": Decimal("0.5") if i == 6 else None})
+    columns = rows_to_columns(rows)
+    price_rows(project=project, rows=rows)
+    price_columns(project=project, columns=columns)
+    for name in ("tier", "cost_usd", "cost_source", "price_id"):
+        assert columns[name] == [row[name] for row in rows], name
+    assert len({row["price_id"] for row in rows}) == 4  # old, new, glob and none: every branch was taken
+    assert [row["tier"] for row in rows][:4] == ["lite", "pro", "lite", "pro"]  # old, new, override, client
+
+
 def test_the_per_process_match_cache_stays_bounded_whatever_model_ids_clients_send():
     from ingest.pricing import MAX_CACHED_MODELS, PriceBook
 
