@@ -17,8 +17,11 @@ from ingest.models import Event
 def test_bench_ingest_sends_through_gunicorn_and_compares_with_copy():
     out = StringIO()
     call_command("bench_ingest", "--events", "1500", "--batch", "500", "--clients", "2", "--workers", "1",
-                 "--profile-batches", "1", "--keep", stdout=out)
+                 "--profile-batches", "1", "--rounds", "2", "--keep", stdout=out)
     text = out.getvalue()
+    assert re.search(r"round 1: API [\d,]+ events/s, raw COPY [\d,]+ events/s, ratio [\d.]+\n"
+                     r"round 2: API [\d,]+ events/s, raw COPY [\d,]+ events/s, ratio [\d.]+\n"
+                     r"median round \([12] of 2\):\n", text), text
     assert "events sent: 1500 in 3 requests of 500 from 2 client processes" in text
     assert "stored: 1500 (accepted 1500, duplicates 0, failed requests 0)" in text
     api_rate = float(re.search(r"API ingest: ([\d,]+) events/s", text).group(1).replace(",", ""))
@@ -30,9 +33,9 @@ def test_bench_ingest_sends_through_gunicorn_and_compares_with_copy():
     assert re.search(r"CPU per batch of 500 \(ms\), API: web workers [\d.]+, PostgreSQL [\d.]+, clients [\d.]+; "
                      r"raw COPY: PostgreSQL [\d.]+, clients [\d.]+", text)
     project = Project.objects.get(slug="bench-ingest")
-    # 1500 sent through the API, 1 warm-up event per client, 500 + 500 from the in-process
-    # profile (a warm-up batch and the profiled one).
-    assert Event.objects.filter(project=project).count() == 1500 + 2 + 500 + 500
+    # Per round (kept with --keep): 1500 sent through the API and 1 warm-up event per client;
+    # then 500 + 500 from the in-process profile (a warm-up batch and the profiled one).
+    assert Event.objects.filter(project=project).count() == 2 * (1500 + 2) + 500 + 500
     with connection.cursor() as cursor:
         cursor.execute("SELECT to_regclass('bench_ingest_copy')")
         assert cursor.fetchone()[0] is None  # the scratch table is dropped

@@ -6,7 +6,10 @@
 2. Reads the stored rows back (COPY TO) and COPYs them, in the same batches from the same
    number of processes, into a scratch table created `LIKE ingest_event INCLUDING ALL`
    (same columns, same indexes incl. the BRIN and the unique key) on the same database.
-3. Prints both rates, their ratio (target >= 0.5) and where the time goes: the CPU per batch
+3. Repeats both runs `--rounds` times (the events are deleted between rounds, so each starts
+   from the same tables; this machine's speed drifts by up to 2x within a minute), prints
+   every round's rates and ratio, then for the round with the median ratio: both rates,
+   their ratio (target >= 0.5) and where the time goes: the CPU per batch
    of the web workers, PostgreSQL and the clients in each run (read from /proc through
    psutil; a remote part is left out), and an in-process profile of a batch's stages (parse /
    validate / price / write). Then drops the scratch table and (unless --keep) deletes the
@@ -203,6 +206,8 @@ class Command(BaseCommand):
         parser.add_argument("--key", help="An ingest key of --project for --url")
         parser.add_argument("--project", default="bench-ingest", help="Project slug or name [bench-ingest]")
         parser.add_argument("--profile-batches", type=int, default=10, help="Batches profiled in-process [10]")
+        parser.add_argument("--rounds", type=int, default=3,
+                            help="API run + COPY run pairs; the report is the round with the median ratio [3]")
         parser.add_argument("--keep", action="store_true", help="Keep the benchmark's events afterwards")
 
     def handle(self, *args, **opts):
@@ -218,19 +223,25 @@ class Command(BaseCommand):
                 key = api_key_issue(project=project, scopes=["ingest"], name="bench_ingest",
                                     actor_label="bench_ingest").plaintext
                 server, base_url = self._start_gunicorn(opts["workers"], opts["threads"])
-            api = self._run_api(base_url, key, run_id, batches, opts, CpuMeter(server and server.pid))
-            stored = self._count_stored(project, run_id)
-            copy = self._run_copy(project, run_id, opts, CpuMeter(None))
+            rounds = []
+            for number in range(opts["rounds"]):
+                if number and not opts["keep"]:
+                    self._cleanup(project, keep=False)  # every round starts from the same tables
+                round_id = f"{run_id}r{number}"
+                api = self._run_api(base_url, key, round_id, batches, opts, CpuMeter(server and server.pid))
+                stored = self._count_stored(project, round_id)
+                copy = self._run_copy(project, round_id, opts, CpuMeter(None))
+                rounds.append((api, stored, copy))
             profile = self._profile(project, run_id, opts)
         finally:
             if server is not None:
                 server.terminate()
                 server.wait(timeout=20)
             self._cleanup(project, opts["keep"])
-        self._report(opts, api, stored, copy, profile)
+        self._report(opts, rounds, profile)
 
     def _check_options(self, opts):
-        for name in ("events", "batch", "clients", "workers"):
+        for name in ("events", "batch", "clients", "workers", "rounds"):
             if opts[name] < 1:
                 raise CommandError(f"--{name} must be >= 1")
         if opts["batch"] > 1000:
@@ -361,11 +372,18 @@ class Command(BaseCommand):
                 if not connection.in_atomic_block:  # so the next run does not wade through dead index entries
                     cursor.execute("VACUUM (ANALYZE) ingest_event")
 
-    def _report(self, opts, api, stored, copy, profile):
-        api_rate = api["accepted"] / api["seconds"] if api["seconds"] else 0.0
-        copy_rate = copy["rows"] / copy["seconds"] if copy["seconds"] else 0.0
-        ratio = api_rate / copy_rate if copy_rate else 0.0
+    def _report(self, opts, rounds, profile):
         out = self.stdout.write
+        ratios = []
+        for number, (api, _stored, copy) in enumerate(rounds, 1):
+            api_rate, copy_rate = _rate(api["accepted"], api["seconds"]), _rate(copy["rows"], copy["seconds"])
+            ratios.append(api_rate / copy_rate if copy_rate else 0.0)
+            out(f"round {number}: API {api_rate:,.0f} events/s, raw COPY {copy_rate:,.0f} events/s, "
+                f"ratio {ratios[-1]:.2f}")
+        median = sorted(range(len(rounds)), key=ratios.__getitem__)[(len(rounds) - 1) // 2]
+        api, stored, copy = rounds[median]
+        api_rate, copy_rate, ratio = _rate(api["accepted"], api["seconds"]), _rate(copy["rows"], copy["seconds"]), ratios[median]
+        out(f"median round ({median + 1} of {len(rounds)}):")
         out(f"events sent: {api['sent']} in {api['requests']} requests of {opts['batch']} from "
             f"{opts['clients']} client processes")
         out(f"stored: {stored} (accepted {api['accepted']}, duplicates {api['duplicates']}, "
@@ -385,7 +403,7 @@ class Command(BaseCommand):
             f"queueing: {max(0.0, per_request - in_process) * 1000:.1f} ms beyond the in-process work)")
         out(f"CPU per batch of {opts['batch']} (ms), API: {_cpu_text(api['cpu'], api['requests'])}; "
             f"raw COPY: {_cpu_text(copy['cpu'], copy['batches'])}")
-        if api["failures"] or stored != api["accepted"]:
+        if any(api["failures"] or stored != api["accepted"] for api, stored, _copy in rounds):
             raise CommandError("some requests failed or stored rows do not match the accepted count")
 
 
@@ -394,3 +412,7 @@ def _cpu_text(used: dict, batches: int) -> str:
     parts = [f"{names[group]} {seconds / batches * 1000:.1f}" for group, seconds in used.items()
              if seconds is not None]
     return ", ".join(parts) or "n/a"
+
+
+def _rate(count: int, seconds: float) -> float:
+    return count / seconds if seconds else 0.0
