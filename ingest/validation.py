@@ -18,7 +18,7 @@ INT_MAX = 2**31 - 1
 COST_MAX = Decimal("1e8")
 COST_QUANTUM = Decimal("1e-12")
 FEATURE_RE = re.compile(r"^[A-Za-z0-9._:-]+\Z")  # \Z: "$" would also accept a trailing newline
-# RFC 3339 with an offset, parsed in C by msgspec (T or t or a space, Z or z or +hh:mm). More
+# RFC 3339 with an offset, parsed in C by msgspec (T, t or a space; Z, z or an offset). More
 # than 6 fractional digits round to the microsecond, as PostgreSQL rounds them.
 AwareDatetime = Annotated[datetime, msgspec.Meta(tz=True)]
 TIMESTAMP_MESSAGE = "must be an RFC 3339 timestamp with an offset, e.g. 2026-11-26T07:00:00Z"
