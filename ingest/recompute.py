@@ -52,6 +52,8 @@ def costs_recompute(*, project=None, models=None, since=None, dry_run=False, bat
 def _project_recompute(project, models, since, dry_run, batch_size, result):
     if models is not None and not models:
         return
+    # One book for the whole walk (a price change during it queues its own recompute).
+    book = PriceBook.load(project=project, models=models)
     after = None
     while True:
         rows = _batch_fetch(project.pk, models, since, after, batch_size)
@@ -59,7 +61,7 @@ def _project_recompute(project, models, since, dry_run, batch_size, result):
             return
         after = (rows[-1]["ts"], rows[-1]["id"])
         result.events_scanned += len(rows)
-        changed = _batch_reprice(project, rows, result)
+        changed = _batch_reprice(project, book, rows, result)
         if changed and not dry_run:
             with transaction.atomic():
                 _batch_write(project.pk, changed)
@@ -82,8 +84,7 @@ def _batch_fetch(project_id, models, since, after, batch_size):
         return [dict(zip(_COLUMNS, values, strict=True)) for values in cursor.fetchall()]
 
 
-def _batch_reprice(project, rows, result):
-    book = PriceBook.load(project=project, models={row["model"] for row in rows})
+def _batch_reprice(project, book, rows, result):
     changed = []
     for row in rows:
         before = tuple(row[name] for name in _PRICED)

@@ -38,6 +38,19 @@ def test_recompute_changes_only_affected_events_and_marks_their_hours_dirty(proj
 
 
 @pytest.mark.django_db
+def test_a_recompute_loads_the_price_book_once_however_many_batches_it_walks(project, monkeypatch):
+    from ingest.pricing import PriceBook
+
+    event_batch_ingest(project=project, events=[event(f"e{i}", model="mover") for i in range(5)])
+    price("mover", input_per_mtok="2", output_per_mtok="4")
+    loads = []
+    original = PriceBook.load.__func__
+    monkeypatch.setattr(PriceBook, "load", classmethod(lambda cls, **kw: loads.append(kw) or original(cls, **kw)))
+    result = costs_recompute(project=project, models=["mover"], batch_size=2)
+    assert (result.events_scanned, result.events_changed, len(loads)) == (5, 5, 1)
+
+
+@pytest.mark.django_db
 def test_a_dry_run_previews_without_writing(project):
     event_batch_ingest(project=project, events=[event("a", model="p1"), event("b", model="p1")])
     price("p1", input_per_mtok="1", output_per_mtok="1")
