@@ -26,10 +26,9 @@ from .catalogue import price_as_dict, price_create
 from .ratelimit import ingest_rate_take
 from .selectors import prices_in_effect
 from .services import event_batch_ingest, event_batch_ingest_json
-from .validation import batch_decode_strict
+from .validation import MAX_BATCH_EVENTS, batch_decode_strict
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
-MAX_EVENTS = 1000
 READ_CHUNK_BYTES = 256 * 1024
 DB_RETRY_AFTER_SECONDS = 5
 _decode_json = msgspec.json.Decoder().decode
@@ -93,8 +92,8 @@ def _parse_events(body: bytes) -> list:
         raise BodyError(400, "type", "must be a list of event objects", field="events")
     if not events:
         raise BodyError(400, "min_length", "must hold at least 1 event", field="events")
-    if len(events) > MAX_EVENTS:
-        raise BodyError(400, "max_length", f"must hold at most {MAX_EVENTS} events; split the batch",
+    if len(events) > MAX_BATCH_EVENTS:
+        raise BodyError(400, "max_length", f"must hold at most {MAX_BATCH_EVENTS} events; split the batch",
                         field="events")
     return events
 

@@ -41,10 +41,10 @@ from costwatch.projects.auth import ApiKeyAuthentication, HasIngestScope
 
 from .ratelimit import ingest_rate_take
 from .services import event_batch_ingest
+from .validation import MAX_BATCH_EVENTS
 
 logger = logging.getLogger(__name__)
 
-MAX_BATCH = 1000  # event_batch_ingest is fed the same batch size as the events API
 DEFAULT_MAX_BODY_BYTES = 16 * 1024 * 1024  # after decompression; spans may carry prompt content
 DB_RETRY_AFTER_SECONDS = 5
 PROTOBUF_TYPES = ("application/x-protobuf", "application/protobuf")
@@ -287,8 +287,8 @@ def otlp_traces_ingest(*, project, export_request, received_at=None) -> OtlpResu
 def span_events_ingest(*, project, found: SpanEvents, received_at=None) -> OtlpResult:
     """Store already converted spans through the events API's service, in batches of 1000."""
     result = OtlpResult(ignored=found.ignored)
-    for start in range(0, len(found.events), MAX_BATCH):
-        batch = event_batch_ingest(project=project, events=found.events[start:start + MAX_BATCH],
+    for start in range(0, len(found.events), MAX_BATCH_EVENTS):
+        batch = event_batch_ingest(project=project, events=found.events[start:start + MAX_BATCH_EVENTS],
                                    received_at=received_at, cap_known_default=False)
         result.accepted += batch.accepted
         result.duplicates += batch.duplicates

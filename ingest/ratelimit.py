@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection
 
+from .validation import MAX_BATCH_EVENTS
+
 logger = logging.getLogger(__name__)
-MAX_BATCH = 1000
 
 REDIS_BUCKET_LUA = """
 local rate = tonumber(ARGV[1])
@@ -44,7 +45,7 @@ class Verdict:
 
 
 def bucket_capacity(rate: int) -> int:
-    return max(rate, MAX_BATCH)
+    return max(rate, MAX_BATCH_EVENTS)
 
 
 def ingest_rate_take(*, project, events: int) -> Verdict:

@@ -25,6 +25,7 @@ TIMESTAMP_MESSAGE = "must be an RFC 3339 timestamp with an offset, e.g. 2026-11-
 FUTURE_SLACK = timedelta(minutes=5)
 ATTRIBUTES_MAX_KEYS = 20
 ATTRIBUTES_MAX_BYTES = 2048
+MAX_BATCH_EVENTS = 1000  # events per request (SPEC 2); OTLP and the rate limit use the same batch
 NUL_MESSAGE = "must not contain the NUL character (\\u0000)"  # PostgreSQL text cannot hold it
 
 
@@ -288,7 +289,7 @@ class StrictEvent(FastEvent, forbid_unknown_fields=True, gc=False):
 
 
 class StrictBatch(msgspec.Struct, forbid_unknown_fields=True):
-    events: Annotated[list[StrictEvent], msgspec.Meta(min_length=1, max_length=1000)]
+    events: Annotated[list[StrictEvent], msgspec.Meta(min_length=1, max_length=MAX_BATCH_EVENTS)]
 
 
 _strict_batch_decoder = msgspec.json.Decoder(StrictBatch)

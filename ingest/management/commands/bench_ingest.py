@@ -41,6 +41,7 @@ from django.db import connection, connections
 from costwatch.devtools import database_url, free_port
 from costwatch.projects.models import Project
 from costwatch.projects.services import api_key_issue, project_create
+from ingest.validation import MAX_BATCH_EVENTS
 
 ROOT = Path(settings.BASE_DIR)
 SCRATCH_TABLE = "bench_ingest_copy"
@@ -244,8 +245,8 @@ class Command(BaseCommand):
         for name in ("events", "batch", "clients", "workers", "rounds"):
             if opts[name] < 1:
                 raise CommandError(f"--{name} must be >= 1")
-        if opts["batch"] > 1000:
-            raise CommandError("--batch must be <= 1000 (the API's limit per request)")
+        if opts["batch"] > MAX_BATCH_EVENTS:
+            raise CommandError(f"--batch must be <= {MAX_BATCH_EVENTS} (the API's limit per request)")
         if opts["url"] and not opts["key"]:
             raise CommandError("--url needs --key (an ingest key of --project on that server)")
 

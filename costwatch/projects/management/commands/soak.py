@@ -40,6 +40,7 @@ from costwatch.projects.models import Project
 from costwatch.projects.services import api_key_issue, project_create
 from ingest.management.commands.bench_ingest import Command as BenchIngestCommand
 from ingest.models import DirtyHour
+from ingest.validation import MAX_BATCH_EVENTS
 
 ROOT = Path(settings.BASE_DIR)
 INTERVALS = {"ROLLUP_REFRESH_SECONDS": "2", "RULES_INTERVAL_SECONDS": "5", "DELIVERY_SWEEP_SECONDS": "2"}
@@ -127,10 +128,11 @@ class Command(BaseCommand):
         for name in ("seconds", "rate", "clients", "workers", "sample_seconds", "catchup_seconds"):
             if opts[name] <= 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be > 0")
-        if not 0 <= opts["batch"] <= 1000:
-            raise CommandError("--batch must be between 1 and 1000 (the API's limit per request), or 0 for auto")
+        if not 0 <= opts["batch"] <= MAX_BATCH_EVENTS:
+            raise CommandError(f"--batch must be between 1 and {MAX_BATCH_EVENTS} (the API's limit per request), "
+                               "or 0 for auto")
         if not opts["batch"]:
-            opts["batch"] = max(10, min(1000, round(opts["rate"] / opts["clients"] / 4)))
+            opts["batch"] = max(10, min(MAX_BATCH_EVENTS, round(opts["rate"] / opts["clients"] / 4)))
 
     def _project(self, value) -> tuple[Project, bool]:
         project = Project.objects.filter(slug=value).first() or Project.objects.filter(name=value).first()
