@@ -87,6 +87,10 @@ class FeatureHour(UsageCounts):
     triage_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
     escalation_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
     shadow_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
+    # Priced calls per role, so a role whose calls are all unpriced shows no cost, not $0.
+    triage_priced_calls = models.BigIntegerField(default=0)
+    escalation_priced_calls = models.BigIntegerField(default=0)
+    shadow_priced_calls = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -142,10 +146,16 @@ class DimensionDay(models.Model):
     uncapped_calls = models.BigIntegerField(default=0)
     cap_hit_calls = models.BigIntegerField(default=0)
     primary_calls = models.BigIntegerField(default=0)
+    triage_calls = models.BigIntegerField(default=0)
     escalation_calls = models.BigIntegerField(default=0)
+    shadow_calls = models.BigIntegerField(default=0)
     triage_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
     escalation_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
     shadow_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
+    # Priced calls per role, so a role whose calls are all unpriced shows no cost, not $0.
+    triage_priced_calls = models.BigIntegerField(default=0)
+    escalation_priced_calls = models.BigIntegerField(default=0)
+    shadow_priced_calls = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -54,7 +54,9 @@ ROLE_ROWS_PARTS = ", ".join([
 ROLE_COLUMNS_PARTS = ", ".join([
     *[s or "sum(d.primary_calls)" for s in _plain_sums()],
     "sum(d.routed_calls)", "sum(d.routed_pro_calls)", "sum(d.escalation_calls)",
-    "sum(d.triage_cost_usd), NULL", "sum(d.escalation_cost_usd), NULL", "sum(d.shadow_cost_usd), NULL",
+    # A role's priced count only where it has calls, else NULL: like the FILTERed sums above.
+    *[f"sum(d.{role}_cost_usd), CASE WHEN sum(d.{role}_calls) > 0 THEN sum(d.{role}_priced_calls) END"
+      for role in ("triage", "escalation", "shadow")],
 ])
 # ModelDay: no role column, but routed counts for pro_share.
 MODEL_DAY_PARTS = ", ".join([

@@ -68,7 +68,8 @@ ROUTED = "r.role IN ('primary', 'escalation')"
 FEATURE_HOUR_INSERT = f"""
 INSERT INTO metrics_featurehour (project_id, environment, feature_id, hour, {COUNTER_COLUMNS},
     primary_calls, triage_calls, escalation_calls, shadow_calls, routed_calls, routed_pro_calls,
-    routed_pro_default_calls, triage_cost_usd, escalation_cost_usd, shadow_cost_usd)
+    routed_pro_default_calls, triage_cost_usd, escalation_cost_usd, shadow_cost_usd, triage_priced_calls,
+    escalation_priced_calls, shadow_priced_calls)
 SELECT r.project_id, r.environment, r.feature_id, r.hour, {ROLLUP_COUNTERS},
     coalesce(sum(r.calls) FILTER (WHERE r.role = 'primary'), 0),
     coalesce(sum(r.calls) FILTER (WHERE r.role = 'triage'), 0),
@@ -79,7 +80,10 @@ SELECT r.project_id, r.environment, r.feature_id, r.hour, {ROLLUP_COUNTERS},
     coalesce(sum(r.calls) FILTER (WHERE {ROUTED} AND r.tier = 'pro' AND r.route_reason IN ('default', 'fallback')), 0),
     coalesce(sum(r.cost_usd) FILTER (WHERE r.role = 'triage'), 0),
     coalesce(sum(r.cost_usd) FILTER (WHERE r.role = 'escalation'), 0),
-    coalesce(sum(r.cost_usd) FILTER (WHERE r.role = 'shadow'), 0)
+    coalesce(sum(r.cost_usd) FILTER (WHERE r.role = 'shadow'), 0),
+    coalesce(sum(r.priced_calls) FILTER (WHERE r.role = 'triage'), 0),
+    coalesce(sum(r.priced_calls) FILTER (WHERE r.role = 'escalation'), 0),
+    coalesce(sum(r.priced_calls) FILTER (WHERE r.role = 'shadow'), 0)
 FROM metrics_hourlyrollup r
 WHERE r.project_id = %(project_id)s AND r.hour = ANY(%(hours)s)
 GROUP BY 1, 2, 3, 4
@@ -147,8 +151,9 @@ EVENT_ROUTED = "e.role IN ('primary', 'escalation')"
 DIMENSION_DAY_INSERT = f"""
 INSERT INTO metrics_dimensionday (project_id, environment, feature_id, day, dimension, value,
     calls, cost_usd, priced_calls, routed_calls, routed_pro_calls, input_tokens, output_tokens, unpriced_calls,
-    error_calls, cap_known_calls, uncapped_calls, cap_hit_calls, primary_calls, escalation_calls,
-    triage_cost_usd, escalation_cost_usd, shadow_cost_usd)
+    error_calls, cap_known_calls, uncapped_calls, cap_hit_calls, primary_calls, triage_calls, escalation_calls,
+    shadow_calls, triage_cost_usd, escalation_cost_usd, shadow_cost_usd, triage_priced_calls, escalation_priced_calls,
+    shadow_priced_calls)
 SELECT e.project_id, e.environment, e.feature_id, (e.ts AT TIME ZONE %(tz)s)::date, d.key,
        left(e.attributes ->> d.key, 200),
        count(*), coalesce(sum(e.cost_usd), 0), count(e.cost_usd),
@@ -161,10 +166,15 @@ SELECT e.project_id, e.environment, e.feature_id, (e.ts AT TIME ZONE %(tz)s)::da
        count(*) FILTER (WHERE e.cap_known AND (e.max_output_tokens IS NULL OR e.max_output_tokens >= %(huge_cap)s)),
        count(*) FILTER (WHERE e.finish_reason = 'length'),
        count(*) FILTER (WHERE e.role = 'primary'),
+       count(*) FILTER (WHERE e.role = 'triage'),
        count(*) FILTER (WHERE e.role = 'escalation'),
+       count(*) FILTER (WHERE e.role = 'shadow'),
        coalesce(sum(e.cost_usd) FILTER (WHERE e.role = 'triage'), 0),
        coalesce(sum(e.cost_usd) FILTER (WHERE e.role = 'escalation'), 0),
-       coalesce(sum(e.cost_usd) FILTER (WHERE e.role = 'shadow'), 0)
+       coalesce(sum(e.cost_usd) FILTER (WHERE e.role = 'shadow'), 0),
+       count(e.cost_usd) FILTER (WHERE e.role = 'triage'),
+       count(e.cost_usd) FILTER (WHERE e.role = 'escalation'),
+       count(e.cost_usd) FILTER (WHERE e.role = 'shadow')
 FROM ingest_event e CROSS JOIN unnest(%(dimensions)s::text[]) AS d(key)
 WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
   AND (e.ts AT TIME ZONE %(tz)s)::date = ANY(%(days)s)

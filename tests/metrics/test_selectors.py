@@ -326,3 +326,20 @@ def test_dimension_breakdowns_reads_every_dimension_at_once(project, mixed, djan
             assert (b["calls"], b["cost_usd"]) == (len(mine), counters(mine)["cost_usd"])
         assert result[dimension] == selectors.dimension_breakdown(
             project=project, dimension=dimension, start=START, end=END, feature="triage", environment="production")
+
+
+@pytest.mark.django_db
+def test_role_costs_filtered_by_a_dimension_tell_unpriced_from_absent(project):
+    project.dimensions = ["customer"]
+    project.save()
+    end = dt.datetime(2026, 11, 20, tzinfo=UTC)
+    ts, acme = end - dt.timedelta(days=2), {"customer": "acme"}
+    # acme: priced primary and escalation calls, an unpriced shadow call, no triage call at all.
+    store_events(project, [event_row(ts=ts, attributes=acme), event_row(ts=ts, role="escalation", attributes=acme),
+                           event_row(ts=ts, role="shadow", cost_usd=None, cost_source="", attributes=acme)])
+    services.refresh_dirty_rollups(project=project)
+    start = end - dt.timedelta(days=5)
+    for attrs in (None, {"customer": "acme"}):  # FeatureDay rows, then DimensionDay rows
+        [row] = selectors.feature_metrics(project=project, start=start, end=end, attrs=attrs)
+        assert (row["triage_cost_usd"], row["escalation_cost_usd"], row["shadow_cost_usd"]) == (
+            Decimal(0), Decimal("0.000180000000"), None)
