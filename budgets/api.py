@@ -6,11 +6,10 @@ from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serial
 from rest_framework import serializers, status
 from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
-from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from costwatch.api import CreatedCursorPagination, api_error, error_response, request_project
-from costwatch.projects.auth import HasManageScope, HasReadScope, request_api_key
+from costwatch.projects.auth import HasManageScope, HasReadScope, request_api_key, scope_permission
 from costwatch.projects.selectors import user_is_project_admin
 
 from . import selectors, services
@@ -29,14 +28,7 @@ PROJECT_PARAM = OpenApiParameter("project", str, required=False,
                                  description="Project slug; only for logged-in sessions (a key knows its project).")
 
 
-class HasIngestOrReadScope(BasePermission):
-    message = "this API key needs the 'ingest' or 'read' scope"
-
-    def has_permission(self, request, view):
-        if not (request.user and request.user.is_authenticated):
-            return False
-        api_key = request_api_key(request)
-        return api_key is None or api_key.has_scope("ingest") or api_key.has_scope("read")
+HasIngestOrReadScope = scope_permission("ingest", "read")
 
 
 def actor_of(request):

@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from costwatch.api import CreatedCursorPagination, api_error, error_response, request_project
-from costwatch.projects.auth import HasIngestScope, HasManageScope, HasScope, request_api_key
+from costwatch.projects.auth import HasIngestScope, HasManageScope, request_api_key, scope_permission
 from costwatch.projects.selectors import user_is_project_admin
 
 from . import schema
@@ -168,13 +168,7 @@ class EventsView(DatabaseUnavailableMixin, APIView):
 
 
 
-class HasReadOrManageScope(HasScope):
-    def has_permission(self, request, view):
-        api_key = request_api_key(request)
-        if api_key is not None and not (api_key.has_scope("read") or api_key.has_scope("manage")):
-            self.message = "this API key lacks the 'read' or 'manage' scope"
-            return False
-        return bool(request.user and request.user.is_authenticated)
+HasReadOrManageScope = scope_permission("read", "manage")
 
 
 def recompute_as_dict(recompute):

@@ -51,9 +51,9 @@ def request_api_key(request):
 
 
 class HasScope(permissions.BasePermission):
-    """A key must carry the scope; a logged-in session passes (project access is checked by the view)."""
+    """A key must carry one of `scopes`; a logged-in session passes (project access is checked by the view)."""
 
-    scope = None
+    scopes: tuple[str, ...] = ()
     message = "this API key lacks the required scope"
 
     def has_permission(self, request, view):
@@ -62,15 +62,15 @@ class HasScope(permissions.BasePermission):
         api_key = request_api_key(request)
         if api_key is None:
             return True
-        if not api_key.has_scope(self.scope):
-            self.message = f"this API key lacks the '{self.scope}' scope"
+        if not any(api_key.has_scope(scope) for scope in self.scopes):
+            self.message = f"this API key lacks the {' or '.join(repr(scope) for scope in self.scopes)} scope"
             return False
         return True
 
 
-def scope_permission(scope: str):
-    """A permission class requiring `scope` on an API key."""
-    return type(f"Has{scope.title()}Scope", (HasScope,), {"scope": scope})
+def scope_permission(*scopes: str):
+    """A permission class requiring one of `scopes` on an API key (a session user passes)."""
+    return type(f"Has{'Or'.join(scope.title() for scope in scopes)}Scope", (HasScope,), {"scopes": scopes})
 
 
 HasIngestScope = scope_permission("ingest")

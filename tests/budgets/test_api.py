@@ -206,7 +206,10 @@ def test_budget_status_is_cached_and_needs_feature(project, key_client, settings
     assert client.get("/api/v1/budget-status?feature=search-rank").json()["over_budget"] is True
     missing = client.get("/api/v1/budget-status")
     assert missing.status_code == 400 and _fields(missing) == [("feature", "required")]
-    assert key_client(project, "manage").get("/api/v1/budget-status?feature=x").status_code == 403
+    refused = key_client(project, "manage").get("/api/v1/budget-status?feature=x")
+    assert refused.status_code == 403
+    assert refused.json()["errors"][0]["message"] == "this API key lacks the 'ingest' or 'read' scope"
+    assert key_client(project, "read").get("/api/v1/budget-status?feature=x").status_code == 200
 
 
 def test_the_openapi_schema_describes_the_budget_endpoints(client):
