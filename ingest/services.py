@@ -96,7 +96,10 @@ def event_batch_ingest_json(*, project, events, body: bytes, received_at=None) -
     # backslash in the body, no string needs COPY escaping and none holds a NUL (refused per field).
     escape = b"\\" in body
     unique = unique_by_event_id(events, _struct_event_id)
-    decoded = None if escape and b"\\u0000" in body else columns_from_structs(unique, ctx)
+    # A repeated id inside the batch goes the dict path too, so that every copy is checked and a
+    # broken repeat is reported, not just counted as a duplicate.
+    repeats = len(unique) != len(events)
+    decoded = None if repeats or (escape and b"\\u0000" in body) else columns_from_structs(unique, ctx)
     if decoded is None:
         return event_batch_ingest(project=project, events=msgspec.json.decode(body)["events"],
                                   received_at=received_at)

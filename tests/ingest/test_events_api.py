@@ -200,6 +200,15 @@ def test_duplicates_inside_a_batch_and_across_retries_are_counted_and_stored_onc
     assert sorted(Event.objects.values_list("event_id", flat=True)) == ["a", "b", "c"]
 
 
+def test_a_broken_repeat_inside_a_batch_is_reported_not_counted_as_a_duplicate(ingest_client):
+    # Well-typed (the body decodes on the fast path), but the repeat breaks a cross-field rule.
+    response = post(ingest_client, [event("a"), event("a", input_tokens=10, cached_input_tokens=11), event("a")])
+    assert response.status_code == 207
+    body = response.json()
+    assert (body["accepted"], body["duplicates"], body["rejected"]) == (1, 1, 1)
+    assert [(e["index"], e["field"]) for e in body["errors"]] == [(1, "cached_input_tokens")]
+
+
 def test_a_batch_of_only_duplicates_and_rejects_is_a_207(ingest_client):
     post(ingest_client, [event("a")])
     response = post(ingest_client, [event("a"), event("b", role="judge")])
