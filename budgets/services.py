@@ -281,45 +281,52 @@ def outgoing_message(notice: Notice) -> OutgoingMessage:
     return OutgoingMessage(type=notice.type, alert=payload, project_name=alert.project.name, numbers=notice.numbers)
 
 
-def deliveries_claim_due(*, now=None, limit: int = 200) -> list[int]:
+def deliveries_claim_due(*, now=None, limit: int = 200) -> list[tuple[int, dt.datetime]]:
     """Claim due deliveries, each by a conditional UPDATE that also leases it for CLAIM_LEASE:
-    two sweepers never send one row twice, and a row whose sender died becomes due again."""
+    two sweepers never send one row twice, and a row whose sender died becomes due again.
+    Returns (delivery id, lease end): the lease end is the claim's token."""
     now = now or timezone.now()
     due = (Delivery.objects.filter(status=Delivery.PENDING, next_attempt_at__lte=now)
            .order_by("next_attempt_at", "id").values_list("id", "next_attempt_at")[:limit])
     claimed = []
+    lease_end = now + CLAIM_LEASE
     for delivery_id, next_attempt_at in list(due):
         if Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING, next_attempt_at=next_attempt_at).update(
-                next_attempt_at=now + CLAIM_LEASE, attempts=F("attempts") + 1):
-            claimed.append(delivery_id)
+                next_attempt_at=lease_end, attempts=F("attempts") + 1):
+            claimed.append((delivery_id, lease_end))
     return claimed
 
 
 def deliveries_send_due(*, now=None, limit: int = 200) -> int:
     """Claim and send every due delivery in this process; returns how many were sent."""
     now = now or timezone.now()
-    return sum(delivery_attempt(delivery_id=delivery_id, now=now)
-               for delivery_id in deliveries_claim_due(now=now, limit=limit))
+    return sum(delivery_attempt(delivery_id=delivery_id, lease_end=lease_end, now=now)
+               for delivery_id, lease_end in deliveries_claim_due(now=now, limit=limit))
 
 
-def delivery_attempt(*, delivery_id: int, now) -> bool:
-    delivery = Delivery.objects.select_related("channel", "notice__alert__project").get(pk=delivery_id)
-    rows = Delivery.objects.filter(pk=delivery_id)
+def delivery_attempt(*, delivery_id: int, lease_end: dt.datetime, now) -> bool:
+    """Send one claimed delivery, only while this claim still holds it: a row whose lease ran
+    out and was claimed again (or was settled meanwhile) is left to its new holder."""
+    rows = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING, next_attempt_at=lease_end)
+    delivery = rows.select_related("channel", "notice__alert__project").first()
+    if delivery is None:
+        logger.info("delivery %s: claim no longer held, not sent", delivery_id)
+        return False
     try:
         TRANSPORTS[delivery.channel.kind](delivery.channel).notify(outgoing_message(delivery.notice))
     except TransportError as exc:
-        delivery_failed(delivery=delivery, error=exc.message, permanent=exc.permanent, now=now)
+        delivery_failed(rows, delivery=delivery, error=exc.message, permanent=exc.permanent, now=now)
         return False
     except Exception as exc:  # a bug must not stop the sweep; it is retried and shown like any failure
         logger.exception("delivery %s crashed", delivery_id)
-        delivery_failed(delivery=delivery, error=f"internal error: {exc!r}", permanent=False, now=now)
+        delivery_failed(rows, delivery=delivery, error=f"internal error: {exc!r}", permanent=False, now=now)
         return False
     rows.update(status=Delivery.SENT, sent_at=now, last_error="", next_attempt_at=None)
     return True
 
 
-def delivery_failed(*, delivery, error, permanent, now) -> None:
-    rows = Delivery.objects.filter(pk=delivery.pk)
+def delivery_failed(rows, *, delivery, error, permanent, now) -> None:
+    """Record a failed attempt on `rows` (the delivery while this claim holds it)."""
     next_attempt_at = now + dt.timedelta(seconds=backoff_seconds(delivery.attempts))
     too_old = next_attempt_at - delivery.created_at > dt.timedelta(seconds=settings.DELIVERY_MAX_AGE_SECONDS)
     if permanent or too_old:

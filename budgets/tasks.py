@@ -1,5 +1,6 @@
 """Thin Celery tasks over budgets.services. Beat fans out one small idempotent task per project."""
 
+import datetime as dt
 import logging
 
 from celery import shared_task
@@ -43,17 +44,19 @@ def send_due_deliveries():
     """Claim due rows and send each in its own task, so a slow or dead channel never delays another
     (a lost task is harmless: the claim is a lease and the row comes due again)."""
     claimed = services.deliveries_claim_due()
-    for delivery_id in claimed:
+    for delivery_id, lease_end in claimed:
         # Expire well inside the lease: a send that starts late must still finish before the
-        # lease ends and the next sweep could claim (and send) the same row again.
+        # lease ends and the next sweep could claim (and send) the same row again. The lease
+        # end goes along as the claim's token, checked again before sending.
         expires = services.CLAIM_LEASE.total_seconds() - 3 * settings.DELIVERY_TIMEOUT_SECONDS
-        send_delivery.apply_async(args=[delivery_id], expires=expires)
+        send_delivery.apply_async(args=[delivery_id, lease_end.isoformat()], expires=expires)
     return len(claimed)
 
 
 @shared_task(name="budgets.tasks.send_delivery", ignore_result=True)
-def send_delivery(delivery_id: int):
-    sent = services.delivery_attempt(delivery_id=delivery_id, now=timezone.now())
+def send_delivery(delivery_id: int, lease_end: str):
+    sent = services.delivery_attempt(delivery_id=delivery_id, lease_end=dt.datetime.fromisoformat(lease_end),
+                                     now=timezone.now())
     logger.info("delivery %s %s", delivery_id, "sent" if sent else "failed")
     return sent
 

@@ -205,3 +205,21 @@ def test_slack_messages_escape_free_text_so_a_model_name_cannot_ping_the_channel
     assert "&lt;!channel&gt;" in mrkdwn and "&lt;https://evil.example|click&gt;" in mrkdwn
     assert "<!channel>" not in mrkdwn and "<https://evil" not in mrkdwn
     assert f"<{body['blocks'][-1]['elements'][0]['url']}|Open in costwatch>" in body["text"]  # our own link stays
+
+
+def test_a_sender_whose_claim_was_taken_over_neither_sends_nor_records(project, firing, httpserver):
+    from budgets.services import deliveries_claim_due, delivery_attempt
+
+    webhook_channel(project, httpserver.url_for("/hook"))
+    httpserver.expect_request("/hook").respond_with_data("ok")
+    evaluate_project(project=project, now=NOW)
+    [(delivery_id, lease_end)] = deliveries_claim_due(now=NOW)
+    # The lease ran out before this sender started; another sweep claimed the row meanwhile.
+    [(again_id, new_lease_end)] = deliveries_claim_due(now=lease_end)
+    assert again_id == delivery_id and new_lease_end > lease_end
+    assert delivery_attempt(delivery_id=delivery_id, lease_end=lease_end, now=NOW) is False
+    assert httpserver.log == []
+    row = Delivery.objects.get(pk=delivery_id)
+    assert (row.status, row.next_attempt_at, row.attempts) == (Delivery.PENDING, new_lease_end, 2)
+    assert delivery_attempt(delivery_id=delivery_id, lease_end=new_lease_end, now=lease_end) is True
+    assert len(httpserver.log) == 1 and Delivery.objects.get(pk=delivery_id).status == Delivery.SENT
