@@ -179,15 +179,19 @@ def alerts_apply(*, project, evaluations, now) -> None:
     for key, alert in unresolved.items():
         if alert.feature is not None and alert.feature.muted:
             # Muting a feature means no alerts: its open ones close without a resolve message.
-            Alert.objects.filter(pk=alert.pk).exclude(state=Alert.RESOLVED).update(
-                state=Alert.RESOLVED, resolved_at=now)
+            alerts_close_silently(Alert.objects.filter(pk=alert.pk), now=now)
         elif alert.is_spend:
             # Spend alerts stay open for their period, then close silently.
             if alert.period_end <= now or alert.rule is None or not alert.rule.enabled:
-                Alert.objects.filter(pk=alert.pk).exclude(state=Alert.RESOLVED).update(
-                    state=Alert.RESOLVED, resolved_at=now)
+                alerts_close_silently(Alert.objects.filter(pk=alert.pk), now=now)
         elif key not in fired_keys:
             alert_clear(alert=alert, now=now)
+
+
+def alerts_close_silently(alerts, *, now) -> int:
+    """Resolve the unresolved ones of `alerts` without a resolve notice (muted feature, ended
+    budget period, deleted rule); their history stays."""
+    return alerts.exclude(state=Alert.RESOLVED).update(state=Alert.RESOLVED, resolved_at=now)
 
 
 NOT_LOADED = object()
@@ -403,8 +407,7 @@ def rule_update(*, rule, data: dict, actor=None, actor_label: str = "") -> Rule:
 def rule_delete(*, rule, actor=None, actor_label: str = "", now=None) -> None:
     """Delete a rule; its unresolved alerts close silently (their history stays)."""
     with transaction.atomic():
-        Alert.objects.filter(rule=rule).exclude(state=Alert.RESOLVED).update(state=Alert.RESOLVED,
-                                                                            resolved_at=now or timezone.now())
+        alerts_close_silently(Alert.objects.filter(rule=rule), now=now or timezone.now())
         audit_record(project=rule.project, actor=actor, actor_label=actor_label, action="delete", target_type="rule",
                      target_id=rule.pk, before=rule_snapshot(rule))
         rule.delete()
