@@ -6,8 +6,6 @@ parses it once with msgspec; per-event validation is the hand-written checks of
 shapes for the OpenAPI schema only.
 """
 
-import zlib
-
 import msgspec
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import InterfaceError, OperationalError
@@ -22,6 +20,7 @@ from costwatch.projects.auth import HasIngestScope, HasManageScope, request_api_
 from costwatch.projects.selectors import user_is_project_admin
 
 from . import schema
+from .bodies import BodyError, body_read, media_type
 from .catalogue import price_as_dict, price_create
 from .ratelimit import ingest_rate_take
 from .selectors import prices_in_effect
@@ -29,53 +28,13 @@ from .services import event_batch_ingest, event_batch_ingest_json
 from .validation import MAX_BATCH_EVENTS, batch_decode_strict
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
-READ_CHUNK_BYTES = 256 * 1024
 DB_RETRY_AFTER_SECONDS = 5
 _decode_json = msgspec.json.Decoder().decode
 
 
-class BodyError(Exception):
-    def __init__(self, status_code, code, message, field=None):
-        super().__init__(message)
-        self.status_code, self.error = status_code, api_error(field, code, message)
-
-
 def _is_json(content_type: str) -> bool:
-    media = (content_type or "").split(";", 1)[0].strip().lower()
+    media = media_type(content_type)
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
-
-
-def _read_limited(django_request) -> bytes:
-    declared = django_request.META.get("CONTENT_LENGTH")
-    encoding = (django_request.META.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower()
-    if encoding not in ("identity", "gzip"):
-        raise BodyError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; use gzip")
-    if encoding == "identity" and declared and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
-        raise BodyError(413, "too_large", "the body is over 5 MB")
-    # A gzip body of JSON this large cannot inflate to <= 5 MB usefully, so it is cut at 20 MB.
-    limit, message = ((MAX_BODY_BYTES, "the body is over 5 MB") if encoding == "identity"
-                      else (MAX_BODY_BYTES * 4, "the compressed body is over 20 MB"))
-    chunks, size = [], 0
-    while chunk := django_request.read(min(READ_CHUNK_BYTES, limit + 1 - size)):
-        chunks.append(chunk)
-        size += len(chunk)
-        if size > limit:  # never reads more than one byte past the limit
-            raise BodyError(413, "too_large", message)
-    body = b"".join(chunks)
-    return _gunzip(body) if encoding == "gzip" else body
-
-
-def _gunzip(body: bytes) -> bytes:
-    inflater = zlib.decompressobj(wbits=31)
-    try:
-        data = inflater.decompress(body, MAX_BODY_BYTES + 1)
-    except zlib.error as exc:
-        raise BodyError(400, "invalid_gzip", f"the body is not valid gzip: {exc}") from exc
-    if len(data) > MAX_BODY_BYTES or inflater.unconsumed_tail:
-        raise BodyError(413, "too_large", "the body is over 5 MB after decompression")
-    if not inflater.eof:
-        raise BodyError(400, "invalid_gzip", "the gzip body is truncated")
-    return data
 
 
 def _parse_events(body: bytes) -> list:
@@ -143,11 +102,12 @@ class EventsView(DatabaseUnavailableMixin, APIView):
             return error_response([api_error(None, "unsupported_media_type",
                                              "Content-Type must be application/json")], status_code=415)
         try:
-            body = _read_limited(request._request)
+            # A gzip body of JSON this large cannot inflate to <= 5 MB usefully: cut at 20 MB.
+            body = body_read(request._request, limit=MAX_BODY_BYTES, compressed_limit=4 * MAX_BODY_BYTES)
             strict_events = batch_decode_strict(body)  # the common case, decoded and typed in C
             events = strict_events if strict_events is not None else _parse_events(body)
         except BodyError as exc:
-            return error_response([exc.error], status_code=exc.status_code)
+            return error_response([api_error(exc.field, exc.code, exc.message)], status_code=exc.status_code)
         verdict = ingest_rate_take(project=project, events=len(events))
         if not verdict.allowed:
             message = (f"over this project's ingest rate limit of {verdict.limit} events/s; "

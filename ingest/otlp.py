@@ -17,7 +17,6 @@ import binascii
 import json
 import logging
 import re
-import zlib
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -39,6 +38,7 @@ from rest_framework.views import APIView
 from costwatch.api import api_error, request_project
 from costwatch.projects.auth import ApiKeyAuthentication, HasIngestScope
 
+from .bodies import BodyError, body_read, media_type
 from .ratelimit import ingest_rate_take
 from .services import event_batch_ingest
 from .validation import MAX_BATCH_EVENTS
@@ -304,12 +304,6 @@ def span_events_ingest(*, project, found: SpanEvents, received_at=None) -> OtlpR
 RPC_CODES = {400: 3, 401: 16, 403: 7, 404: 5, 413: 8, 415: 3, 429: 8, 503: 14}
 
 
-class OtlpError(Exception):
-    def __init__(self, status_code: int, code: str, message: str, headers=None):
-        super().__init__(message)
-        self.status_code, self.code, self.message, self.headers = status_code, code, message, headers or {}
-
-
 def _varint(value: int) -> bytes:
     out = bytearray()
     while True:
@@ -327,42 +321,14 @@ def rpc_status_bytes(code: int, message: str) -> bytes:
     return b"\x08" + _varint(code) + b"\x12" + _varint(len(text)) + text
 
 
-def media_type(content_type: str) -> str:
-    return (content_type or "").split(";", 1)[0].strip().lower()
-
-
 def max_body_bytes() -> int:
     return int(getattr(settings, "OTLP_MAX_BODY_BYTES", DEFAULT_MAX_BODY_BYTES))
 
 
 def read_body(django_request) -> bytes:
-    """The request body, decompressed, refusing more than the limit at every stage."""
+    """The request body, inflated (gzip or deflate), refusing more than the limit at every stage."""
     limit = max_body_bytes()
-    encoding = (django_request.META.get("HTTP_CONTENT_ENCODING") or "identity").strip().lower()
-    if encoding not in ("identity", "gzip", "deflate"):
-        raise OtlpError(415, "unsupported_encoding", f"Content-Encoding {encoding!r} is not supported; "
-                                                     "use gzip, deflate or none")
-    raw = django_request.read(limit + 1)
-    if len(raw) > limit:
-        raise OtlpError(413, "too_large", f"the body is over {limit} bytes")
-    if encoding == "identity":
-        return raw
-    return _inflate(raw, encoding, limit)
-
-
-def _inflate(raw: bytes, encoding: str, limit: int) -> bytes:
-    # gzip: wbits 31; HTTP "deflate" is zlib-wrapped (wbits 15), some senders use raw deflate (-15).
-    for wbits in ((31,) if encoding == "gzip" else (15, -15)):
-        inflater = zlib.decompressobj(wbits=wbits)
-        try:
-            data = inflater.decompress(raw, limit + 1)
-        except zlib.error:
-            continue
-        if len(data) > limit or inflater.unconsumed_tail:
-            raise OtlpError(413, "too_large", f"the body is over {limit} bytes after decompression")
-        if inflater.eof:
-            return data
-    raise OtlpError(400, "invalid_encoding", f"the body is not valid {encoding} data")
+    return body_read(django_request, limit=limit, compressed_limit=limit, encodings=("gzip", "deflate"))
 
 
 def _hex_ids_to_base64(document):
@@ -387,18 +353,18 @@ def decode_request(body: bytes, *, json_body: bool) -> ExportTraceServiceRequest
         try:
             message.ParseFromString(body)
         except DecodeError as exc:
-            raise OtlpError(400, "parse_error", f"the body is not an ExportTraceServiceRequest: {exc}") from exc
+            raise BodyError(400, "parse_error", f"the body is not an ExportTraceServiceRequest: {exc}") from exc
         return message
     try:
         document = json.loads(body or b"{}")
     except ValueError as exc:
-        raise OtlpError(400, "parse_error", f"the body is not valid JSON: {exc}") from exc
+        raise BodyError(400, "parse_error", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
-        raise OtlpError(400, "parse_error", "the body must be an OTLP JSON object {\"resourceSpans\": [...]}")
+        raise BodyError(400, "parse_error", "the body must be an OTLP JSON object {\"resourceSpans\": [...]}")
     try:
         json_format.ParseDict(_hex_ids_to_base64(document), message, ignore_unknown_fields=True)
     except (json_format.ParseError, binascii.Error, AttributeError, TypeError) as exc:
-        raise OtlpError(400, "parse_error", f"the body is not an OTLP JSON trace export: {exc}") from exc
+        raise BodyError(400, "parse_error", f"the body is not an OTLP JSON trace export: {exc}") from exc
     return message
 
 
@@ -421,7 +387,7 @@ class OtlpTracesView(APIView):
         project = request_project(request)
         content_type = media_type(request.content_type)
         if content_type not in (*PROTOBUF_TYPES, JSON_TYPE):
-            raise OtlpError(415, "unsupported_media_type",
+            raise BodyError(415, "unsupported_media_type",
                             "Content-Type must be application/x-protobuf or application/json")
         export_request = decode_request(read_body(request._request), json_body=content_type == JSON_TYPE)
         found = request_events(export_request)
@@ -437,7 +403,7 @@ class OtlpTracesView(APIView):
         # The events API's bucket: a GenAI span costs what an event costs; ignored spans are free.
         verdict = ingest_rate_take(project=project, events=events)
         if not verdict.allowed:
-            raise OtlpError(429, "rate_limited",
+            raise BodyError(429, "rate_limited",
                             f"over this project's ingest rate limit of {verdict.limit} events/s; "
                             f"retry after {verdict.retry_after} s",
                             headers={"Retry-After": str(verdict.retry_after)})
@@ -461,9 +427,9 @@ class OtlpTracesView(APIView):
         """Errors as `{"errors": [...]}` for JSON requests and as a google.rpc.Status for
         protobuf ones (what OTLP exporters expect), with the same status codes."""
         if isinstance(exc, (OperationalError, InterfaceError)):
-            exc = OtlpError(503, "database_unavailable", "the database is unreachable; retry later",
+            exc = BodyError(503, "database_unavailable", "the database is unreachable; retry later",
                             headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)})
-        if isinstance(exc, OtlpError):
+        if isinstance(exc, BodyError):
             response = Response({"errors": [api_error(None, exc.code, exc.message)]}, status=exc.status_code,
                                 headers=exc.headers)
         else:
