@@ -392,7 +392,7 @@ class Command(BaseCommand):
         out(f"API ingest: {api_rate:,.0f} events/s ({api['seconds']:.2f} s)")
         out(f"raw COPY:   {copy_rate:,.0f} events/s ({copy['rows']} rows in {copy['seconds']:.2f} s, same columns "
             f"and indexes, {opts['clients']} connections, one COPY + commit per {opts['batch']} rows)")
-        out(f"ratio API/COPY: {ratio:.2f} (target >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'})")
+        out(f"ratio API/COPY: {ratio:.3f} (target >= 0.5: {'met' if ratio >= 0.5 else 'NOT met'})")
         in_process = sum(profile.values())
         per_request = api["request_seconds"] / api["requests"] if api["requests"] else 0.0
         out(f"profile per batch of {opts['batch']} (in-process, ms): "
