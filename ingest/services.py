@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from .models import Event
 from .pricing import MAX_CACHED_MODELS, price_columns, price_rows
-from .validation import Context, columns_from_structs, event_validate_fast
+from .validation import Context, columns_from_structs, event_validate_fast, utc_text
 
 # Every Event column but the id, in COPY order (`feature_id` is resolved from the name).
 EVENT_COLUMNS = [f.column for f in Event._meta.concrete_fields if f.column != "id"]
@@ -104,7 +104,7 @@ def event_batch_ingest_json(*, project, events, body: bytes, received_at=None) -
         return event_batch_ingest(project=project, events=msgspec.json.decode(body)["events"],
                                   received_at=received_at)
     columns, texts = decoded
-    texts["received_at"] = [received_at.isoformat()] * len(unique)
+    texts["received_at"] = [utc_text(received_at)] * len(unique)
     validated = time.perf_counter()
     price_columns(project=project, columns=columns)
     priced = time.perf_counter()
@@ -312,7 +312,7 @@ def _column_render(field):
     if kind == "CharField":
         return None
     return {"JSONField": _json_render, "BooleanField": _bool_render,
-            "DateTimeField": datetime.isoformat}.get(kind, str)  # str: integers, floats, decimals
+            "DateTimeField": utc_text}.get(kind, str)  # str: integers, floats, decimals
 
 
 _RENDERS = {field.column: _column_render(field) for field in Event._meta.concrete_fields}
@@ -326,7 +326,7 @@ def _column_text(values: list, render, escape: bool) -> list[str]:
     if render is _json_render:
         texts = list(map(render, values))
         return [_escaped(text) for text in texts] if escape else texts
-    if render is datetime.isoformat:  # received_at repeats: format each distinct value once
+    if render is utc_text:  # received_at repeats: format each distinct value once
         formatted = {value: render(value) for value in set(values)}
         return list(map(formatted.__getitem__, values))
     if None not in values:

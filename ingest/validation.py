@@ -8,7 +8,7 @@ result is a plain dict keyed by Event column names. About 10 us per event.
 import math
 import operator
 import re
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Annotated, Literal
 
@@ -361,9 +361,8 @@ def _timestamps(values, ctx: Context) -> tuple[list, list[str]]:
     if min(parsed) < ctx.oldest or max(parsed) > ctx.received_at + FUTURE_SLACK:
         raise Invalid("window", "")
     texts = list(values)
-    if any(map(_long_fraction, texts)):
-        texts = [text if _long_fraction(text) is None else ts.isoformat()
-                 for text, ts in zip(texts, parsed, strict=True)]
+    if any(map(_not_copyable, texts)):
+        texts = [text if _not_copyable(text) is None else utc_text(ts) for text, ts in zip(texts, parsed, strict=True)]
     return parsed, texts
 
 
@@ -371,7 +370,14 @@ def _parse_timestamps(values) -> list[datetime]:
     return msgspec.convert(values, list[AwareDatetime])
 
 
-_long_fraction = re.compile(r"\.\d{7}").search
+# Sent texts PostgreSQL would read otherwise: more than 6 fractional digits (it rounds them
+# itself, but Python's value is the one the dirty hours come from) or an offset beyond
+# +-15:59, which RFC 3339 allows and PostgreSQL refuses. These are written as UTC.
+_not_copyable = re.compile(r"\.\d{7}|[+-](?:1[6-9]|2\d):?\d\d$").search
+
+
+def utc_text(ts: datetime) -> str:
+    return ts.astimezone(UTC).isoformat()
 
 
 def _struct_row(event, ctx) -> dict:

@@ -3,7 +3,7 @@
 import gzip
 import json
 import os
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 from django.conf import settings
@@ -135,6 +135,18 @@ def test_strings_with_backslashes_tabs_and_newlines_arrive_exactly(ingest_client
     stored = Event.objects.get(event_id=tricky)
     assert (stored.request_id, stored.attributes) == ("\\N", {"note": tricky})
     assert Event.objects.get(event_id="plain").attributes == {}
+
+
+@pytest.mark.parametrize("offset", ["+16:00", "-23:30", "+05:30"])
+def test_any_rfc_3339_offset_is_stored_as_its_instant_even_beyond_postgresqls_range(ingest_client, offset):
+    # PostgreSQL refuses offsets beyond +-15:59 in text; RFC 3339 allows up to +-23:59.
+    instant = recent(2)
+    zone = timezone(timedelta(hours=int(offset[1:3]), minutes=int(offset[4:])) * (-1 if offset[0] == "-" else 1))
+    sent = instant.astimezone(zone).isoformat()
+    plain = post(ingest_client, [event("fast", timestamp=sent)])  # the column path
+    slow = post(ingest_client, [event("slow", timestamp=sent, typo=1)])  # the dict path (unknown field)
+    assert (plain.status_code, slow.status_code) == (200, 200), (plain.json(), slow.json())
+    assert {e.event_id: e.ts for e in Event.objects.all()} == {"fast": instant, "slow": instant}
 
 
 def test_one_event_can_carry_several_errors(ingest_client):
