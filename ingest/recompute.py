@@ -14,7 +14,7 @@ from django.utils import timezone
 from costwatch.projects.models import Project
 
 from .models import PriceRecompute, SeenModel
-from .pricing import PriceBook
+from .pricing import PriceBook, catalogue_version
 
 BATCH_SIZE = 5000
 _COLUMNS = ["id", "ts", "model", "provider", "service_tier", "input_tokens", "cached_input_tokens",
@@ -52,13 +52,16 @@ def costs_recompute(*, project=None, models=None, since=None, dry_run=False, bat
 def _project_recompute(project, models, since, dry_run, batch_size, result):
     if models is not None and not models:
         return
-    # One book for the whole walk (a price change during it queues its own recompute).
-    book = PriceBook.load(project=project, models=models)
-    after = None
+    after, book, version = None, None, None
     while True:
         rows = _batch_fetch(project.pk, models, since, after, batch_size)
         if not rows:
             return
+        # One book while the catalogue stays as it was (one small query per batch tells): a
+        # price added during a long walk is used from the next batch on, never overwritten.
+        current = catalogue_version(project)
+        if current != version:
+            book, version = PriceBook.load(project=project, models=models), current
         after = (rows[-1]["ts"], rows[-1]["id"])
         result.events_scanned += len(rows)
         changed = _batch_reprice(project, book, rows, result)

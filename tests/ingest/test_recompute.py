@@ -51,6 +51,29 @@ def test_a_recompute_loads_the_price_book_once_however_many_batches_it_walks(pro
 
 
 @pytest.mark.django_db
+def test_a_price_added_during_a_long_recompute_is_used_for_the_rest_of_the_walk(project, monkeypatch):
+    import ingest.recompute as recompute
+
+    event_batch_ingest(project=project, events=[event(f"e{i}", model="mover") for i in range(4)])
+    price("mover", input_per_mtok="2", output_per_mtok="4")
+    fetch = recompute._batch_fetch
+    batches = []
+
+    def fetch_then_change_prices(*args):
+        rows = fetch(*args)
+        batches.append(rows)
+        if len(batches) == 1:  # while the first batch is in hand, a newer price arrives
+            price("mover", effective_from=recent(hours=5), input_per_mtok="3", output_per_mtok="6")
+        return rows
+
+    monkeypatch.setattr(recompute, "_batch_fetch", fetch_then_change_prices)
+    costs_recompute(project=project, models=["mover"], batch_size=2)
+    costs = {e.event_id: e.cost_usd for e in Event.objects.all()}
+    assert costs == {"e0": mtok(1000, "3") + mtok(200, "6"), "e1": mtok(1000, "3") + mtok(200, "6"),
+                     "e2": mtok(1000, "3") + mtok(200, "6"), "e3": mtok(1000, "3") + mtok(200, "6")}
+
+
+@pytest.mark.django_db
 def test_a_dry_run_previews_without_writing(project):
     event_batch_ingest(project=project, events=[event("a", model="p1"), event("b", model="p1")])
     price("p1", input_per_mtok="1", output_per_mtok="1")
