@@ -308,10 +308,13 @@ def deliveries_send_due(*, now=None, limit: int = 200) -> int:
                for delivery_id, lease_end in deliveries_claim_due(now=now, limit=limit))
 
 
-def delivery_attempt(*, delivery_id: int, lease_end: dt.datetime, now) -> bool:
+def delivery_attempt(*, delivery_id: int, lease_end: dt.datetime | None, now) -> bool:
     """Send one claimed delivery, only while this claim still holds it: a row whose lease ran
-    out and was claimed again (or was settled meanwhile) is left to its new holder."""
-    rows = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING, next_attempt_at=lease_end)
+    out and was claimed again (or was settled meanwhile) is left to its new holder. (None:
+    a task queued before claims carried their lease end; only the pending state is checked.)"""
+    rows = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING)
+    if lease_end is not None:
+        rows = rows.filter(next_attempt_at=lease_end)
     delivery = rows.select_related("channel", "notice__alert__project").first()
     if delivery is None:
         logger.info("delivery %s: claim no longer held, not sent", delivery_id)

@@ -54,9 +54,9 @@ def send_due_deliveries():
 
 
 @shared_task(name="budgets.tasks.send_delivery", ignore_result=True)
-def send_delivery(delivery_id: int, lease_end: str):
-    sent = services.delivery_attempt(delivery_id=delivery_id, lease_end=dt.datetime.fromisoformat(lease_end),
-                                     now=timezone.now())
+def send_delivery(delivery_id: int, lease_end: str | None = None):
+    lease = dt.datetime.fromisoformat(lease_end) if lease_end else None
+    sent = services.delivery_attempt(delivery_id=delivery_id, lease_end=lease, now=timezone.now())
     logger.info("delivery %s %s", delivery_id, "sent" if sent else "failed")
     return sent
 
