@@ -29,7 +29,7 @@ from django.utils import timezone
 
 from .models import Event
 from .pricing import MAX_CACHED_MODELS, price_columns, price_rows
-from .validation import Context, columns_from_structs, event_validate_fast, utc_text
+from .validation import Context, columns_from_structs, event_validate_fast, json_text, utc_text
 
 # Every Event column but the id, in COPY order (`feature_id` is resolved from the name).
 EVENT_COLUMNS = [f.column for f in Event._meta.concrete_fields if f.column != "id"]
@@ -291,7 +291,6 @@ def _copy(cursor, table, data: bytes):
 NULL_TEXT = "\\N"
 _COPY_ESCAPES = str.maketrans({"\\": "\\\\", "\t": "\\t", "\n": "\\n", "\r": "\\r"})
 _needs_escape = re.compile(r"[\\\t\n\r]").search
-_json_text = msgspec.json.Encoder().encode
 
 
 def _escaped(text: str) -> str:
@@ -299,7 +298,7 @@ def _escaped(text: str) -> str:
 
 
 def _json_render(value) -> str:
-    return _json_text(value or {}).decode()
+    return json_text(value or {}).decode()
 
 
 def _bool_render(value) -> str:

@@ -275,7 +275,7 @@ class FastEvent(msgspec.Struct, kw_only=True):
 
 
 _convert = msgspec.convert
-_json_text = msgspec.json.Encoder().encode
+json_text = msgspec.json.Encoder().encode  # bytes; also the COPY text of JSON columns
 
 
 class StrictEvent(FastEvent, forbid_unknown_fields=True, gc=False):
@@ -303,20 +303,13 @@ def batch_decode_strict(body: bytes) -> list | None:
         return None
 
 
-# (FastEvent attribute, Event column, default when null or absent) for `columns_from_structs`.
-_STRUCT_COLUMNS = [
-    ("event_id", "event_id", None), ("feature", "feature", None), ("model", "model", None),
-    ("provider", "provider", ""), ("tier", "client_tier", ""), ("input_tokens", "input_tokens", None),
-    ("cached_input_tokens", "cached_input_tokens", 0), ("cache_write_input_tokens", "cache_write_input_tokens", 0),
-    ("output_tokens", "output_tokens", None), ("reasoning_tokens", "reasoning_tokens", 0),
-    ("max_output_tokens", "max_output_tokens", None), ("service_tier", "service_tier", "standard"),
-    ("finish_reason", "finish_reason", ""), ("latency_ms", "latency_ms", None), ("ttft_ms", "ttft_ms", None),
-    ("status", "status", "ok"), ("environment", "environment", "production"), ("role", "role", "primary"),
-    ("request_id", "request_id", ""), ("parent_event_id", "parent_event_id", ""),
-    ("route_reason", "route_reason", ""), ("confidence", "confidence", None), ("quality", "quality", None),
-]
+# (FastEvent attribute, Event column, default when null or absent) for `columns_from_structs`:
+# the FIELDS table's, but for the three fields it converts itself.
+_STRUCT_EXTRAS = ("timestamp", "cost_usd", "attributes")
+_STRUCT_COLUMNS = [(field, column, default) for field, column, _check, _required, default in FIELDS
+                   if field not in _STRUCT_EXTRAS]
 _struct_values = operator.attrgetter(*(name for name, _column, _default in _STRUCT_COLUMNS))
-_struct_extras = operator.attrgetter("timestamp", "cost_usd", "attributes")
+_struct_extras = operator.attrgetter(*_STRUCT_EXTRAS)
 
 
 def columns_from_structs(events, ctx: Context) -> tuple[dict[str, list], dict[str, list]] | None:
@@ -338,7 +331,7 @@ def columns_from_structs(events, ctx: Context) -> tuple[dict[str, list], dict[st
         columns["client_cost_usd"] = [None if cost is None else _cost(cost, ctx) for cost in costs]
     except Invalid:
         return None
-    attribute_json = [_json_text(value) if value else b"{}" for value in attributes]
+    attribute_json = [json_text(value) if value else b"{}" for value in attributes]
     if max(map(len, attribute_json)) > ATTRIBUTES_MAX_BYTES:
         return None
     attribute_texts = list(map(bytes.decode, attribute_json))
