@@ -24,7 +24,8 @@ from .models import (
     is_glob,
 )
 from .pricing import model_matches
-from .recompute import RecomputeResult, costs_recompute, models_matching, recompute_queue
+from .recompute import RecomputeResult, costs_recompute, models_matching
+from .tasks import recompute_costs
 
 SEED_EFFECTIVE_FROM = datetime(2000, 1, 1, tzinfo=UTC)
 PRICE_QUANTUM = Decimal("0.000001")
@@ -128,6 +129,13 @@ def price_validate(*, project, values: dict) -> None:
                             service_tier=values["service_tier"], effective_from=values["effective_from"]).exists():
         raise ValidationError({"effective_from": ValidationError(
             "a period of this price already starts at this time", code="unique")})
+
+
+def recompute_queue(*, project, models, since) -> PriceRecompute:
+    """Record a recompute and hand it to Celery once the price change commits."""
+    recompute = PriceRecompute.objects.create(project=project, models_matched=list(models), since=since)
+    transaction.on_commit(lambda: recompute_costs.delay(recompute.pk))
+    return recompute
 
 
 def price_create(*, project, values: dict, actor=None, actor_label: str = "", queue_recompute=True) -> PriceChange:

@@ -14,7 +14,7 @@ from django.utils import timezone
 from costwatch.projects.models import Project
 
 from .models import PriceRecompute, SeenModel
-from .pricing import PriceBook, catalogue_version
+from .pricing import PriceBook, catalogue_version, model_matches
 
 BATCH_SIZE = 5000
 _COLUMNS = ["id", "ts", "model", "provider", "service_tier", "input_tokens", "cached_input_tokens",
@@ -121,21 +121,10 @@ def _batch_write(project_id, rows):
 
 def models_matching(*, project, pattern: str, is_glob: bool) -> list[str]:
     """Known model ids (seen in events; of one project, or of all for a global price) that a pattern matches."""
-    from .pricing import model_matches
-
     seen = SeenModel.objects.all() if project is None else SeenModel.objects.filter(project=project)
     if not is_glob:
         return [pattern] if seen.filter(model=pattern).exists() else []
     return sorted({m for m in seen.values_list("model", flat=True) if model_matches(pattern, True, m)})
-
-
-def recompute_queue(*, project, models, since) -> PriceRecompute:
-    """Record a recompute and hand it to Celery once the price change commits."""
-    recompute = PriceRecompute.objects.create(project=project, models_matched=list(models), since=since)
-    from .tasks import recompute_costs
-
-    transaction.on_commit(lambda: recompute_costs.delay(recompute.pk))
-    return recompute
 
 
 def recompute_run(*, recompute_id: int) -> PriceRecompute | None:

@@ -2,12 +2,13 @@
 
 from celery import shared_task
 
+from .recompute import recompute_run
+from .retention import events_purge
+
 
 @shared_task(acks_late=True)
 def recompute_costs(recompute_id: int) -> int:
     """Re-price the events of a queued PriceRecompute; returns the number of events changed."""
-    from .recompute import recompute_run
-
     recompute = recompute_run(recompute_id=recompute_id)
     return recompute.events_changed if recompute else 0
 
@@ -15,6 +16,4 @@ def recompute_costs(recompute_id: int) -> int:
 @shared_task(acks_late=True)
 def purge_old_events() -> int:
     """Delete raw events older than RAW_RETENTION_DAYS in batches; rollups are kept."""
-    from .retention import events_purge
-
     return events_purge()
