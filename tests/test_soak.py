@@ -11,8 +11,8 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 
 from budgets.models import Alert
+from costwatch.devtools import soak
 from costwatch.metrics.models import HourlyRollup
-from costwatch.projects import soak
 from costwatch.projects.management.commands.soak import Command as SoakCommand
 from costwatch.projects.models import Project
 from ingest.models import DirtyHour, Event

@@ -8,17 +8,21 @@ from django.utils import timezone
 
 from budgets.selectors import open_alerts
 from budgets.services import evaluate_project
-from costwatch.dashboard.demo import generate_rows
+from costwatch.devtools.demo import generate_batches
 from costwatch.metrics.models import FeatureDay
 from ingest.models import DirtyHour, Event
 
 pytestmark = pytest.mark.django_db
 
 
+def generated(**kwargs) -> list[dict]:
+    return [row for batch in generate_batches(**kwargs) for row in batch]
+
+
 def test_generator_is_reproducible_and_tells_the_three_stories():
     end = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
-    rows = generate_rows(events=20_000, days=90, end=end, seed=3)
-    assert rows == generate_rows(events=20_000, days=90, end=end, seed=3)
+    rows = generated(events=20_000, days=90, end=end, seed=3)
+    assert rows == generated(events=20_000, days=90, end=end, seed=3)
     assert 18_000 <= len(rows) <= 22_000
     assert all(end - dt.timedelta(days=90) <= r["ts"] < end for r in rows)
     routed = lambda f: [r for r in rows if r["feature"] == f and r["role"] in ("primary", "escalation")]  # noqa: E731

@@ -7,7 +7,6 @@ API), plus a few budgets, then times rule cycles and prints the process RSS. Tar
 
 import datetime as dt
 import random
-import resource
 import time
 from decimal import Decimal
 
@@ -18,20 +17,12 @@ from django.utils import timezone
 from budgets.models import Alert, Rule
 from budgets.rules import params_clean
 from budgets.services import evaluate_project
+from costwatch.devtools.bench import rss_mb
 from costwatch.metrics.models import FeatureHour, HourlyRollup
 from costwatch.projects.models import Project
 from ingest.models import Feature
 
 SLUG = "bench-rules"
-
-
-def rss_mb() -> float:
-    """Current resident set size of this process (what a worker running the cycle would hold)."""
-    with open("/proc/self/status") as status:
-        for line in status:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) / 1024
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 class Command(BaseCommand):

@@ -22,11 +22,7 @@ processes through memory, so neither run is charged for preparing its input.
 import gc
 import http.client
 import multiprocessing
-import os
 import random
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -38,7 +34,8 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections
 
-from costwatch.devtools import database_url, free_port
+from costwatch.devtools import database_url
+from costwatch.devtools.bench import CpuMeter, gunicorn_start
 from costwatch.projects.models import Project
 from costwatch.projects.services import api_key_issue, project_create
 from ingest.validation import MAX_BATCH_EVENTS
@@ -131,67 +128,6 @@ def _copy_batches(args):
     return len(_WORK["chunks"][share])
 
 
-class CpuMeter:
-    """CPU seconds of the web server's processes, the local PostgreSQL's (backends that exited
-    included) and this command's client processes between `start` and `stop`. A group that
-    cannot be read here (a server given by --url, a remote database) reads as None."""
-
-    GROUPS = ("web", "database", "clients")
-
-    def __init__(self, server_pid: int | None):
-        import psutil
-
-        self._psutil = psutil
-        self._roots = {"web": self._process(server_pid), "database": self._postmaster()}
-        self._started: dict = {}
-        self.used: dict = {}
-
-    def _process(self, pid):
-        try:
-            return self._psutil.Process(pid) if pid else None
-        except self._psutil.Error:
-            return None
-
-    def _postmaster(self):
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pg_backend_pid()")
-            backend = self._process(cursor.fetchone()[0])
-        try:
-            return backend.parent() if backend is not None else None
-        except self._psutil.Error:
-            return None
-
-    def _tree_seconds(self, root) -> float | None:
-        if root is None:
-            return None
-        try:
-            times = root.cpu_times()
-            total = times.user + times.system + times.children_user + times.children_system
-            for child in root.children(recursive=True):
-                try:
-                    times = child.cpu_times()
-                    total += times.user + times.system
-                except self._psutil.Error:  # exited meanwhile: counted in its parent's children times
-                    pass
-            return total
-        except self._psutil.Error:
-            return None
-
-    def _read(self) -> dict:
-        own = os.times()
-        values = {group: self._tree_seconds(root) for group, root in self._roots.items()}
-        values["clients"] = own.children_user + own.children_system
-        return values
-
-    def start(self):
-        self._started = self._read()
-
-    def stop(self):
-        ended = self._read()
-        self.used = {group: None if ended[group] is None or self._started[group] is None
-                     else ended[group] - self._started[group] for group in self.GROUPS}
-
-
 class Command(BaseCommand):
     help = ("Ingest benchmark: events/s through POST /api/v1/events (gunicorn, batches, several client "
             "processes) beside raw COPY of the same rows into a table with the same columns and indexes; "
@@ -223,7 +159,7 @@ class Command(BaseCommand):
             else:
                 key = api_key_issue(project=project, scopes=["ingest"], name="bench_ingest",
                                     actor_label="bench_ingest").plaintext
-                server, base_url = self._start_gunicorn(opts["workers"], opts["threads"])
+                server, base_url = gunicorn_start(workers=opts["workers"], threads=opts["threads"])
             rounds = []
             for number in range(opts["rounds"]):
                 if number and not opts["keep"]:
@@ -253,27 +189,6 @@ class Command(BaseCommand):
     def _project(self, value):
         project = Project.objects.filter(slug=value).first() or Project.objects.filter(name=value).first()
         return project or project_create(name=value, slug=value)
-
-    def _start_gunicorn(self, workers, threads):
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": database_url(), "INGEST_RATE_LIMIT": "0",
-               "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "costwatch.settings")}
-        env.setdefault("DEBUG", "true" if settings.DEBUG else "false")
-        args = [sys.executable, "-m", "gunicorn", "costwatch.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
-                "--worker-class", "gthread" if threads > 1 else "sync", "--threads", str(threads),
-                "--keep-alive", "30", "--log-level", "warning", "--timeout", "120"]
-        server = subprocess.Popen(args, cwd=ROOT, env=env)
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            if server.poll() is not None:
-                raise CommandError(f"gunicorn exited with {server.returncode} before serving")
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    return server, f"http://127.0.0.1:{port}"
-            except OSError:
-                time.sleep(0.1)
-        server.terminate()
-        raise CommandError("gunicorn did not start listening within 60 s")
 
     def _run_api(self, base_url, key, run_id, batches, opts, meter):
         now_iso = datetime.now(UTC).isoformat()

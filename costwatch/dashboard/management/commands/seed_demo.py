@@ -4,9 +4,10 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from costwatch.dashboard.demo import demo_prices, generate_batches
+from costwatch.devtools.demo import demo_prices, generate_batches
 from costwatch.projects.selectors import project_by_slug_or_name
 from costwatch.projects.services import audit_record
+from ingest.catalogue import price_create
 from ingest.models import Event, Price
 from ingest.pricing import price_rows
 from ingest.services import event_rows_store
@@ -15,11 +16,13 @@ PRICES_FROM = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
 
 
 def demo_prices_ensure() -> int:
-    """Catalogue rows for the demo models where the catalogue has none (never overwrites a price)."""
+    """Catalogue rows for the demo models where the catalogue has none (never overwrites a price), added
+    through the price service like any other price (validated and audited)."""
     created = 0
     for values in demo_prices():
         if not Price.objects.filter(project__isnull=True, model=values["model"]).exists():
-            Price.objects.create(effective_from=PRICES_FROM, created_by="seed_demo", note="demo price", **values)
+            price_create(project=None, values={**values, "effective_from": PRICES_FROM, "note": "demo price"},
+                         actor_label="seed_demo", queue_recompute=False)
             created += 1
     return created
 

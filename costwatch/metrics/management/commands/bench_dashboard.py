@@ -20,6 +20,7 @@ from django.test.utils import setup_test_environment
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
+from costwatch.devtools.bench import percentile
 from costwatch.metrics import selectors, services
 from costwatch.projects.models import Membership, Project
 from costwatch.projects.services import project_create
@@ -29,11 +30,6 @@ TARGET_P95_MS = 150.0
 BENCH_SLUG = "bench-dashboard"
 ANALYZED = ["ingest_event", "metrics_hourlyrollup", "metrics_featurehour", "metrics_featureday", "metrics_modelday",
             "metrics_dimensionday"]
-
-
-def percentile(values, q):
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, max(0, round(q * len(ordered)) - 1))]
 
 
 class Command(BaseCommand):
@@ -75,8 +71,8 @@ class Command(BaseCommand):
         return bench
 
     def _seed(self, bench, *, events, days):
-        from costwatch.dashboard.demo import generate_batches
         from costwatch.dashboard.management.commands.seed_demo import demo_prices_ensure
+        from costwatch.devtools.demo import generate_batches
         from ingest.pricing import price_rows
         from ingest.services import event_rows_store
 

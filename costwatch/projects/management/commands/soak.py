@@ -34,11 +34,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections, transaction
 
 from budgets.models import Alert, ProjectRulesState
-from costwatch.devtools import database_url
-from costwatch.projects import soak
+from costwatch.devtools import database_url, soak
+from costwatch.devtools.bench import gunicorn_start, percentile
 from costwatch.projects.models import Project
 from costwatch.projects.services import api_key_issue, project_create
-from ingest.management.commands.bench_ingest import Command as BenchIngestCommand
 from ingest.models import DirtyHour
 from ingest.validation import MAX_BATCH_EVENTS
 
@@ -92,7 +91,7 @@ class Command(BaseCommand):
             key = api_key_issue(project=project, scopes=["ingest"], name=f"soak {run_id}", actor_label="soak").plaintext
             env = self._server_env(workdir)
             with _environ(env):
-                server, base_url = BenchIngestCommand()._start_gunicorn(opts["workers"], 1)
+                server, base_url = gunicorn_start(workers=opts["workers"])
             worker = self._start_worker(workdir, env)
             self.stdout.write(f"soak {run_id}: project {project.slug}, gunicorn {base_url} ({opts['workers']} workers), "
                               f"celery worker + beat (broker {self._broker_label(env)}), log {workdir / 'worker.log'}")
@@ -272,8 +271,8 @@ class Command(BaseCommand):
         rows = [
             ("events/s sent (target)", f"{unique / elapsed:,.0f} ({opts['rate']:,})"),
             ("events/s accepted", f"{tally.accepted / elapsed:,.0f}"),
-            ("batch POST latency p50 / p95 / max", f"{soak.percentile(latencies_ms, 0.5):.0f} / "
-             f"{soak.percentile(latencies_ms, 0.95):.0f} / {max(latencies_ms, default=0):.0f} ms"),
+            ("batch POST latency p50 / p95 / max", f"{percentile(latencies_ms, 0.5):.0f} / "
+             f"{percentile(latencies_ms, 0.95):.0f} / {max(latencies_ms, default=0):.0f} ms"),
         ]
         for name, label in (("web_max", "RSS largest gunicorn worker"), ("web_total", "RSS all gunicorn workers"),
                             ("celery_max", "RSS largest celery process"),
@@ -283,7 +282,7 @@ class Command(BaseCommand):
         durations, expired = soak.worker_task_stats(worker_log)
         for task in ("refresh_project_rollups", "evaluate_project"):
             seconds = durations.get(task, [])
-            rows.append((f"worker {task} runs, all projects (p50 / max)", f"{len(seconds)} ({soak.percentile(seconds, 0.5):.2f} / "
+            rows.append((f"worker {task} runs, all projects (p50 / max)", f"{len(seconds)} ({percentile(seconds, 0.5):.2f} / "
                                                             f"{max(seconds, default=0):.2f} s)"))
         rows.append(("worker tasks expired in the queue", str(expired)))
         width = max(len(name) for name, _ in rows)
@@ -291,7 +290,7 @@ class Command(BaseCommand):
             out(f"  {name:<{width}}  {value}")
         if unique < 0.9 * opts["rate"] * elapsed:
             out(f"note: below the target rate: each client sends its next batch when the previous one is answered, "
-                f"so at {soak.percentile(latencies_ms, 0.5):.0f} ms per request the server set the pace")
+                f"so at {percentile(latencies_ms, 0.5):.0f} ms per request the server set the pace")
         out("checks:")
         for check in checks:
             out(f"  {'PASS' if check.ok else 'FAIL'} {check.name}: {check.detail}")

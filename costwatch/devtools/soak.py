@@ -162,13 +162,6 @@ def send_paced(args) -> ClientTally:
     return tally
 
 
-def percentile(values: list[float], q: float) -> float:
-    if not values:
-        return 0.0
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
 class RssSampler(threading.Thread):
     """Every `interval` s: RSS of the largest gunicorn worker and of all of them; the same for the Celery
     worker's processes (the worker and its embedded beat)."""

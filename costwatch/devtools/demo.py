@@ -276,11 +276,6 @@ def rows_from_columns(cols: _Columns, *, seed: int = 7, prefix: str = "demo") ->
     return rows
 
 
-def generate_rows(*, events: int, days: int = 90, end: dt.datetime, seed: int = 7, prefix: str = "demo") -> list[dict]:
-    """`events`-ish demo rows over `days` days ending at `end` (UTC), oldest first within each role."""
-    return rows_from_columns(generate_columns(events=events, days=days, end=end, seed=seed), seed=seed, prefix=prefix)
-
-
 def generate_batches(*, events: int, days: int = 90, end: dt.datetime, seed: int = 7, batch_size: int = 50_000,
                      chunk_events: int = 500_000, prefix: str = "demo"):
     """Yield lists of rows, `events` in total, generated `chunk_events` at a time (for 10M-event benches)."""

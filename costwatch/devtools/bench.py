@@ -1,0 +1,120 @@
+"""Helpers the benchmark and soak commands share: a gunicorn to measure, CPU and RSS meters, percentiles.
+
+Development tools only: the product's web and worker processes never import this package.
+"""
+
+import math
+import os
+import resource
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.core.management.base import CommandError
+from django.db import connection
+
+from costwatch.devtools import database_url, free_port
+
+
+def gunicorn_start(*, workers: int, threads: int = 1) -> tuple[subprocess.Popen, str]:
+    """gunicorn serving costwatch on a free local port against this process's database; (process, base URL)."""
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": database_url(), "INGEST_RATE_LIMIT": "0",
+           "DJANGO_SETTINGS_MODULE": os.environ.get("DJANGO_SETTINGS_MODULE", "costwatch.settings")}
+    env.setdefault("DEBUG", "true" if settings.DEBUG else "false")
+    args = [sys.executable, "-m", "gunicorn", "costwatch.wsgi", "-b", f"127.0.0.1:{port}", "-w", str(workers),
+            "--worker-class", "gthread" if threads > 1 else "sync", "--threads", str(threads),
+            "--keep-alive", "30", "--log-level", "warning", "--timeout", "120"]
+    server = subprocess.Popen(args, cwd=Path(settings.BASE_DIR), env=env)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            raise CommandError(f"gunicorn exited with {server.returncode} before serving")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return server, f"http://127.0.0.1:{port}"
+        except OSError:
+            time.sleep(0.1)
+    server.terminate()
+    raise CommandError("gunicorn did not start listening within 60 s")
+
+
+def percentile(values, q: float) -> float:
+    """The nearest-rank q-quantile (0 < q <= 1) of `values`; 0.0 for none."""
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(q * len(ordered)) - 1)]
+
+
+def rss_mb() -> float:
+    """Current resident set size of this process (what a worker running the same work would hold)."""
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+class CpuMeter:
+    """CPU seconds of the web server's processes, the local PostgreSQL's (backends that exited
+    included) and this command's client processes between `start` and `stop`. A group that
+    cannot be read here (a server given by --url, a remote database) reads as None."""
+
+    GROUPS = ("web", "database", "clients")
+
+    def __init__(self, server_pid: int | None):
+        import psutil
+
+        self._psutil = psutil
+        self._roots = {"web": self._process(server_pid), "database": self._postmaster()}
+        self._started: dict = {}
+        self.used: dict = {}
+
+    def _process(self, pid):
+        try:
+            return self._psutil.Process(pid) if pid else None
+        except self._psutil.Error:
+            return None
+
+    def _postmaster(self):
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_backend_pid()")
+            backend = self._process(cursor.fetchone()[0])
+        try:
+            return backend.parent() if backend is not None else None
+        except self._psutil.Error:
+            return None
+
+    def _tree_seconds(self, root) -> float | None:
+        if root is None:
+            return None
+        try:
+            times = root.cpu_times()
+            total = times.user + times.system + times.children_user + times.children_system
+            for child in root.children(recursive=True):
+                try:
+                    times = child.cpu_times()
+                    total += times.user + times.system
+                except self._psutil.Error:  # exited meanwhile: counted in its parent's children times
+                    pass
+            return total
+        except self._psutil.Error:
+            return None
+
+    def _read(self) -> dict:
+        own = os.times()
+        values = {group: self._tree_seconds(root) for group, root in self._roots.items()}
+        values["clients"] = own.children_user + own.children_system
+        return values
+
+    def start(self):
+        self._started = self._read()
+
+    def stop(self):
+        ended = self._read()
+        self.used = {group: None if ended[group] is None or self._started[group] is None
+                     else ended[group] - self._started[group] for group in self.GROUPS}
