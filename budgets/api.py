@@ -1,4 +1,4 @@
-"""Rules, channels, alerts and budget status API (SPEC 4, 5). Views are thin: serializers
+"""Rules, channels, alerts and budget status API (docs/alerts.md, docs/rollups.md#read-api). Views are thin: serializers
 validate, services write (with the audit log), selectors read."""
 
 from django.shortcuts import get_object_or_404

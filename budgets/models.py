@@ -1,4 +1,4 @@
-"""Rules, alerts, channels and deliveries (SPEC 5).
+"""Rules, alerts, channels and deliveries (docs/alerts.md).
 
 An alert is keyed by (rule, scope[, period start, threshold level]); `Alert.key` is that
 key as one string so a partial unique index can say "at most one alert per key that is not
@@ -131,7 +131,7 @@ class Alert(models.Model):
         return f"{base}/alerts/"
 
     def as_dict(self) -> dict:
-        """The API shape of an alert, also the `alert` of a webhook body (SPEC 5)."""
+        """The API shape of an alert, also the `alert` of a webhook body (docs/alerts.md#webhook)."""
         stamp = lambda t: t.isoformat().replace("+00:00", "Z") if t else None  # noqa: E731
         return {
             "id": self.pk, "kind": self.kind, "rule_id": self.rule_id, "feature": self.feature_name,

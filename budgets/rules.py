@@ -1,4 +1,4 @@
-"""Each rule kind is a small pure function: rollup numbers in, a Verdict out (SPEC 5).
+"""Each rule kind is a small pure function: rollup numbers in, a Verdict out (docs/alerts.md#rules).
 
 No database here. The numbers a verdict carries are what a person needs to see why it
 fired (or did not): the window's counts, the share, the threshold, the guard. Money is

@@ -1,6 +1,6 @@
 """Reads for rules and alerts. Usage numbers come from the rollup tables only, never raw events.
 
-Windows are made of hourly buckets (SPEC 5): "the last 24 h" is the current (partial) hour
+Windows are made of hourly buckets (docs/alerts.md#rules): "the last 24 h" is the current (partial) hour
 and the 24 full hours before it; "7 days" the current hour and 168 before; "the 28 days
 before" the 672 buckets before either of those.
 """

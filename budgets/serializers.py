@@ -1,4 +1,4 @@
-"""Input and output shapes of rules, channels, alerts and budget status (SPEC 4, 5).
+"""Input and output shapes of rules, channels, alerts and budget status (docs/alerts.md).
 
 Used by the API and by the pages' forms, so both validate the same way and name the
 field at fault (`params.amount_usd`, `dimension`, `target`).

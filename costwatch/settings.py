@@ -247,7 +247,7 @@ INGEST_MAX_AGE_DAYS = setting("INGEST_MAX_AGE_DAYS", "int", 90)
 INGEST_RATE_LIMIT = setting("INGEST_RATE_LIMIT", "int", 20000)
 RAW_RETENTION_DAYS = setting("RAW_RETENTION_DAYS", "int", 400)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
-# Alerts and deliveries (SPEC 5): backoff for transient failures, then hourly up to the max age.
+# Alerts and deliveries (docs/alerts.md#delivery-and-retries): backoff for transient failures, then hourly up to the max age.
 DELIVERY_BACKOFF_SECONDS = setting("DELIVERY_BACKOFF_SECONDS", "int_list", [60, 300, 900, 3600])
 DELIVERY_MAX_AGE_SECONDS = setting("DELIVERY_MAX_AGE_SECONDS", "int", 24 * 3600)
 DELIVERY_TIMEOUT_SECONDS = setting("DELIVERY_TIMEOUT_SECONDS", "float", 10.0)

@@ -1,4 +1,4 @@
-"""Reading LiteLLM's `model_prices_and_context_window.json` into price rows (SPEC 3).
+"""Reading LiteLLM's `model_prices_and_context_window.json` into price rows (docs/ingest.md#seed-catalogue-and-imports).
 
 Per-token costs become per-1M prices (parsed as Decimal, never float):
 `input_cost_per_token`, `output_cost_per_token`, `cache_read_input_token_cost`,

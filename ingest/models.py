@@ -117,7 +117,7 @@ SERVICE_TIER_NAMES = [value for value, _ in SERVICE_TIERS]
 PRICE_TIERS = [(TIER_LITE, "Lite"), (TIER_PRO, "Pro")]
 PRICE = {"max_digits": 14, "decimal_places": 6}  # per 1M tokens; 6 places keep per-event cost exact at 12
 
-# The API field names of a price (SPEC 3), in display order.
+# The API field names of a price (docs/ingest.md#prices), in display order.
 PRICE_FIELDS = [
     "input_per_mtok", "cached_input_per_mtok", "cache_write_input_per_mtok", "output_per_mtok",
     "reasoning_output_per_mtok", "long_context_threshold", "long_context_input_per_mtok",

@@ -1,4 +1,4 @@
-"""OTLP/HTTP receiver: exporters point at <base>/v1/traces (SPEC 2 "OTLP")."""
+"""OTLP/HTTP receiver: exporters point at <base>/v1/traces (docs/sending-events.md#3-opentelemetry)."""
 
 from django.urls import path
 

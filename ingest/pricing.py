@@ -1,4 +1,4 @@
-"""Which price is in force for a call, and what the call cost (SPEC 2 and 3).
+"""Which price is in force for a call, and what the call cost (docs/ingest.md#prices).
 
 A `PriceBook` holds the price rows that can match a set of model ids (the exact rows for
 those ids plus every glob), for one project (its overrides) and the global catalogue.
@@ -102,7 +102,7 @@ def normal_rates(values: dict) -> Rates | None:
 
 def long_context_rates(values: dict) -> Rates | None:
     """Missing long-context cached/cache-write prices fall back to the long-context input price,
-    reasoning to the long-context output price (SPEC 2)."""
+    reasoning to the long-context output price (docs/ingest.md#prices)."""
     inp = values["long_context_input_per_mtok"]
     if values["long_context_threshold"] is None or inp is None or values["input_per_mtok"] is None:
         return None

@@ -1,4 +1,4 @@
-"""Per-project ingest rate limit: a token bucket of events per second (SPEC 2).
+"""Per-project ingest rate limit: a token bucket of events per second (docs/ingest.md#the-events-endpoint).
 
 Capacity is one second of the rate, but never less than one full batch (1000 events), so
 a project with a low limit can still send a batch and then waits. With `REDIS_URL` set the

@@ -1,4 +1,4 @@
-"""Re-pricing past events after a price change (SPEC 3), in batches, marking their hours dirty.
+"""Re-pricing past events after a price change (docs/ingest.md#re-pricing), in batches, marking their hours dirty.
 
 Only events whose tier, cost, cost source or price row actually change are written; each
 batch is its own transaction and writes the DirtyHour marks of the hours it changed, so

@@ -1,4 +1,4 @@
-"""Raw event retention (SPEC 7): events older than RAW_RETENTION_DAYS go, rollups stay.
+"""Raw event retention (docs/ingest.md#storage-and-retention): events older than RAW_RETENTION_DAYS go, rollups stay.
 
 Deleted in small batches (each its own transaction) found through the BRIN index on ts, so
 the purge never holds long locks. The cutoff never comes closer than INGEST_MAX_AGE_DAYS

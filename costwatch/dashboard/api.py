@@ -1,4 +1,4 @@
-"""Read API v1 (SPEC 4): features, feature settings, timeseries, models, breakdown.
+"""Read API v1 (docs/rollups.md#read-api): features, feature settings, timeseries, models, breakdown.
 
 Views are thin: parse the shared parameters (costwatch.metrics.params), call a selector,
 format money as decimal strings. The serializers describe response shapes for the OpenAPI
@@ -210,7 +210,7 @@ class ReadView(APIView):
 
 
 class FeaturesView(ReadView):
-    @extend_schema(operation_id="features_list", summary="Per-feature metrics (SPEC 4)",
+    @extend_schema(operation_id="features_list", summary="Per-feature metrics",
                    description="One row per feature, most expensive first. Daily data." + ATTR_NOTE,
                    parameters=RANGE_PARAMS, responses={200: FeatureList, **ERRORS})
     def get(self, request):

@@ -119,7 +119,7 @@ ROUTED_ROLES = ("primary", "escalation")
 
 def pro_share_series(frame: pd.DataFrame, days: list[dt.date], *, baseline_days: int = 28, recent_days: int = 7):
     """Daily Pro share, its trailing 7-day share, and the 28-day baseline before those 7 days
-    (SPEC 4 pro_share: Pro-tier primary + escalation calls over all of them).
+    (pro_share, docs/rollups.md#metric-definitions: Pro-tier primary + escalation calls over all of them).
 
     `days` must start baseline_days + recent_days before the first day shown; the result covers all of
     `days` and the caller trims it. Shares are None where the denominator is 0."""

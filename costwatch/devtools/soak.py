@@ -24,12 +24,12 @@ PRO_MODELS = [("gemini-2.5-pro", "google"), ("gpt-5", "openai"), ("claude-sonnet
 UNPRICED_MODEL = "soak-in-house-13b"  # in no price catalogue: stored unpriced, fires unpriced_traffic
 SPREAD_SECONDS = 48 * 3600  # timestamps spread over the last 48 h
 RETRY_SHARE = 0.02  # share of batches re-sent whole, like a client retrying after a lost response
-BAD_SHARE = 0.01  # share of events inside good batches that break a SPEC 2 rule
-RSS_LIMIT_MB = 300  # SPEC 8: web and worker RSS < 300 MB
+BAD_SHARE = 0.01  # share of events inside good batches that break an event rule (docs/ingest.md#event-fields)
+RSS_LIMIT_MB = 300  # web and worker RSS < 300 MB (README.md#benchmarks)
 
 
 def _bad_event(event: dict, rng: random.Random) -> dict:
-    """Break one SPEC 2 rule, so the API must reject this event and keep the rest of its batch."""
+    """Break one event rule, so the API must reject this event and keep the rest of its batch."""
     kind = rng.randrange(5)
     if kind == 0:
         event["output_tokens"] = -1

@@ -1,4 +1,4 @@
-"""Query parameters shared by the read API and the dashboard pages (SPEC 4).
+"""Query parameters shared by the read API and the dashboard pages (docs/rollups.md#read-api).
 
 `start`/`end` are RFC 3339 datetimes with an offset or plain dates (midnight in the project
 timezone); `end` is exclusive. Both are floored to the hour, or to the project-timezone day

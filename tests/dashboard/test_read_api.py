@@ -40,7 +40,7 @@ def priced_models(db):
 
 
 def events_at(base):
-    """Hand-built calls of one feature, two days ago, with every case SPEC 4 names."""
+    """Hand-built calls of one feature, two days ago, with every case the metric definitions name (docs/rollups.md#metric-definitions)."""
     def ev(i, **fields):
         event = {"event_id": f"e{i}", "timestamp": (base + dt.timedelta(minutes=i)).isoformat(),
                  "feature": "ticket-triage", "model": "testlite-1", "input_tokens": 1000 + i,

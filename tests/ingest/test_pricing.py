@@ -1,4 +1,4 @@
-"""Cost at ingest: which price is in force and the SPEC 2 cost formula, exact in Decimal."""
+"""Cost at ingest: which price is in force and the cost formula of docs/ingest.md#prices, exact in Decimal."""
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal

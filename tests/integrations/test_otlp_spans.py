@@ -1,4 +1,4 @@
-"""OTLP span -> event dict (SPEC 2 "OTLP"), the pure conversion, on spans made by the real
+"""OTLP span -> event dict (docs/sending-events.md#3-opentelemetry), the pure conversion, on spans made by the real
 OpenTelemetry SDK and encoded exactly as its OTLP exporter encodes them."""
 
 from datetime import UTC, datetime

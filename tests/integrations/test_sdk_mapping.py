@@ -1,4 +1,4 @@
-"""SDK helpers: events built from the REAL SDK types (SPEC 2 "SDK mapping").
+"""SDK helpers: events built from the REAL SDK types (docs/sending-events.md#what-the-helpers-map).
 
 Non-streamed responses are the SDKs' own pydantic models (model_validate); streams go
 through the real SDK clients against a local fake server speaking each provider's SSE, so

@@ -85,7 +85,7 @@ def test_feature_hour_has_role_counts_and_pro_share_parts(project, mixed):
         assert {n: row[n] for n in COUNTER_NAMES} == counters(rows)
         for role in ("primary", "triage", "escalation", "shadow"):
             assert row[f"{role}_calls"] == sum(1 for r in rows if r["role"] == role)
-        # pro_share parts (SPEC 4): unknown-tier primary/escalation calls are in the denominator
+        # pro_share parts: unknown-tier primary/escalation calls are in the denominator
         assert row["routed_calls"] == len(routed(rows))
         assert row["routed_pro_calls"] == sum(1 for r in routed(rows) if r["tier"] == "pro")
         assert row["routed_pro_default_calls"] == sum(

@@ -2,7 +2,7 @@
 
 Seeds a project `bench-rules` with synthetic FeatureHour rows by COPY (never through the
 API), plus a few budgets, then times rule cycles and prints the process RSS. Targets
-(SPEC 8): cycle < 5 s, RSS < 300 MB.
+(README.md#benchmarks): cycle < 5 s, RSS < 300 MB.
 """
 
 import datetime as dt

@@ -1,4 +1,4 @@
-"""Events from the usage objects of the official SDKs (SPEC 2 "SDK mapping").
+"""Events from the usage objects of the official SDKs (docs/sending-events.md#what-the-helpers-map).
 
 Nothing here imports an SDK: objects are read by attribute (pydantic models of openai,
 anthropic and google-genai) or by key (the same payloads as plain dicts, e.g. parsed
@@ -27,7 +27,7 @@ _FINISH = {
     "IMAGE_SAFETY": "content_filter", "IMAGE_PROHIBITED_CONTENT": "content_filter",
     "MALFORMED_FUNCTION_CALL": "error", "FINISH_REASON_UNSPECIFIED": None,
 }
-# Provider service tiers that have their own price rows (SPEC 3); "default"/"auto" are standard.
+# Provider service tiers that have their own price rows (docs/ingest.md#prices); "default"/"auto" are standard.
 _SERVICE_TIERS = {"flex": "flex", "priority": "priority", "batch": "batch"}
 
 

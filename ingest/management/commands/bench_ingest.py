@@ -1,4 +1,4 @@
-"""`manage.py bench_ingest`: events/s through the HTTP API beside raw COPY of the same rows (SPEC 8).
+"""`manage.py bench_ingest`: events/s through the HTTP API beside raw COPY of the same rows (README.md#benchmarks).
 
 1. Starts gunicorn on a free local port (or targets `--url` with `--key`), and sends
    `--events` events in batches of `--batch` from `--clients` processes (each its own

@@ -12,7 +12,7 @@
    sent == accepted, duplicates == good events re-sent, rejected == bad events sent, no event
    stored twice, HourlyRollup sums == a direct aggregate of raw events (per hour), a rule cycle
    ran and opened the unpriced_traffic alert, no ERROR/Traceback in the worker log, RSS under
-   SPEC 8's 300 MB. Exits non-zero if any check fails; stops both servers on any exit; deletes
+   the 300 MB target (README.md#benchmarks). Exits non-zero if any check fails; stops both servers on any exit; deletes
    the soak data unless --keep.
 """
 
