@@ -10,8 +10,6 @@
 Standard library only; the SDK helpers read the SDKs' objects without importing them.
 """
 
-__version__ = "0.1.0"
-
 from .client import Client, retry_after_seconds  # noqa: E402
 from .context import current_fields, track  # noqa: E402
 from .sdk import (  # noqa: E402
@@ -28,9 +26,10 @@ from .sdk import (  # noqa: E402
     from_openai_response_stream,
 )
 from .streams import RecordedStream  # noqa: E402
+from .version import __version__  # noqa: E402
 
 __all__ = [
-    "Client", "RecordedStream", "track", "current_fields", "retry_after_seconds",
+    "__version__", "Client", "RecordedStream", "track", "current_fields", "retry_after_seconds",
     "event_from_response", "event_from_stream", "finish_reason",
     "from_openai_chat", "from_openai_chat_stream", "from_openai_response", "from_openai_response_stream",
     "from_anthropic_message", "from_anthropic_stream", "from_google_genai", "from_google_genai_stream",

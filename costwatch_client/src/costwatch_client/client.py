@@ -11,7 +11,6 @@ at send time, so a retried batch is deduplicated by the server instead of double
 from __future__ import annotations
 
 import atexit
-import email.utils
 import gzip as gzip_module
 import http.client
 import json
@@ -25,12 +24,11 @@ import urllib.error
 import urllib.request
 import uuid
 import weakref
-from datetime import date, datetime, timezone
-from decimal import Decimal
 
-from . import __version__
 from .context import apply_context
 from .sdk import event_from_response, stream_kind
+from .version import __version__
+from .wire import RetryableError, json_default, retry_after_seconds, utc_now_iso
 
 logger = logging.getLogger("costwatch_client")
 
@@ -39,48 +37,6 @@ MAX_BODY_BYTES = 4_500_000  # stay under the API's 5 MB limit with room for the 
 _WAKE = object()  # a queue item that only wakes the sender (flush, close)
 
 _live_clients: weakref.WeakSet = weakref.WeakSet()
-
-
-def _json_default(value):
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.isoformat()
-    if isinstance(value, date):
-        return value.isoformat()
-    if isinstance(value, Decimal):
-        return str(value)
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-
-def _utc_now_iso() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="microseconds")
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """`Retry-After` as seconds: either delta-seconds or an HTTP date."""
-    if not value:
-        return None
-    value = value.strip()
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=timezone.utc)
-    return max(0.0, (when - datetime.now(timezone.utc)).total_seconds())
-
-
-class _Retryable(Exception):
-    def __init__(self, reason: str, retry_after: float | None = None):
-        super().__init__(reason)
-        self.retry_after = retry_after
 
 
 class Client:
@@ -126,8 +82,8 @@ class Client:
         try:
             payload = apply_context(dict(event), defaults=self.defaults)
             payload.setdefault("event_id", str(uuid.uuid4()))
-            payload.setdefault("timestamp", _utc_now_iso())
-            data = json.dumps(payload, default=_json_default, separators=(",", ":")).encode()
+            payload.setdefault("timestamp", utc_now_iso())
+            data = json.dumps(payload, default=json_default, separators=(",", ":")).encode()
         except Exception:  # a bad event must not break the app
             logger.warning("costwatch: dropped an event that could not be serialised", exc_info=True)
             self._count("dropped")
@@ -317,7 +273,7 @@ class Client:
         while True:
             try:
                 status, body = self._post(batch)
-            except _Retryable as exc:
+            except RetryableError as exc:
                 if attempt >= self.max_retries or self._abort.is_set():
                     logger.warning("costwatch: giving up on %d events after %d attempts: %s",
                                    len(batch), attempt + 1, exc)
@@ -360,10 +316,10 @@ class Client:
         except urllib.error.HTTPError as exc:
             payload = exc.read() if exc.fp is not None else b""
             if exc.code == 429 or exc.code >= 500:
-                raise _Retryable(f"HTTP {exc.code}", retry_after_seconds(exc.headers.get("Retry-After"))) from None
+                raise RetryableError(f"HTTP {exc.code}", retry_after_seconds(exc.headers.get("Retry-After"))) from None
             return exc.code, payload
         except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            raise _Retryable(f"connection error: {getattr(exc, 'reason', exc)}") from None
+            raise RetryableError(f"connection error: {getattr(exc, 'reason', exc)}") from None
 
     def _handle_response(self, batch: list[bytes], status: int, body: bytes):
         try:
