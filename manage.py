@@ -9,7 +9,7 @@ if __name__ == "__main__":
     from django.core.management import execute_from_command_line
 
     try:
-        settings._setup()  # load the settings now: a bad variable is one line, not a traceback
+        _ = settings.INSTALLED_APPS  # load the settings now: a bad variable is one line, not a traceback
     except ImproperlyConfigured as exc:
         sys.exit(f"[costwatch] {exc}")
     execute_from_command_line(sys.argv)

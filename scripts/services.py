@@ -17,7 +17,6 @@ from pathlib import Path
 from urllib.parse import quote
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-from costwatch.devtools import free_port  # noqa: E402
 
 warnings.filterwarnings("ignore", module="platformdirs")
 
@@ -112,6 +111,8 @@ def ensure_debian_packages(binaries: dict[str, str]) -> None:
 
 
 def start_redis(work_dir: Path) -> tuple[subprocess.Popen, str]:
+    from costwatch.devtools import free_port  # not at the top: `make stop-db` runs without .venv
+
     port = free_port()
     work_dir.mkdir(parents=True, exist_ok=True)
     proc = subprocess.Popen(
