@@ -29,9 +29,9 @@ from decimal import Decimal
 import numpy as np
 
 DEMO_PRICES = [
-    # model, provider, tier, input, cached input, output per 1M tokens (USD)
-    ("gemini-2.5-flash-lite", "google", "lite", "0.10", "0.025", "0.40"),
-    ("gemini-2.5-pro", "google", "pro", "1.25", "0.31", "10.00"),
+    # model, provider, tier, input, cached input, output per 1M tokens (USD), up to 200k tokens
+    ("gemini-2.5-flash-lite", "google", "lite", "0.10", "0.01", "0.40"),
+    ("gemini-2.5-pro", "google", "pro", "1.25", "0.125", "10.00"),
     ("gpt-4.1-mini", "openai", "lite", "0.40", "0.10", "1.60"),
     ("gpt-4.1", "openai", "pro", "2.00", "0.50", "8.00"),
 ]
@@ -80,7 +80,8 @@ FEATURES = [
 
 
 def demo_prices() -> list[dict]:
-    """Global catalogue rows for the demo models (the self-hosted model stays unpriced on purpose)."""
+    """Prices for the demo models, used as overrides on the demo project only where no price covers
+    them (the catalogue normally does; the self-hosted model stays unpriced on purpose)."""
     return [
         {"model": model, "provider": provider, "tier": tier, "input_per_mtok": Decimal(inp),
          "cached_input_per_mtok": Decimal(cached), "output_per_mtok": Decimal(out)}

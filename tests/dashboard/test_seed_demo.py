@@ -1,5 +1,6 @@
 import datetime as dt
 import math
+from decimal import Decimal
 from io import StringIO
 
 import pytest
@@ -56,7 +57,7 @@ def test_seed_demo_stores_prices_events_and_rollups(project):
     assert "seeded" in out.getvalue()
     unpriced = events.filter(model="acme-intent-ft-v3")
     assert unpriced.exists() and not unpriced.exclude(cost_usd=None).exists()
-    assert not events.filter(model="gpt-4.1", cost_usd=None).exists()  # demo catalogue prices added
+    assert not events.filter(model="gpt-4.1", cost_usd=None).exists()  # priced by the catalogue
     assert not DirtyHour.objects.filter(project=project).exists()
     assert FeatureDay.objects.filter(project=project).count() > 0
     project.refresh_from_db()
@@ -141,3 +142,50 @@ def test_first_rule_cycle_after_seed_demo_opens_exactly_the_three_stories(projec
     # The feature with escalation traffic sits inside escalation_band's 5-20%, so it stays quiet.
     triage = _window_counts(events, "ticket-triage", last_7d, upto)
     assert triage["primary"] >= 200 and 0.05 <= triage["escalation"] / triage["primary"] <= 0.20
+
+
+def test_seed_demo_never_writes_global_prices_and_a_new_project_keeps_the_catalogues_cost(project, key_client):
+    from ingest.models import Price
+    from tests.factories import make_project
+
+    global_before = set(Price.objects.filter(project__isnull=True).values_list("id", flat=True))
+    call_command("seed_demo", "--project", project.name, "--events", "2000", "--days", "5", stdout=StringIO())
+    assert set(Price.objects.filter(project__isnull=True).values_list("id", flat=True)) == global_before
+    assert not Price.objects.filter(project=project).exists()  # the shipped catalogue covers every demo model
+
+    # A Gemini 2.5 Pro call of 300k input and 1k output tokens, in a new project: the long-context rates.
+    newcomer = make_project("Newcomer", slug="newcomer")
+    client = key_client(newcomer, "ingest")
+    response = client.post("/api/v1/events", {"events": [{
+        "event_id": "big-1", "timestamp": timezone.now().isoformat(), "feature": "my-feature",
+        "model": "gemini-2.5-pro", "input_tokens": 300_000, "output_tokens": 1_000, "max_output_tokens": 2048}]},
+        format="json")
+    assert response.status_code == 200, response.json()
+    expected = Decimal(300_000) * Decimal("2.50") / 1_000_000 + Decimal(1_000) * Decimal("15.00") / 1_000_000
+    assert expected == Decimal("0.765")
+    assert Event.objects.get(project=newcomer, event_id="big-1").cost_usd == expected
+
+
+def test_a_demo_model_the_catalogue_lacks_becomes_an_override_on_the_demo_project_only(project):
+    from ingest.models import Price
+
+    Price.objects.filter(project__isnull=True, model__startswith="gpt-4.1").delete()
+    call_command("seed_demo", "--project", project.name, "--events", "2000", "--days", "5", stdout=StringIO())
+    overrides = Price.objects.filter(project=project)
+    assert {(p.model, p.input_per_mtok, p.output_per_mtok) for p in overrides} == {
+        ("gpt-4.1", Decimal("2.00"), Decimal("8.00")), ("gpt-4.1-mini", Decimal("0.40"), Decimal("1.60"))}
+    assert not Price.objects.filter(project__isnull=True, model__startswith="gpt-4.1").exists()
+    assert not Event.objects.filter(project=project, model="gpt-4.1", cost_usd=None).exists()
+
+
+def test_seed_demo_removes_the_global_rows_an_earlier_version_added(project):
+    from ingest.models import Price
+
+    old = Price.objects.create(project=None, model="gemini-2.5-pro", provider="google", tier="pro",
+                               input_per_mtok=Decimal("1.25"), cached_input_per_mtok=Decimal("0.31"),
+                               output_per_mtok=Decimal("10.00"), effective_from=dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                               created_by="seed_demo", note="demo price")
+    out = StringIO()
+    call_command("seed_demo", "--project", project.name, "--events", "1000", "--days", "3", stdout=out)
+    assert not Price.objects.filter(pk=old.pk).exists()
+    assert "removed 1 global prices" in out.getvalue()

@@ -7,24 +7,39 @@ from django.utils import timezone
 from costwatch.devtools.demo import demo_prices, generate_batches
 from costwatch.projects.selectors import project_by_slug_or_name
 from costwatch.projects.services import audit_record
-from ingest.catalogue import price_create
+from ingest.catalogue import price_create, price_delete
 from ingest.models import Event, Price
-from ingest.pricing import price_rows
+from ingest.pricing import PriceBook, price_rows
 from ingest.services import event_rows_store
 
-PRICES_FROM = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+PRICES_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+DEMO_NOTE = "demo price"
 
 
-def demo_prices_ensure() -> int:
-    """Catalogue rows for the demo models where the catalogue has none (never overwrites a price), added
-    through the price service like any other price (validated and audited)."""
+def demo_prices_ensure(*, project) -> int:
+    """Overrides on the demo `project` for the demo models that no price covers, added through the
+    price service like any other price (validated and audited). Never a global row: the demo must
+    not change what other projects' calls cost (an exact id would beat the catalogue's globs)."""
+    book = PriceBook.load(project=project, models=None)
     created = 0
     for values in demo_prices():
-        if not Price.objects.filter(project__isnull=True, model=values["model"]).exists():
-            price_create(project=None, values={**values, "effective_from": PRICES_FROM, "note": "demo price"},
+        found = book.match(model=values["model"], provider=values["provider"], service_tier="standard",
+                           ts=PRICES_FROM)
+        if found.price is None:
+            price_create(project=project, values={**values, "effective_from": PRICES_FROM, "note": DEMO_NOTE},
                          actor_label="seed_demo", queue_recompute=False)
             created += 1
     return created
+
+
+def demo_global_prices_remove() -> int:
+    """Delete the global rows an earlier seed_demo added (exact ids that beat the catalogue's globs,
+    with wrong cached-input rates); the calls they priced are re-priced in the background."""
+    removed = 0
+    for price in Price.objects.filter(project__isnull=True, created_by="seed_demo", note=DEMO_NOTE):
+        price_delete(price=price, actor_label="seed_demo")
+        removed += 1
+    return removed
 
 
 class Command(BaseCommand):
@@ -51,13 +66,17 @@ class Command(BaseCommand):
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
         project = project_by_slug_or_name(project)
+        removed = demo_global_prices_remove()
+        if removed:
+            self.stdout.write(f"removed {removed} global prices an earlier seed_demo added; the calls they priced "
+                              "are re-priced from the catalogue")
         if Event.objects.filter(project=project).exists() and not force:
             if if_empty:
                 self.stdout.write(f"{project.slug} already has events; nothing seeded")
                 return
             raise CommandError(f"project {project.slug!r} already has events; pass --force to add demo events anyway")
         started = time.perf_counter()
-        prices = demo_prices_ensure()
+        prices = demo_prices_ensure(project=project)
         if not project.dimensions:
             project.dimensions = ["customer", "plan"]
             project.save(update_fields=["dimensions"])
@@ -75,6 +94,6 @@ class Command(BaseCommand):
 
         hours = refresh_dirty_rollups(project=project)
         self.stdout.write(
-            f"seeded {stored} events over {days} days into {project.slug} ({prices} demo prices added) in "
+            f"seeded {stored} events over {days} days into {project.slug} ({prices} demo price overrides added) in "
             f"{written - started:.1f}s; rollups refreshed for {hours} hours in {time.perf_counter() - written:.1f}s"
         )

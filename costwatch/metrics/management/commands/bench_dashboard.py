@@ -80,7 +80,7 @@ class Command(BaseCommand):
         with connection.cursor() as cursor:
             for table in ["ingest_dirtyhour", *ANALYZED[::-1]]:
                 cursor.execute(f"DELETE FROM {table} WHERE project_id = %s", [bench.pk])
-        demo_prices_ensure()
+        demo_prices_ensure(project=bench)
         bench.dimensions = ["customer", "plan"]
         bench.save(update_fields=["dimensions"])
         end = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=1)
