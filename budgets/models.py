@@ -170,6 +170,7 @@ class Channel(models.Model):
                                    help_text="Empty = every alert of the project.")
     enabled = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    test_requested_at = models.DateTimeField(null=True, blank=True, help_text="Test button pressed; sent by the worker.")
     last_test_at = models.DateTimeField(null=True, blank=True)
     last_test_error = models.TextField(blank=True, default="")
 
@@ -183,6 +184,12 @@ class Channel(models.Model):
     def email_addresses(target: str) -> list[str]:
         """An email channel's target: one address or several separated by commas."""
         return [address.strip() for address in target.split(",") if address.strip()]
+
+    @property
+    def test_pending(self) -> bool:
+        """The Test button was pressed and the worker has not reported back since."""
+        return self.test_requested_at is not None and (self.last_test_at is None
+                                                       or self.last_test_at < self.test_requested_at)
 
     def target_display(self) -> str:
         """Enough of the target to recognise it without showing a webhook's secret path."""

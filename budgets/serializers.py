@@ -13,6 +13,7 @@ from ingest.models import Feature
 
 from . import rules as rule_functions
 from .models import FEATURE_KINDS, KIND_SPEND_BUDGET, RULE_KINDS, Alert, Channel, Rule
+from .transports import slack_target_problem
 
 
 def _error(field, message, code="invalid"):
@@ -183,6 +184,8 @@ class ChannelInputSerializer(serializers.Serializer):
             URLValidator(schemes=["http", "https"])(target)
         except DjangoValidationError:
             raise _error("target", "must be an http(s) URL (the incoming webhook URL)") from None
+        if kind == Channel.SLACK and slack_target_problem(target):
+            raise _error("target", slack_target_problem(target))
         return target
 
 

@@ -356,6 +356,16 @@ def sample_alert(*, project) -> Alert:
                                           f"(threshold 5.0%). This is a sample; nothing is wrong.")
 
 
+def channel_test_request(*, channel, now=None) -> None:
+    """The Test button: the worker sends (never the web process, which must not wait on a
+    stranger's server); the page shows the outcome once `channel_test` has recorded it."""
+    from .tasks import send_channel_test  # tasks import this module
+
+    now = now or timezone.now()
+    Channel.objects.filter(pk=channel.pk).update(test_requested_at=now)
+    transaction.on_commit(lambda: send_channel_test.delay(channel.pk))
+
+
 def channel_test(*, channel, now=None) -> str:
     """Send a real message built from an unsaved sample alert; returns '' or the error."""
     alert = sample_alert(project=channel.project)

@@ -11,6 +11,7 @@ from django.utils import timezone
 from costwatch.projects.models import Project
 
 from . import services
+from .models import Channel
 
 logger = logging.getLogger(__name__)
 
@@ -59,6 +60,16 @@ def send_delivery(delivery_id: int, lease_end: str | None = None):
     sent = services.delivery_attempt(delivery_id=delivery_id, lease_end=lease, now=timezone.now())
     logger.info("delivery %s %s", delivery_id, "sent" if sent else "failed")
     return sent
+
+
+@shared_task(name="budgets.tasks.send_channel_test", ignore_result=True)
+def send_channel_test(channel_id: int):
+    channel = Channel.objects.select_related("project").filter(pk=channel_id).first()
+    if channel is None:
+        return None
+    error = services.channel_test(channel=channel)
+    logger.info("channel %s test %s", channel_id, f"failed: {error}" if error else "sent")
+    return error
 
 
 @shared_task(name="budgets.tasks.send_daily_digests", ignore_result=True)

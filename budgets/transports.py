@@ -12,12 +12,13 @@ import json
 import smtplib
 import time
 from dataclasses import dataclass, field
+from http import HTTPStatus
 
-import requests
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.template.loader import render_to_string
 
+from . import outbound
 from .models import RULE_KINDS, Channel
 
 SIGNATURE_HEADER = "X-Costwatch-Signature"
@@ -69,18 +70,27 @@ class Transport:
 
 class HttpTransport(Transport):
     def post(self, body: bytes, headers: dict) -> None:
+        """Send through budgets.outbound; the error kept is the status and its standard phrase,
+        never the receiver's own words (they could be anything, of any size)."""
         try:
-            response = requests.post(self.channel.target, data=body, timeout=settings.DELIVERY_TIMEOUT_SECONDS,
-                                     headers={"Content-Type": "application/json", **headers})
-        except requests.Timeout:
-            raise TransportError("timed out") from None
-        except requests.RequestException as exc:
-            raise TransportError(f"connection failed: {exc.__class__.__name__}") from None
-        if response.status_code < 300:
+            status = outbound.post(self.channel.target, body=body,
+                                   headers={"Content-Type": "application/json", **headers})
+        except outbound.OutboundError as exc:
+            raise TransportError(exc.message, permanent=exc.permanent) from None
+        if status < 300:
             return
-        detail = f"HTTP {response.status_code}: {response.text[:200]}".strip()
-        transient = response.status_code >= 500 or response.status_code == 429
+        detail = f"HTTP {status} {status_phrase(status)}".strip()
+        if 300 <= status < 400:
+            raise TransportError(f"{detail}: redirects are not followed", permanent=True)
+        transient = status >= 500 or status == 429
         raise TransportError(detail, permanent=not transient)
+
+
+def status_phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return ""
 
 
 def slack_escape(value) -> str:
@@ -95,6 +105,18 @@ def slack_safe_context(context: dict) -> dict:
         if alert.get(key):
             alert[key] = slack_escape(alert[key])
     return {**context, "alert": alert, "project_name": slack_escape(context["project_name"])}
+
+
+SLACK_WEBHOOK_PREFIX = "https://hooks.slack.com/"
+
+
+def slack_target_problem(target: str) -> str:
+    """'' when a Slack channel may send to `target`: Slack's own webhook host, or any URL where
+    WEBHOOK_ALLOW_PRIVATE_IPS allows private receivers (tests, Mattermost-style on-premise
+    servers that speak Slack's webhook format)."""
+    if settings.WEBHOOK_ALLOW_PRIVATE_IPS or target.startswith(SLACK_WEBHOOK_PREFIX):
+        return ""
+    return f"a Slack target must start with {SLACK_WEBHOOK_PREFIX}"
 
 
 class SlackTransport(HttpTransport):
@@ -118,6 +140,9 @@ class SlackTransport(HttpTransport):
         return {"text": text[:3000], "blocks": blocks}
 
     def notify(self, message: OutgoingMessage) -> None:
+        problem = slack_target_problem(self.channel.target)
+        if problem:  # saved before the rule existed, or through the Django admin
+            raise TransportError(problem, permanent=True)
         self.post(json.dumps(self.payload(message)).encode(), {})
 
 

@@ -176,11 +176,8 @@ def channels_page(request, slug):
 def channel_test(request, slug, channel_id):
     project = project_for_user(user=request.user, slug=slug, admin=True)
     channel = get_object_or_404(Channel.objects.select_related("project"), project=project, pk=channel_id)
-    error = services.channel_test(channel=channel)
-    if error:
-        messages.error(request, f"Test to {channel.name} failed: {error}")
-    else:
-        messages.success(request, f"Test sent to {channel.name}.")
+    services.channel_test_request(channel=channel)
+    messages.info(request, f"Test queued for {channel.name}: its outcome shows below once the worker has sent it.")
     return redirect("budgets:channels", slug=slug)
 
 

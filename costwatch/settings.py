@@ -283,7 +283,11 @@ API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Alerts and deliveries (docs/alerts.md#delivery-and-retries): backoff for transient failures, then hourly up to the max age.
 DELIVERY_BACKOFF_SECONDS = setting("DELIVERY_BACKOFF_SECONDS", "int_list", [60, 300, 900, 3600])
 DELIVERY_MAX_AGE_SECONDS = setting("DELIVERY_MAX_AGE_SECONDS", "int", 24 * 3600)
+# One total deadline per outbound send (DNS, connect, TLS, request, answer), not per socket read.
 DELIVERY_TIMEOUT_SECONDS = setting("DELIVERY_TIMEOUT_SECONDS", "float", 10.0)
+# Outbound sends refuse loopback/private/link-local/multicast/reserved addresses unless this is on
+# (tests, on-premise receivers); it also lets a Slack channel name a receiver other than hooks.slack.com.
+WEBHOOK_ALLOW_PRIVATE_IPS = setting("WEBHOOK_ALLOW_PRIVATE_IPS", "bool", False)
 ALERT_RESOLVE_AFTER_MINUTES = setting("ALERT_RESOLVE_AFTER_MINUTES", "int", 60)
 DIGEST_LOCAL_HOUR = setting("DIGEST_LOCAL_HOUR", "int", 8)
 if not 0 <= DIGEST_LOCAL_HOUR <= 23:

@@ -4,6 +4,9 @@ import os
 
 os.environ.setdefault("DEBUG", "true")
 os.environ.setdefault("SECRET_KEY", "test-secret-key")
+# The suite's receivers are pytest-httpserver on 127.0.0.1 (also for worker subprocesses, which
+# inherit the environment); the SSRF tests turn this off.
+os.environ.setdefault("WEBHOOK_ALLOW_PRIVATE_IPS", "true")
 
 from .settings import *  # noqa: E402,F403
 from .settings import CELERY_BEAT_SCHEDULE  # noqa: E402,F401

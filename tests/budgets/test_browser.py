@@ -12,7 +12,8 @@ from .helpers import feature, only_rules, uncapped_day
 pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
-def test_an_admin_acknowledges_an_alert_then_adds_and_tests_a_webhook(live_server, page, user, project, httpserver):
+def test_an_admin_acknowledges_an_alert_then_adds_and_tests_a_webhook(live_server, page, user, project, httpserver,
+                                                                       start_worker):
     httpserver.expect_request("/hook", method="POST").respond_with_data("")
     now = timezone.now()
     uncapped_day(project, feature(project), now=now)
@@ -38,6 +39,10 @@ def test_an_admin_acknowledges_an_alert_then_adds_and_tests_a_webhook(live_serve
     page.wait_for_selector("text=Channel pager added")
     channel = Channel.objects.get()
     page.locator(f'[data-testid="channel-{channel.pk}"] >> text=Test').click()
-    page.wait_for_selector("text=Test sent to pager")
+    page.wait_for_selector("text=Test queued for pager")
+    status = page.locator(f'[data-testid="test-status-{channel.pk}"]')
+    assert "waiting for the worker" in status.inner_text() and httpserver.log == []
+    start_worker()  # the send happens there; the open page picks up its outcome by itself
+    page.wait_for_selector(f'[data-testid="test-status-{channel.pk}"] >> text=sent', timeout=60000)
     assert httpserver.log[0][0].get_json()["type"] == "alert.test"
     assert errors == []

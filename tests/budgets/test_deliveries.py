@@ -105,7 +105,7 @@ def test_a_slack_404_is_permanent(project, firing, httpserver):
     deliveries_send_due(now=NOW + dt.timedelta(hours=2))
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.permanent, delivery.attempts) == ("failed", True, 1)
-    assert delivery.last_error == "HTTP 404: no_service"
+    assert delivery.last_error == "HTTP 404 Not Found"
     assert len(httpserver.log) == 1
 
 

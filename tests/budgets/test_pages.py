@@ -4,6 +4,7 @@ import pytest
 
 from budgets.models import Alert, Channel, Delivery, Rule
 from budgets.services import deliveries_send_due, evaluate_project
+from budgets.tasks import send_channel_test
 from costwatch.projects.services import membership_set
 from tests.factories import make_project, make_user
 
@@ -105,14 +106,21 @@ def test_other_projects_pages_are_404(client, project):
         assert client.get(f"/p/{project.slug}/{page}/").status_code == 404
 
 
-def test_the_test_button_sends_a_real_sample_and_saves_no_alert(client, user, project, httpserver):
+def test_the_test_button_queues_a_real_sample_for_the_worker_and_saves_no_alert(
+        client, user, project, httpserver, django_capture_on_commit_callbacks):
     httpserver.expect_request("/hook", method="POST").respond_with_data("")
     client.force_login(user)
     client.post(f"/p/{project.slug}/channels/", {"kind": "webhook", "name": "pager",
                                                   "target": httpserver.url_for("/hook"), "secret": "k"})
     channel = Channel.objects.get()
-    response = client.post(f"/p/{project.slug}/channels/{channel.pk}/test", follow=True)
-    assert "Test sent to pager" in response.content.decode()
+    with django_capture_on_commit_callbacks(execute=False) as queued:
+        response = client.post(f"/p/{project.slug}/channels/{channel.pk}/test", follow=True)
+    page = response.content.decode()
+    assert "Test queued for pager" in page and "waiting for the worker" in page
+    assert httpserver.log == [] and len(queued) == 1  # the web process sent nothing
+    send_channel_test(channel.pk)  # what the worker runs
+    page = client.get(f"/p/{project.slug}/channels/").content.decode()
+    assert "waiting for the worker" not in page and '<span class="good">sent</span>' in page
     [(request, _)] = httpserver.log
     assert request.get_json()["type"] == "alert.test"
     assert request.get_json()["alert"]["kind"] == "unbounded_output"
@@ -120,12 +128,14 @@ def test_the_test_button_sends_a_real_sample_and_saves_no_alert(client, user, pr
     assert not Alert.objects.exists()
 
 
-def test_the_test_button_shows_a_failure(client, user, project, httpserver):
+def test_the_test_button_shows_a_failure_once_the_worker_has_tried(client, user, project, httpserver):
     httpserver.expect_request("/slack", method="POST").respond_with_data("invalid_token", status=403)
     channel = Channel.objects.create(project=project, kind="slack", name="#costs", target=httpserver.url_for("/slack"))
     client.force_login(user)
-    response = client.post(f"/p/{project.slug}/channels/{channel.pk}/test", follow=True)
-    assert "Test to #costs failed: HTTP 403: invalid_token (permanent)" in response.content.decode()
+    client.post(f"/p/{project.slug}/channels/{channel.pk}/test")
+    send_channel_test(channel.pk)
+    page = client.get(f"/p/{project.slug}/channels/").content.decode()
+    assert "HTTP 403 Forbidden (permanent)" in page and "invalid_token" not in page
 
 
 def test_the_channels_page_highlights_permanent_failures(client, user, project, open_alert, httpserver):
@@ -137,7 +147,7 @@ def test_the_channels_page_highlights_permanent_failures(client, user, project, 
     assert Delivery.objects.get().permanent
     client.force_login(user)
     page = client.get(f"/p/{project.slug}/channels/").content.decode()
-    assert "1 permanent failure" in page and "failed (permanent)" in page and "HTTP 404: no_service" in page
+    assert "1 permanent failure" in page and "failed (permanent)" in page and "HTTP 404 Not Found" in page and "no_service" not in page
 
 
 def test_open_alerts_selector_for_the_overview(project, open_alert):
