@@ -3,7 +3,8 @@
 Bucket 0 holds values below 1 (in practice 0); bucket i >= 1 holds [1.25**(i-1), 1.25**i);
 the last bucket (N_BUCKETS - 1) also holds everything above. A histogram is a list of
 counts indexed by bucket, trimmed after its last non-zero bucket, so histograms of any two
-hours, days or groups merge by element-wise addition.
+hours, days or groups merge by element-wise addition (in SQL `cw_hist_sum`, in numpy the
+selectors' `hist_sum`).
 
 Quantiles come back as the geometric midpoint of the bucket holding the nearest-rank value,
 so the estimate is within sqrt(1.25) - 1 = 11.8% of the exact nearest-rank quantile.
@@ -13,7 +14,7 @@ The refresh computes bucket indexes in SQL with `cw_bucket()` (created by migrat
 """
 
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 RATIO = 1.25
 LN_RATIO = 0.22314355131420976  # math.log(1.25), spelled out so the SQL twin uses the same double
@@ -54,40 +55,6 @@ def bucket_midpoint(index: int) -> float:
     if index == 0:
         return 0.0
     return RATIO ** (index - 0.5)
-
-
-def histogram(values: Iterable) -> list[int]:
-    """The histogram of some values (None values are skipped)."""
-    counts = [0] * N_BUCKETS
-    for value in values:
-        index = bucket_index(value)
-        if index is not None:
-            counts[index] += 1
-    return trim(counts)
-
-
-def trim(hist: Sequence[int]) -> list[int]:
-    hist = list(hist)
-    while hist and not hist[-1]:
-        hist.pop()
-    return hist
-
-
-def merge(h1: Sequence[int] | None, h2: Sequence[int] | None) -> list[int]:
-    """Element-wise sum of two histograms of any lengths."""
-    h1, h2 = list(h1 or []), list(h2 or [])
-    if len(h1) < len(h2):
-        h1, h2 = h2, h1
-    for index, count in enumerate(h2):
-        h1[index] += count
-    return trim(h1)
-
-
-def merge_all(hists: Iterable[Sequence[int] | None]) -> list[int]:
-    total: list[int] = []
-    for hist in hists:
-        total = merge(total, hist)
-    return total
 
 
 def count(hist: Sequence[int] | None) -> int:

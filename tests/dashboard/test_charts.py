@@ -4,6 +4,7 @@ import pandas as pd
 import pytest
 
 from costwatch.dashboard import charts
+from tests import histograms
 
 
 def test_sparkline_scales_to_the_largest_value():
@@ -41,10 +42,9 @@ def test_empty_frame_gives_figures_without_traces():
     assert charts.latency_figure(empty, days)["data"] == []
 
 
-def test_vectorised_quantiles_match_the_bucket_module():
-    from costwatch.metrics import buckets
-
-    hists = [buckets.histogram([120, 340, 800, 800, 5000]), [], buckets.histogram(range(1, 2000, 7))]
-    matrix = charts.hist_matrix(hists)
+def test_vectorised_quantiles_are_the_bucket_midpoints_of_the_nearest_rank_values():
+    samples = [[120, 340, 800, 800, 5000], [], list(range(1, 2000, 7)), [0, 0, 3]]
+    matrix = charts.hist_matrix([histograms.histogram(values) for values in samples])
     for q in (0.5, 0.95):
-        assert charts.quantiles_by_row(matrix, q) == [buckets.quantile(h, q) if h else None for h in hists]
+        expected = [histograms.quantile(values, q) for values in samples]
+        assert charts.quantiles_by_row(matrix, q) == pytest.approx(expected)

@@ -20,9 +20,17 @@ def test_bench_dashboard_smoke_prints_p95_for_every_page_and_api_call(capsys):
     assert "/p/bench-dashboard/" in urls
     assert any(url.startswith("/api/v1/features?") for url in urls)
     assert any(url.startswith("/api/v1/breakdown?") for url in urls)
-    for line in lines:
-        assert re.search(r"\s\d+\.\d\s+\d+\.\d\s+\d+\.\d\s+(met|MISSED)$", line), line
-    assert re.search(r"p95 < 150 ms on every URL \(3 requests each\): (MET|NOT MET)", out)
+    verdicts = []
+    for line in lines:  # the label must follow from the printed p95, whichever way this machine went
+        match = re.search(r"\s(\d+\.\d)\s+(\d+\.\d)\s+(\d+\.\d)\s+(met|MISSED)$", line)
+        assert match, line
+        p50, p95, slowest = (float(match.group(i)) for i in (1, 2, 3))
+        assert p50 <= slowest and p95 <= slowest, line
+        if abs(p95 - 150) > 0.05:  # a figure that rounds to the target may go either way
+            assert match.group(4) == ("met" if p95 < 150 else "MISSED"), line
+        verdicts.append(match.group(4))
+    overall = "MET" if all(v == "met" for v in verdicts) else "NOT MET"
+    assert f"p95 < 150 ms on every URL (3 requests each): {overall}" in out
 
     call_command("bench_dashboard", "--reuse", "--iterations", "1")
     assert "reusing the events and rollups of bench-dashboard" in capsys.readouterr().out

@@ -4,7 +4,7 @@ from decimal import Decimal
 import pytest
 from django.core.management import CommandError, call_command
 
-from costwatch.metrics import buckets, services
+from costwatch.metrics import services
 from costwatch.metrics.models import (
     DimensionDay,
     FeatureDay,
@@ -15,6 +15,7 @@ from costwatch.metrics.models import (
     RollupState,
 )
 from ingest.models import DirtyHour
+from tests import histograms
 from tests.factories import make_project
 from tests.metrics.eventdata import (
     UTC,
@@ -37,9 +38,9 @@ def rollup_rows(model, key_fields, extra=()):
 
 
 def expected_hists(rows):
-    return {"latency_hist": buckets.histogram(r["latency_ms"] for r in rows),
-            "ttft_hist": buckets.histogram(r["ttft_ms"] for r in rows),
-            "output_tokens_hist": buckets.histogram(r["output_tokens"] for r in rows)}
+    return {"latency_hist": histograms.histogram(r["latency_ms"] for r in rows),
+            "ttft_hist": histograms.histogram(r["ttft_ms"] for r in rows),
+            "output_tokens_hist": histograms.histogram(r["output_tokens"] for r in rows)}
 
 
 @pytest.fixture

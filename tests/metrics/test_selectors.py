@@ -6,7 +6,8 @@ from decimal import Decimal
 
 import pytest
 
-from costwatch.metrics import buckets, selectors, services
+from costwatch.metrics import selectors, services
+from tests import histograms
 from tests.factories import make_project
 from tests.metrics.eventdata import UTC, counters, event_row, nearest_rank, random_rows, routed, store_events
 
@@ -185,8 +186,8 @@ def test_models_breakdown_and_feature_daily(project, mixed):
     frame = selectors.feature_daily(project=project, feature="triage", start=START, end=END)
     assert int(frame["calls"].sum()) == len(in_range(mixed, feature="triage"))
     triage_rows = in_range(mixed, feature="triage")
-    merged = buckets.merge_all(frame["latency_hist"])
-    assert merged == buckets.histogram(r["latency_ms"] for r in triage_rows)
+    merged = histograms.summed(frame["latency_hist"])
+    assert merged == histograms.histogram(r["latency_ms"] for r in triage_rows)
     first_day = frame[frame["day"] == START.date()]
     assert int(first_day["output_tokens"].sum()) == sum(
         r["output_tokens"] for r in in_range(mixed, start=START, end=START + dt.timedelta(days=1), feature="triage"))
@@ -294,15 +295,15 @@ def test_feature_daily_adds_up_environments_per_day_tier_and_role(project, mixed
             frame["ttft_hist"], frame["output_tokens_hist"], strict=True):
         group_rows = groups[(day, tier, role)]
         assert (calls, cost) == (len(group_rows), counters(group_rows)["cost_usd"])
-        assert latency == buckets.histogram(r["latency_ms"] for r in group_rows)
-        assert ttft == buckets.histogram(r["ttft_ms"] for r in group_rows)
-        assert output == buckets.histogram(r["output_tokens"] for r in group_rows)
+        assert latency == histograms.histogram(r["latency_ms"] for r in group_rows)
+        assert ttft == histograms.histogram(r["ttft_ms"] for r in group_rows)
+        assert output == histograms.histogram(r["output_tokens"] for r in group_rows)
     assert len({r["environment"] for r in rows}) == 2  # the merge was exercised
 
 
-def test_hist_sum_is_merge_all():
+def test_hist_sum_adds_histograms_bucket_by_bucket():
     hists = [[1, 0, 3], [], None, [0, 0, 0, 0, 5], [2], [0] * 100, [1] * 100]
-    assert selectors.hist_sum(hists) == buckets.merge_all(hists)
+    assert selectors.hist_sum(hists) == [4, 1, 4, 1, 6] + [1] * 95
     assert selectors.hist_sum([[0, 0], []]) == [] == selectors.hist_sum([])
 
 
