@@ -4,13 +4,11 @@ validate, services write (with the audit log), selectors read."""
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
-from rest_framework.exceptions import PermissionDenied
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from costwatch.api import CreatedCursorPagination, api_error, error_response, request_project
 from costwatch.projects.auth import HasManageScope, HasReadScope, request_api_key, scope_permission
-from costwatch.projects.selectors import user_is_project_admin
 
 from . import selectors, services
 from .models import Alert, Channel, Rule
@@ -39,13 +37,6 @@ def actor_of(request):
     return request.user, request.user.get_username()
 
 
-def writable_project(request):
-    project = request_project(request)
-    if request_api_key(request) is None and not user_is_project_admin(user=request.user, project=project):
-        raise PermissionDenied("only project admins change rules and channels")
-    return project
-
-
 class PagedListMixin:
     pagination_class = CreatedCursorPagination
 
@@ -71,7 +62,7 @@ class RuleListView(PagedListMixin, GenericAPIView):
     @extend_schema(operation_id="rules_create", parameters=[PROJECT_PARAM], request=RuleInputSerializer,
                    responses={201: RuleSerializer, 400: ERRORS})
     def post(self, request):
-        project = writable_project(request)
+        project = request_project(request)
         serializer = RuleInputSerializer(data=request.data, project=project)
         serializer.is_valid(raise_exception=True)
         actor, label = actor_of(request)
@@ -93,7 +84,7 @@ class RuleDetailView(GenericAPIView):
     @extend_schema(operation_id="rules_update", parameters=[PROJECT_PARAM], request=RuleInputSerializer,
                    responses={200: RuleSerializer, 400: ERRORS})
     def patch(self, request, rule_id):
-        project = writable_project(request)
+        project = request_project(request)
         rule = self.rule(project, rule_id)
         serializer = RuleInputSerializer(data=request.data, project=project, instance_rule=rule, partial=True)
         serializer.is_valid(raise_exception=True)
@@ -103,7 +94,7 @@ class RuleDetailView(GenericAPIView):
 
     @extend_schema(operation_id="rules_destroy", parameters=[PROJECT_PARAM], responses={204: None})
     def delete(self, request, rule_id):
-        project = writable_project(request)
+        project = request_project(request)
         actor, label = actor_of(request)
         services.rule_delete(rule=self.rule(project, rule_id), actor=actor, actor_label=label)
         return Response(status=status.HTTP_204_NO_CONTENT)
@@ -122,7 +113,7 @@ class ChannelListView(PagedListMixin, GenericAPIView):
     @extend_schema(operation_id="channels_create", parameters=[PROJECT_PARAM], request=ChannelInputSerializer,
                    responses={201: ChannelSerializer, 400: ERRORS})
     def post(self, request):
-        project = writable_project(request)
+        project = request_project(request)
         serializer = ChannelInputSerializer(data=request.data, project=project)
         serializer.is_valid(raise_exception=True)
         actor, label = actor_of(request)
@@ -145,7 +136,7 @@ class ChannelDetailView(GenericAPIView):
     @extend_schema(operation_id="channels_update", parameters=[PROJECT_PARAM], request=ChannelInputSerializer,
                    responses={200: ChannelSerializer, 400: ERRORS})
     def patch(self, request, channel_id):
-        project = writable_project(request)
+        project = request_project(request)
         channel = self.channel(project, channel_id)
         serializer = ChannelInputSerializer(data=request.data, project=project, instance_channel=channel,
                                             partial=True)
@@ -157,7 +148,7 @@ class ChannelDetailView(GenericAPIView):
 
     @extend_schema(operation_id="channels_destroy", parameters=[PROJECT_PARAM], responses={204: None})
     def delete(self, request, channel_id):
-        project = writable_project(request)
+        project = request_project(request)
         actor, label = actor_of(request)
         services.channel_delete(channel=self.channel(project, channel_id), actor=actor, actor_label=label)
         return Response(status=status.HTTP_204_NO_CONTENT)

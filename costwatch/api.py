@@ -4,10 +4,11 @@ from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination
+from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
 
-from costwatch.projects.selectors import project_for_user
+from costwatch.projects.selectors import project_for_user, user_is_project_admin
 
 
 def api_error(field, code, message, **extra):
@@ -50,14 +51,20 @@ def exception_handler(exc, context):
 
 
 def request_project(request):
-    """The project an API call acts on: the key's own, or `?project=<slug>` for a logged-in user."""
+    """The project an API call acts on: the key's own, or `?project=<slug>` for a logged-in user.
+
+    Roles hold on every path, here in one place: a session writes (POST, PATCH, DELETE) only
+    as an admin of the project; a viewer reads. A key's scopes are checked by its permission class."""
     api_key = getattr(request.user, "api_key", None)
     if api_key is not None:
         return api_key.project
     slug = request.query_params.get("project")
     if not slug:
         raise exceptions.ValidationError({"project": ["required for session requests: ?project=<slug>"]})
-    return project_for_user(user=request.user, slug=slug)
+    project = project_for_user(user=request.user, slug=slug)
+    if request.method not in SAFE_METHODS and not user_is_project_admin(user=request.user, project=project):
+        raise exceptions.PermissionDenied("only admins of this project write through the API; viewers read")
+    return project
 
 
 class CreatedCursorPagination(CursorPagination):

@@ -17,7 +17,6 @@ from rest_framework.views import APIView
 
 from costwatch.api import CreatedCursorPagination, api_error, error_response, request_project
 from costwatch.projects.auth import HasIngestScope, HasManageScope, request_api_key, scope_permission
-from costwatch.projects.selectors import user_is_project_admin
 
 from . import schema
 from .bodies import BodyError, body_read, media_type
@@ -175,9 +174,6 @@ class PricesView(DatabaseUnavailableMixin, APIView):
     )
     def post(self, request):
         project = request_project(request)
-        if request_api_key(request) is None and not user_is_project_admin(user=request.user, project=project):
-            return error_response([api_error(None, "permission_denied", "only project admins edit prices")],
-                                  status_code=403)
         serializer = schema.PriceInputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         actor = None if request_api_key(request) else request.user

@@ -18,7 +18,6 @@ from costwatch.metrics import selectors
 from costwatch.metrics.params import ParamsInvalid, isoformat, parse_read_params, parse_timeseries_params
 from costwatch.metrics.services import FEATURE_SETTINGS, feature_settings_update
 from costwatch.projects.auth import HasManageScope, HasReadScope, request_api_key
-from costwatch.projects.selectors import user_is_project_admin
 from ingest.models import Feature
 
 MONEY_QUANTUM = Decimal("1e-12")
@@ -230,8 +229,6 @@ class FeatureDetailView(APIView):
     def patch(self, request, name):
         project = request_project(request)
         api_key = request_api_key(request)
-        if api_key is None and not user_is_project_admin(user=request.user, project=project):
-            raise exceptions.PermissionDenied("only project admins can change feature settings")
         feature = Feature.objects.filter(project=project, name=name).first()
         if feature is None:
             raise exceptions.NotFound(f"no feature named {name!r} in this project")
