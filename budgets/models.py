@@ -22,6 +22,7 @@ KIND_ESCALATION_BAND = "escalation_band"
 KIND_UNPRICED_TRAFFIC = "unpriced_traffic"
 KIND_SPEND_SPIKE = "spend_spike"
 KIND_SPEND_BUDGET = "spend_budget"
+EVERY_VALUE = "*"  # a budget's dimension value meaning "each value separately"
 RULE_KINDS = [
     (KIND_UNBOUNDED_OUTPUT, "Unbounded output"),
     (KIND_PRO_DEFAULT, "Pro by default"),
@@ -40,11 +41,14 @@ class Rule(models.Model):
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="rules")
     kind = models.CharField(max_length=20, choices=RULE_KINDS)
     feature = models.ForeignKey(Feature, null=True, blank=True, on_delete=models.CASCADE, related_name="rules")
+    awaited_feature = models.CharField(
+        max_length=100, blank=True, default="",
+        help_text="A feature named before its first event; the first rule cycle after that event binds `feature`.")
     model = models.CharField(max_length=200, blank=True, default="")
     tier = models.CharField(max_length=8, blank=True, default="")
     environment = models.CharField(max_length=50, null=True, blank=True, default="production",
                                    help_text="null = all environments.")
-    dimension = models.JSONField(null=True, blank=True, help_text='One declared dimension value: {"customer": "acme"}.')
+    dimension = models.JSONField(null=True, blank=True, help_text='One declared dimension value: {"customer": "acme"}, or "*" for each value separately.')
     params = models.JSONField(default=dict, blank=True)
     cooldown_hours = models.PositiveIntegerField(default=24)
     enabled = models.BooleanField(default=True)
@@ -64,8 +68,8 @@ class Rule(models.Model):
 
     def scope(self) -> dict:
         scope = {}
-        if self.feature_id:
-            scope["feature"] = self.feature.name
+        if self.feature_name:
+            scope["feature"] = self.feature_name
         if self.model:
             scope["model"] = self.model
         if self.tier:
@@ -74,9 +78,21 @@ class Rule(models.Model):
             scope["dimension"] = self.dimension
         return scope
 
+    @property
+    def is_per_value(self) -> bool:
+        """A budget on every value of a dimension ({"customer": "*"}), one alert per offending value."""
+        return bool(self.dimension) and list(self.dimension.values()) == [EVERY_VALUE]
+
+    @property
+    def feature_name(self) -> str | None:
+        """The feature this rule is scoped to, seen yet or not."""
+        if self.feature_id:
+            return self.feature.name
+        return self.awaited_feature or None
+
     def scope_label(self) -> str:
         parts = [f"{k} {v}" for k, v in self.scope().items() if k != "dimension"]
-        parts += [f"{k}={v}" for k, v in (self.dimension or {}).items()]
+        parts += [f"each {k}" if v == EVERY_VALUE else f"{k}={v}" for k, v in (self.dimension or {}).items()]
         env = self.environment or "all environments"
         return (", ".join(parts) or "whole project") + f" ({env})"
 
@@ -119,6 +135,11 @@ class Alert(models.Model):
     @property
     def is_spend(self):
         return self.kind == KIND_SPEND_BUDGET
+
+    @property
+    def is_per_value(self) -> bool:
+        """A budget on every value of a dimension ({"customer": "*"}), one alert per offending value."""
+        return bool(self.dimension) and list(self.dimension.values()) == [EVERY_VALUE]
 
     @property
     def feature_name(self):

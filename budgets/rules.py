@@ -353,6 +353,19 @@ def spend_budget(*, spent_usd: Decimal, elapsed_fraction: float, params: dict) -
                                   f"${value:.2f} (spent so far ${spent_usd:.2f}).", level=level)
 
 
+def spend_budget_floor(*, elapsed_fraction: float, params: dict) -> Decimal | None:
+    """The least spend that could reach the lowest threshold (None: nothing can fire yet), so a
+    budget on every value of a dimension turns only the values at or above it into verdicts.
+    A little below the exact bound: spend_budget itself decides the values near it."""
+    p = {**defaults("spend_budget"), **params}
+    lowest = Decimal(p["amount_usd"]) * min(p["thresholds"]) / 100
+    if p["basis"] == "actual":
+        return lowest * Decimal("0.999")
+    if elapsed_fraction < 0.2:
+        return None
+    return lowest * Decimal(str(elapsed_fraction)) * Decimal("0.999")
+
+
 RULES = {
     "unbounded_output": unbounded_output,
     "pro_default": pro_default,

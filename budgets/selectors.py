@@ -125,19 +125,40 @@ def budget_period(*, project, period: str, now: dt.datetime) -> tuple[dt.datetim
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
-def budget_spent(*, rule: Rule, start: dt.datetime, end: dt.datetime) -> Decimal:
-    """Spend of a budget's scope in [start, end): hourly rollups, or daily ones for a dimension."""
+def _dimension_days(rule: Rule, start: dt.datetime, end: dt.datetime):
+    (dimension, _), = rule.dimension.items()
+    tz = rule.project.tzinfo
+    rows = DimensionDay.objects.filter(project_id=rule.project_id, dimension=dimension,
+                                       day__gte=start.astimezone(tz).date(), day__lt=end.astimezone(tz).date())
+    if rule.feature_id:
+        rows = rows.filter(feature_id=rule.feature_id)
+    if rule.environment is not None:
+        rows = rows.filter(environment=rule.environment)
+    return rows
+
+
+def budget_spent_by_value(*, rule: Rule, start: dt.datetime, end: dt.datetime,
+                          at_least: Decimal | None = None) -> dict[str, Decimal]:
+    """Spend per value of a per-value budget's dimension in [start, end), only of the values that
+    spent `at_least` (one grouped query over the daily dimension rollup, however many values)."""
+    rows = _dimension_days(rule, start, end).values("value").annotate(spent=Sum("cost_usd"))
+    if at_least is not None:
+        rows = rows.filter(spent__gte=at_least)
+    return {value: spent or Decimal(0) for value, spent in rows.values_list("value", "spent")}
+
+
+def budget_spent(*, rule: Rule, start: dt.datetime, end: dt.datetime, value: str | None = None) -> Decimal:
+    """Spend of a budget's scope in [start, end): hourly rollups, or daily ones for a dimension
+    (of `value` for a per-value budget; of the rule's own value otherwise)."""
     if rule.dimension:
-        (dimension, value), = rule.dimension.items()
-        tz = rule.project.tzinfo
-        rows = DimensionDay.objects.filter(project_id=rule.project_id, dimension=dimension, value=str(value),
-                                           day__gte=start.astimezone(tz).date(), day__lt=end.astimezone(tz).date())
-    else:
-        rows = HourlyRollup.objects.filter(project_id=rule.project_id, hour__gte=start, hour__lt=end)
-        if rule.model:
-            rows = rows.filter(model=rule.model)
-        if rule.tier:
-            rows = rows.filter(tier=rule.tier)
+        (_, own_value), = rule.dimension.items()
+        rows = _dimension_days(rule, start, end).filter(value=str(value if rule.is_per_value else own_value))
+        return rows.aggregate(total=Sum("cost_usd"))["total"] or Decimal(0)
+    rows = HourlyRollup.objects.filter(project_id=rule.project_id, hour__gte=start, hour__lt=end)
+    if rule.model:
+        rows = rows.filter(model=rule.model)
+    if rule.tier:
+        rows = rows.filter(tier=rule.tier)
     if rule.feature_id:
         rows = rows.filter(feature_id=rule.feature_id)
     if rule.environment is not None:

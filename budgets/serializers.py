@@ -10,6 +10,7 @@ from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
 from ingest.models import Feature
+from ingest.validation import FEATURE_RE
 
 from . import rules as rule_functions
 from .models import FEATURE_KINDS, KIND_SPEND_BUDGET, RULE_KINDS, Alert, Channel, Rule
@@ -49,7 +50,7 @@ class RuleInputSerializer(serializers.Serializer):
         kind = attrs.get("kind") or rule.kind
         clean = {"kind": kind}
         if "feature" in attrs:
-            clean["feature"] = self._feature(attrs["feature"])
+            clean["feature"], clean["awaited_feature"] = self._feature(attrs["feature"])
         for name in ("model", "tier"):
             if name in attrs:
                 clean[name] = attrs[name] or ""
@@ -57,7 +58,9 @@ class RuleInputSerializer(serializers.Serializer):
             clean["environment"] = attrs["environment"] or None
         if "dimension" in attrs:
             clean["dimension"] = self._dimension(attrs["dimension"])
-        self._check_scope(kind, {**(_rule_scope(rule) if rule else {}), **clean})
+        scope = {**(_rule_scope(rule) if rule else {}), **clean}
+        scope["feature"] = scope.pop("feature", None) or scope.pop("awaited_feature", None) or None
+        self._check_scope(kind, scope)
         base = rule.params if rule is not None and "params" in attrs else {}
         if "params" in attrs or rule is None:
             params, errors = rule_functions.params_clean(kind, {**base, **attrs.get("params", {})})
@@ -71,14 +74,17 @@ class RuleInputSerializer(serializers.Serializer):
             clean.pop("kind")
         return clean
 
-    def _feature(self, name):
+    def _feature(self, name) -> tuple[Feature | None, str]:
+        """(the Feature, "") when it has sent events, else (None, name): a rule set up before
+        launch waits for the feature's first event. The name must be one an event could carry."""
         if not name:
-            return None
+            return None, ""
         feature = Feature.objects.filter(project=self.project, name=name).first()
-        if feature is None:
-            raise _error("feature", f"no feature named {name!r} in this project (features appear with their "
-                                    f"first event)", "not_found")
-        return feature
+        if feature is not None:
+            return feature, ""
+        if not FEATURE_RE.match(name):
+            raise _error("feature", "must be letters, digits and . _ : - only (the events' feature pattern)")
+        return None, name
 
     def _dimension(self, value):
         if not value:
@@ -116,7 +122,7 @@ def _params_error(errors):
 
 
 def _rule_scope(rule):
-    return {"feature": rule.feature, "model": rule.model, "tier": rule.tier, "dimension": rule.dimension}
+    return {"feature": rule.feature_name, "model": rule.model, "tier": rule.tier, "dimension": rule.dimension}
 
 
 class RuleSerializer(serializers.ModelSerializer):
@@ -128,7 +134,7 @@ class RuleSerializer(serializers.ModelSerializer):
                   "enabled", "is_default", "created_at", "updated_at"]
 
     def get_feature(self, rule) -> str | None:
-        return rule.feature.name if rule.feature_id else None
+        return rule.feature_name
 
 
 class ChannelInputSerializer(serializers.Serializer):

@@ -89,9 +89,28 @@ def evaluate_project(*, project, now=None) -> list[Evaluation]:
     return evaluations
 
 
+def rules_bind_awaited_features(*, project, rules, features_by_name) -> list[Rule]:
+    """Bind rules named before their feature's first event to the feature once it exists;
+    returns the rules that apply now (those still waiting apply from that first event)."""
+    applying = []
+    for rule in rules:
+        if rule.awaited_feature:
+            feature = features_by_name.get(rule.awaited_feature)
+            if feature is None:
+                continue
+            # Conditional: a concurrent cycle or an edit may have bound or renamed it meanwhile.
+            Rule.objects.filter(pk=rule.pk, awaited_feature=rule.awaited_feature).update(feature=feature,
+                                                                                        awaited_feature="")
+            rule.feature, rule.awaited_feature = feature, ""
+        applying.append(rule)
+    return applying
+
+
 def project_verdicts(*, project, now) -> list[Evaluation]:
-    rules = list(Rule.objects.filter(project=project).select_related("feature", "project"))
     features = {f.pk: f for f in Feature.objects.filter(project=project)}
+    rules = rules_bind_awaited_features(
+        project=project, rules=list(Rule.objects.filter(project=project).select_related("feature", "project")),
+        features_by_name={f.name: f for f in features.values()})
     windows_by_env = {}
 
     def windows(environment):
@@ -387,7 +406,7 @@ CHANNEL_FIELDS = ["kind", "name", "enabled", "rules"]
 
 
 def rule_snapshot(rule) -> dict:
-    return {"kind": rule.kind, "feature": rule.feature.name if rule.feature_id else None, "model": rule.model,
+    return {"kind": rule.kind, "feature": rule.feature_name, "model": rule.model,
             "tier": rule.tier, "environment": rule.environment, "dimension": rule.dimension, "params": rule.params,
             "cooldown_hours": rule.cooldown_hours, "enabled": rule.enabled}
 

@@ -41,7 +41,7 @@ def test_a_budget_rule_is_created_with_defaults_filled_and_audited(project, mana
     ({"kind": "pro_default", "params": {"typo": 1}}, [("params.typo", "unknown")]),
     ({"kind": "pro_default", "model": "gpt-5"}, [("model", "invalid")]),
     ({"kind": "unpriced_traffic", "feature": "f1"}, [("feature", "invalid")]),
-    ({"kind": "share_drift", "feature": "nope"}, [("feature", "not_found")]),
+    ({"kind": "share_drift", "feature": "no spaces"}, [("feature", "invalid")]),
     ({"kind": "spend_budget", "dimension": {"customer": "acme"}, "params": {"amount_usd": "1"}},
      [("dimension", "unknown_dimension")]),
     ({"kind": "nonsense"}, [("kind", "invalid_choice")]),
