@@ -139,7 +139,10 @@ def project_verdicts(*, project, now) -> list[Evaluation]:
             evaluations.append(Evaluation(rule=rule, scope={}, key="project",
                                           verdict=rule_functions.unpriced_traffic(unpriced_calls_by_model=by_model)))
         elif rule.enabled and rule.kind == KIND_SPEND_BUDGET and not (rule.feature and rule.feature.muted):
-            evaluations.append(budget_evaluation(rule=rule, now=now))
+            if rule.is_per_value:
+                evaluations.extend(budget_value_evaluations(rule=rule, now=now))
+            else:
+                evaluations.append(budget_evaluation(rule=rule, now=now))
     return evaluations
 
 
@@ -165,21 +168,61 @@ def feature_verdict(*, rule, feature, windows) -> Verdict:
     raise ValueError(f"not a feature rule: {rule.kind}")
 
 
-def budget_numbers(*, rule, now) -> tuple[Verdict, dt.datetime, dt.datetime]:
-    start, end = selectors.budget_period(project=rule.project, period=rule.params["period"], now=now)
-    spent = selectors.budget_spent(rule=rule, start=start, end=end)
-    elapsed = max(0.0, min(1.0, (now - start) / (end - start)))
+def budget_numbers(*, rule, now, value=None) -> tuple[Verdict, dt.datetime, dt.datetime]:
+    """A budget's verdict now (for a per-value budget: of `value`)."""
+    start, end, elapsed = budget_period_elapsed(rule=rule, now=now)
+    spent = selectors.budget_spent(rule=rule, start=start, end=end, value=value)
     verdict = rule_functions.spend_budget(spent_usd=spent, elapsed_fraction=elapsed, params=rule.params)
     verdict.numbers["period_start"] = start.isoformat()
     return verdict, start, end
 
 
-def budget_evaluation(*, rule, now) -> Evaluation:
-    verdict, start, end = budget_numbers(rule=rule, now=now)
-    scope = rule.scope()
+def budget_evaluation(*, rule, now, scope=None, verdict_and_period=None) -> Evaluation:
+    verdict, start, end = verdict_and_period or budget_numbers(rule=rule, now=now)
+    scope = scope or rule.scope()
     scope_key = ",".join(f"{k}={v}" for k, v in sorted(scope.items())) or "project"
     return Evaluation(rule=rule, scope=scope, feature=rule.feature, period_start=start, period_end=end,
                       key=f"{scope_key}|{start.isoformat()}|{verdict.level}", verdict=verdict)
+
+
+def budget_period_elapsed(*, rule, now) -> tuple[dt.datetime, dt.datetime, float]:
+    start, end = selectors.budget_period(project=rule.project, period=rule.params["period"], now=now)
+    return start, end, max(0.0, min(1.0, (now - start) / (end - start)))
+
+
+def budget_values_over(*, rule, now) -> tuple[dict[str, Verdict], dt.datetime, dt.datetime]:
+    """A per-value budget's verdicts, one per value of its dimension that reached a threshold.
+    Values below the lowest threshold never become verdicts: 100,000 customers stay one
+    grouped query and a handful of objects."""
+    start, end, elapsed = budget_period_elapsed(rule=rule, now=now)
+    floor = rule_functions.spend_budget_floor(elapsed_fraction=elapsed, params=rule.params)
+    if floor is None:
+        return {}, start, end
+    (dimension, _), = rule.dimension.items()
+    over = {}
+    for value, spent in selectors.budget_spent_by_value(rule=rule, start=start, end=end, at_least=floor).items():
+        verdict = rule_functions.spend_budget(spent_usd=spent, elapsed_fraction=elapsed, params=rule.params)
+        if verdict.fired:
+            verdict.numbers.update(period_start=start.isoformat(), dimension=dimension, value=value)
+            verdict.message = f"{dimension} {value}: {verdict.message}"
+            over[value] = verdict
+    return over, start, end
+
+
+def budget_value_evaluations(*, rule, now) -> list[Evaluation]:
+    """One evaluation per offending value, keyed and scoped by the value (its own alert)."""
+    over, start, end = budget_values_over(rule=rule, now=now)
+    (dimension, _), = rule.dimension.items()
+    return [budget_evaluation(rule=rule, now=now, scope={**rule.scope(), "dimension": {dimension: value}},
+                              verdict_and_period=(verdict, start, end))
+            for value, verdict in sorted(over.items())]
+
+
+def budget_value_counts(*, rule, now) -> dict[int, int]:
+    """How many values of a per-value budget have crossed each threshold (for the Rules page)."""
+    over, _start, _end = budget_values_over(rule=rule, now=now)
+    return {threshold: sum(1 for v in over.values() if v.level >= threshold)
+            for threshold in rule.params["thresholds"]}
 
 
 # --- alert lifecycle ----------------------------------------------------------------------

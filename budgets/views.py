@@ -70,7 +70,11 @@ def _budget_rows(project, rules):
     now = timezone.now()
     rows = []
     for rule in rules:
-        if rule.kind == "spend_budget" and rule.enabled:
+        if rule.kind == "spend_budget" and rule.enabled and rule.is_per_value:
+            start, end, _elapsed = services.budget_period_elapsed(rule=rule, now=now)
+            rows.append({"rule": rule, "numbers": {**rule.params, "amount_usd": rule.params["amount_usd"]},
+                         "per_value": services.budget_value_counts(rule=rule, now=now), "start": start, "end": end})
+        elif rule.kind == "spend_budget" and rule.enabled:
             verdict, start, end = services.budget_numbers(rule=rule, now=now)
             rows.append({"rule": rule, "numbers": verdict.numbers, "level": verdict.level, "start": start, "end": end})
     return rows

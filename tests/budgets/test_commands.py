@@ -63,3 +63,16 @@ def test_bench_rules_smoke_prints_cycle_time_and_rss(db):
     assert firing >= 2  # features 0 and 20 misbehave in the last day
     with pytest.raises(CommandError):
         call_command("bench_rules", "--features", "0")
+
+
+def test_bench_rules_with_customers_alerts_each_customer_over_its_budget(db):
+    out = io.StringIO()
+    call_command("bench_rules", "--features", "3", "--days", "2", "--cycles", "2", "--customers", "250",
+                 stdout=out)
+    text = out.getvalue()
+    over = len(range(0, 250, 100))  # every 100th customer spends 10x: customers 0, 100 and 200
+    assert f"seeded 250 customers = {250 * timezone.now().day} DimensionDay rows, {over} over" in text
+    per_value = Alert.objects.filter(project__slug="bench-rules", scope__has_key="dimension")
+    assert sorted(a.scope["dimension"]["customer"] for a in per_value) == [
+        "customer-000000", "customer-000100", "customer-000200"]
+    assert "rule cycle: worst" in text

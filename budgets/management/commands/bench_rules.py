@@ -2,7 +2,10 @@
 
 Seeds a project `bench-rules` with synthetic FeatureHour rows by COPY (never through the
 API), plus a few budgets, then times rule cycles and prints the process RSS. Targets
-(README.md#benchmarks): cycle < 5 s, RSS < 300 MB.
+(README.md#benchmarks): cycle < 5 s, RSS < 300 MB. `--customers N` adds a `customer` dimension with N
+values (a DimensionDay row per value and day of the month so far, every 100th value over
+its budget) and a budget on each of them ({"customer": "*"}): the cycle must stay under
+5 s at 100,000 values.
 """
 
 import datetime as dt
@@ -18,7 +21,7 @@ from budgets.models import Alert, Rule
 from budgets.rules import params_clean
 from budgets.services import evaluate_project
 from costwatch.devtools.bench import rss_mb
-from costwatch.metrics.models import FeatureHour, HourlyRollup
+from costwatch.metrics.models import DimensionDay, FeatureHour, HourlyRollup
 from costwatch.projects.models import Project
 from ingest.models import Feature
 
@@ -33,17 +36,25 @@ class Command(BaseCommand):
         parser.add_argument("--days", type=int, default=35)
         parser.add_argument("--cycles", type=int, default=3, help="Cycles to time (the first one opens alerts).")
         parser.add_argument("--seed", type=int, default=7)
+        parser.add_argument("--customers", type=int, default=0,
+                            help="Values of a `customer` dimension under one per-value budget (0 = none).")
 
     def handle(self, *args, **options):
         features, days, cycles = options["features"], options["days"], options["cycles"]
-        if features < 1 or days < 1 or cycles < 1:
-            raise CommandError("--features, --days and --cycles must be >= 1")
+        customers = options["customers"]
+        if features < 1 or days < 1 or cycles < 1 or customers < 0:
+            raise CommandError("--features, --days and --cycles must be >= 1, --customers >= 0")
         now = timezone.now()
         started = time.perf_counter()
         project = self.seed(features=features, days=days, now=now, rng=random.Random(options["seed"]))
         rows = features * days * 24
         self.stdout.write(f"seeded {features} features x {days} days = {rows} FeatureHour rows "
                           f"in {time.perf_counter() - started:.1f} s")
+        if customers:
+            started = time.perf_counter()
+            over, rows = self.seed_customers(project=project, customers=customers, now=now)
+            self.stdout.write(f"seeded {customers} customers = {rows} DimensionDay rows, {over} over their "
+                              f"per-value budget, in {time.perf_counter() - started:.1f} s")
         timings = []
         for cycle in range(cycles):
             began = time.perf_counter()
@@ -81,6 +92,32 @@ class Command(BaseCommand):
             vacuum = "ANALYZE" if connection.in_atomic_block else "VACUUM (ANALYZE)"  # tests run in a transaction
             cursor.execute(f"{vacuum} {FeatureHour._meta.db_table}")
         return project
+
+    @staticmethod
+    def seed_customers(*, project, customers, now) -> tuple[int, int]:
+        """Month-to-date DimensionDay rows for `customers` values: each spends $1 a day, every
+        100th $10 a day, against a monthly budget of $5 x the days so far (so only those are over)."""
+        project.dimensions = ["customer"]
+        project.save(update_fields=["dimensions"])
+        feature_id = Feature.objects.filter(project=project).order_by("name").values_list("id", flat=True)[0]
+        today = now.astimezone(project.tzinfo).date()
+        days = [today.replace(day=d) for d in range(1, today.day + 1)]
+        columns = [f.column for f in DimensionDay._meta.concrete_fields if f.column != "id"]
+        sql = f"COPY {DimensionDay._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+        with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+            for index in range(customers):
+                cost = Decimal(10 if index % 100 == 0 else 1)
+                for day in days:
+                    values = {"project_id": project.pk, "environment": "production", "feature_id": feature_id,
+                              "day": day, "dimension": "customer", "value": f"customer-{index:06d}", "calls": 10,
+                              "priced_calls": 10, "cost_usd": cost}
+                    copy.write_row([values.get(c, 0) for c in columns])
+        params = params_clean("spend_budget", {"period": "month", "amount_usd": str(5 * len(days))})[0]
+        Rule.objects.create(project=project, kind="spend_budget", dimension={"customer": "*"}, params=params)
+        with connection.cursor() as cursor:
+            cursor.execute(f"{'ANALYZE' if connection.in_atomic_block else 'VACUUM (ANALYZE)'} "
+                           f"{DimensionDay._meta.db_table}")
+        return len(range(0, customers, 100)), customers * len(days)
 
     @staticmethod
     def copy_feature_hours(project, feature_ids, days, now, rng):
