@@ -191,14 +191,39 @@ class BudgetStatusView(GenericAPIView):
     permission_classes = [HasIngestOrReadScope]
     serializer_class = BudgetStatusSerializer
 
-    @extend_schema(operation_id="budget_status", parameters=[
-        PROJECT_PARAM, OpenApiParameter("feature", str, required=True, description="The feature about to call.")],
+    @extend_schema(
+        operation_id="budget_status",
+        description="Is a budget that covers this call blown? Give `feature`, or `attr.<dimension>=value` for one "
+                    "declared dimension (e.g. `attr.customer=acme`), or both. With a value it also covers the "
+                    "budgets on that value and the per-value (`\"*\"`) budgets of its dimension. Cached up to "
+                    "BUDGET_STATUS_CACHE_SECONDS.",
+        parameters=[PROJECT_PARAM,
+                    OpenApiParameter("feature", str, required=False,
+                                     description="The feature about to call; required unless an attr.<dimension> "
+                                                 "is given.")],
         responses={200: BudgetStatusSerializer, 400: ERRORS})
     def get(self, request):
         project = request_project(request)
         feature = (request.query_params.get("feature") or "").strip()
-        if not feature:
-            return error_response([api_error("feature", "required", "give ?feature=<name>")])
+        errors, dimension_value = [], None
         if len(feature) > 100:
-            return error_response([api_error("feature", "max_length", "at most 100 characters")])
-        return Response(services.budget_status(project=project, feature_name=feature))
+            errors.append(api_error("feature", "max_length", "at most 100 characters"))
+        attrs = [key for key in request.query_params if key.startswith("attr.")]
+        for key in attrs:
+            dimension, value = key[len("attr."):], request.query_params.get(key).strip()
+            if dimension not in (project.dimensions or []):
+                known = ", ".join(project.dimensions or []) or "none declared"
+                errors.append(api_error(key, "unknown_dimension",
+                                        f"{dimension!r} is not a declared dimension of this project ({known})"))
+            elif not value or len(value) > 200:
+                errors.append(api_error(key, "invalid", "give a value of 1-200 characters, e.g. attr.customer=acme"))
+            else:
+                dimension_value = (dimension, value)
+        if len(attrs) > 1:
+            errors.append(api_error(attrs[1], "one_dimension_only", "ask about one dimension value at a time"))
+        if not feature and not attrs:
+            errors.append(api_error("feature", "required", "give ?feature=<name>, attr.<dimension>=<value> or both"))
+        if errors:
+            return error_response(errors)
+        return Response(services.budget_status(project=project, feature_name=feature or None,
+                                               dimension_value=dimension_value))

@@ -14,7 +14,7 @@ from django.db.models import Q, Sum
 
 from costwatch.metrics.models import DimensionDay, FeatureHour, HourlyRollup
 
-from .models import KIND_SPEND_BUDGET, Alert, Delivery, Rule
+from .models import EVERY_VALUE, KIND_SPEND_BUDGET, Alert, Delivery, Rule
 from .rules import Window
 
 HOUR = dt.timedelta(hours=1)
@@ -141,6 +141,8 @@ def budget_spent_by_value(*, rule: Rule, start: dt.datetime, end: dt.datetime,
                           at_least: Decimal | None = None) -> dict[str, Decimal]:
     """Spend per value of a per-value budget's dimension in [start, end), only of the values that
     spent `at_least` (one grouped query over the daily dimension rollup, however many values)."""
+    if rule.awaited_feature:
+        return {}  # its feature has sent no events yet
     rows = _dimension_days(rule, start, end).values("value").annotate(spent=Sum("cost_usd"))
     if at_least is not None:
         rows = rows.filter(spent__gte=at_least)
@@ -150,6 +152,8 @@ def budget_spent_by_value(*, rule: Rule, start: dt.datetime, end: dt.datetime,
 def budget_spent(*, rule: Rule, start: dt.datetime, end: dt.datetime, value: str | None = None) -> Decimal:
     """Spend of a budget's scope in [start, end): hourly rollups, or daily ones for a dimension
     (of `value` for a per-value budget; of the rule's own value otherwise)."""
+    if rule.awaited_feature:
+        return Decimal(0)  # its feature has sent no events yet
     if rule.dimension:
         (_, own_value), = rule.dimension.items()
         rows = _dimension_days(rule, start, end).filter(value=str(value if rule.is_per_value else own_value))
@@ -172,17 +176,27 @@ def feature_models_and_tiers(*, project, feature, since: dt.datetime) -> tuple[s
     return {m for m, _ in pairs}, {t for _, t in pairs}
 
 
-def budget_rules_for_feature(*, project, feature, now: dt.datetime):
-    """Budgets on the feature, its models or tiers (seen in the last 35 days), or the whole project."""
-    rules = Rule.objects.filter(project=project, kind=KIND_SPEND_BUDGET, enabled=True, dimension__isnull=True)
-    whole_project = Q(feature__isnull=True, model="", tier="")
-    if feature is None:
-        return list(rules.filter(whole_project).select_related("project", "feature"))
-    models, tiers = feature_models_and_tiers(project=project, feature=feature, since=now - dt.timedelta(days=35))
-    on_feature = Q(feature=feature)
-    on_model_or_tier = Q(feature__isnull=True) & ((Q(model__in=models) & (Q(tier="") | Q(tier__in=tiers)))
-                                                 | (Q(model="") & Q(tier__in=tiers)))
-    return list(rules.filter(whole_project | on_feature | on_model_or_tier).select_related("project", "feature"))
+def budget_rules_covering(*, project, feature_name: str | None, dimension_value: tuple[str, str] | None,
+                          now: dt.datetime) -> list[Rule]:
+    """The budgets an app asks about before a call: those on the feature (seen yet or not), its
+    models or tiers (seen in the last 35 days) or the whole project; with a dimension value,
+    also the budgets on that value and the per-value ("*") budgets of its dimension."""
+    rules = Rule.objects.filter(project=project, kind=KIND_SPEND_BUDGET, enabled=True)
+    no_feature = Q(feature__isnull=True, awaited_feature="")
+    covering = Q(dimension__isnull=True) & no_feature & Q(model="", tier="")
+    feature = project.features.filter(name=feature_name).first() if feature_name else None
+    on_feature = Q(awaited_feature=feature_name) if feature_name else Q(pk__in=[])
+    if feature is not None:
+        on_feature |= Q(feature=feature)
+        models, tiers = feature_models_and_tiers(project=project, feature=feature, since=now - dt.timedelta(days=35))
+        covering |= Q(dimension__isnull=True) & no_feature & (
+            (Q(model__in=models) & (Q(tier="") | Q(tier__in=tiers))) | (Q(model="") & Q(tier__in=tiers)))
+    covering |= Q(dimension__isnull=True) & on_feature
+    if dimension_value is not None:
+        dimension, value = dimension_value
+        on_value = Q(dimension={dimension: value}) | Q(dimension={dimension: EVERY_VALUE})
+        covering |= on_value & (no_feature | on_feature)
+    return list(rules.filter(covering).select_related("project", "feature").order_by("id"))
 
 
 # --- alerts and deliveries --------------------------------------------------------------

@@ -237,6 +237,9 @@ class BudgetSerializer(serializers.Serializer):
 
 
 class BudgetStatusSerializer(serializers.Serializer):
-    feature = serializers.CharField()
+    feature = serializers.CharField(allow_null=True, help_text="null when asked by dimension value only.")
+    dimension = serializers.DictField(child=serializers.CharField(), allow_null=True,
+                                      help_text='The dimension value asked about, e.g. {"customer": "acme"}; '
+                                                'null without attr.<dimension>.')
     over_budget = serializers.BooleanField()
     budgets = BudgetSerializer(many=True)

@@ -206,6 +206,7 @@ def test_budget_status_is_cached_and_needs_feature(project, key_client, settings
     assert client.get("/api/v1/budget-status?feature=search-rank").json()["over_budget"] is True
     missing = client.get("/api/v1/budget-status")
     assert missing.status_code == 400 and _fields(missing) == [("feature", "required")]
+    assert client.get("/api/v1/budget-status?feature=search-rank").json()["dimension"] is None
     refused = key_client(project, "manage").get("/api/v1/budget-status?feature=x")
     assert refused.status_code == 403
     assert refused.json()["errors"][0]["message"] == "this API key lacks the 'ingest' or 'read' scope"
@@ -218,7 +219,7 @@ def test_the_openapi_schema_describes_the_budget_endpoints(client):
                  "/api/v1/alerts/{alert_id}/ack", "/api/v1/budget-status"):
         assert path in schema["paths"], path
     status = schema["components"]["schemas"]["BudgetStatus"]["properties"]
-    assert set(status) == {"feature", "over_budget", "budgets"}
+    assert set(status) == {"feature", "dimension", "over_budget", "budgets"}
 
 
 def test_session_users_act_with_project_param_and_viewers_cannot_write(client, user, project):

@@ -103,3 +103,49 @@ def test_a_literal_star_value_is_not_stored_for_other_kinds(project, manage_clie
                                   format="json")
     assert response.status_code == 400
     assert [e["field"] for e in response.json()["errors"]] == ["dimension"]
+
+
+def test_budget_status_says_whether_a_customer_is_over_its_budget(customers_project, manage_client, key_client):
+    project, _now = customers_project
+    rule = _per_value_budget(manage_client, amount="0.50")
+    client = key_client(project, "ingest")
+    spent = {customer: sum(Decimal(c) for c in costs) for customer, costs in SPEND.items()}
+
+    acme = client.get("/api/v1/budget-status?attr.customer=acme").json()
+    assert acme["over_budget"] is True and acme["feature"] is None and acme["dimension"] == {"customer": "acme"}
+    [budget] = acme["budgets"]
+    assert budget["rule_id"] == rule.pk and Decimal(budget["spent_usd"]) == spent["acme"] and budget["level"] == 100
+
+    globex = client.get("/api/v1/budget-status?feature=support-chat&attr.customer=globex").json()
+    assert globex["over_budget"] is False and globex["feature"] == "support-chat"
+    [budget] = globex["budgets"]
+    assert Decimal(budget["spent_usd"]) == spent["globex"] and budget["level"] is None
+
+
+def test_budget_status_by_customer_covers_its_own_budget_and_the_project_not_other_customers(
+        customers_project, key_client):
+    project, _now = customers_project
+    own = Rule.objects.create(project=project, kind="spend_budget", dimension={"customer": "initech"}, params={
+        "period": "month", "amount_usd": "0.20", "thresholds": [100], "basis": "actual"})
+    Rule.objects.create(project=project, kind="spend_budget", dimension={"customer": "acme"}, params={
+        "period": "month", "amount_usd": "0.01", "thresholds": [100], "basis": "actual"})
+    whole = Rule.objects.create(project=project, kind="spend_budget", params={
+        "period": "month", "amount_usd": "100", "thresholds": [100], "basis": "actual"})
+    body = key_client(project, "read").get("/api/v1/budget-status?attr.customer=initech").json()
+    budgets = {b["rule_id"]: b for b in body["budgets"]}
+    assert set(budgets) == {own.pk, whole.pk}
+    total = sum(Decimal(c) for costs in SPEND.values() for c in costs)
+    assert Decimal(budgets[whole.pk]["spent_usd"]) == total
+    assert Decimal(budgets[own.pk]["spent_usd"]) == Decimal("0.20")  # initech's one call: exactly its budget
+    assert body["over_budget"] is True
+
+
+@pytest.mark.parametrize(("query", "field", "code"), [
+    ("attr.plan=pro", "attr.plan", "unknown_dimension"),
+    ("attr.customer=", "attr.customer", "invalid"),
+    ("", "feature", "required"),
+])
+def test_budget_status_names_the_bad_parameter(customers_project, key_client, query, field, code):
+    response = key_client(customers_project[0], "ingest").get(f"/api/v1/budget-status?{query}")
+    assert response.status_code == 400
+    assert [(e["field"], e["code"]) for e in response.json()["errors"]] == [(field, code)]
