@@ -28,6 +28,10 @@ from decimal import Decimal
 
 import numpy as np
 
+from ingest.catalogue import price_create, price_delete
+from ingest.models import Price
+from ingest.pricing import PriceBook
+
 DEMO_PRICES = [
     # model, provider, tier, input, cached input, output per 1M tokens (USD), up to 200k tokens
     ("gemini-2.5-flash-lite", "google", "lite", "0.10", "0.01", "0.40"),
@@ -290,3 +294,35 @@ def generate_batches(*, events: int, days: int = 90, end: dt.datetime, seed: int
             yield rows[start:start + batch_size]
         remaining -= size
         chunk += 1
+
+
+# --- the demo's prices: overrides on the demo project, added through the price service ----------------
+
+PRICES_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+DEMO_NOTE = "demo price"
+
+
+def demo_prices_ensure(*, project) -> int:
+    """Overrides on the demo `project` for the demo models that no price covers, added through the
+    price service like any other price (validated and audited). Never a global row: the demo must
+    not change what other projects' calls cost (an exact id would beat the catalogue's globs)."""
+    book = PriceBook.load(project=project, models=None)
+    created = 0
+    for values in demo_prices():
+        found = book.match(model=values["model"], provider=values["provider"], service_tier="standard",
+                           ts=PRICES_FROM)
+        if found.price is None:
+            price_create(project=project, values={**values, "effective_from": PRICES_FROM, "note": DEMO_NOTE},
+                         actor_label="seed_demo", queue_recompute=False)
+            created += 1
+    return created
+
+
+def demo_global_prices_remove() -> int:
+    """Delete the global rows an earlier seed_demo added (exact ids that beat the catalogue's globs,
+    with wrong cached-input rates); the calls they priced are re-priced in the background."""
+    removed = 0
+    for price in Price.objects.filter(project__isnull=True, created_by="seed_demo", note=DEMO_NOTE):
+        price_delete(price=price, actor_label="seed_demo")
+        removed += 1
+    return removed

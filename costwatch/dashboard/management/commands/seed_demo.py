@@ -4,42 +4,12 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from costwatch.devtools.demo import demo_prices, generate_batches
+from costwatch.devtools.demo import demo_global_prices_remove, demo_prices_ensure, generate_batches
 from costwatch.projects.selectors import project_by_slug_or_name
 from costwatch.projects.services import audit_record
-from ingest.catalogue import price_create, price_delete
-from ingest.models import Event, Price
-from ingest.pricing import PriceBook, price_rows
+from ingest.models import Event
+from ingest.pricing import price_rows
 from ingest.services import event_rows_store
-
-PRICES_FROM = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
-DEMO_NOTE = "demo price"
-
-
-def demo_prices_ensure(*, project) -> int:
-    """Overrides on the demo `project` for the demo models that no price covers, added through the
-    price service like any other price (validated and audited). Never a global row: the demo must
-    not change what other projects' calls cost (an exact id would beat the catalogue's globs)."""
-    book = PriceBook.load(project=project, models=None)
-    created = 0
-    for values in demo_prices():
-        found = book.match(model=values["model"], provider=values["provider"], service_tier="standard",
-                           ts=PRICES_FROM)
-        if found.price is None:
-            price_create(project=project, values={**values, "effective_from": PRICES_FROM, "note": DEMO_NOTE},
-                         actor_label="seed_demo", queue_recompute=False)
-            created += 1
-    return created
-
-
-def demo_global_prices_remove() -> int:
-    """Delete the global rows an earlier seed_demo added (exact ids that beat the catalogue's globs,
-    with wrong cached-input rates); the calls they priced are re-priced in the background."""
-    removed = 0
-    for price in Price.objects.filter(project__isnull=True, created_by="seed_demo", note=DEMO_NOTE):
-        price_delete(price=price, actor_label="seed_demo")
-        removed += 1
-    return removed
 
 
 class Command(BaseCommand):

@@ -71,8 +71,7 @@ class Command(BaseCommand):
         return bench
 
     def _seed(self, bench, *, events, days):
-        from costwatch.dashboard.management.commands.seed_demo import demo_prices_ensure
-        from costwatch.devtools.demo import generate_batches
+        from costwatch.devtools.demo import demo_prices_ensure, generate_batches
         from ingest.pricing import price_rows
         from ingest.services import event_rows_store
 
