@@ -1,0 +1,93 @@
+// A pass-through wrapper for SDK streams that records the call's event when the stream ends.
+//
+// The app gets a Proxy of the SDK's own stream object (instanceof, .controller, helpers
+// all still work); only async iteration goes through a recorder that keeps each chunk,
+// times the first one and, when the stream is exhausted, broken out of or fails, sends one
+// event built from the chunks (usage from the final chunk, or estimated and flagged).
+import { performance } from 'node:perf_hooks';
+
+const ITERATOR_METHODS = new Set(['next', 'return', 'throw']);
+
+export function isStream(value) {
+  return value !== null && typeof value === 'object' && typeof value[Symbol.asyncIterator] === 'function';
+}
+
+export function wrapStream(stream, onEnd, startedAt) {
+  const state = { chunks: [], firstAt: null, done: false, shared: null };
+
+  const finish = (error) => {
+    if (state.done) return;
+    state.done = true;
+    const now = performance.now();
+    onEnd({
+      chunks: state.chunks,
+      error,
+      latencyMs: Math.round(now - startedAt),
+      ttftMs: state.firstAt === null ? null : Math.round(state.firstAt - startedAt),
+    });
+  };
+
+  const recorder = (inner) => ({
+    async next(...args) {
+      let step;
+      try {
+        step = await inner.next(...args);
+      } catch (error) {
+        finish(error);
+        throw error;
+      }
+      if (step.done) finish(null);
+      else {
+        if (state.firstAt === null) state.firstAt = performance.now();
+        state.chunks.push(step.value);
+      }
+      return step;
+    },
+    async return(value) {
+      finish(null); // the app stopped early (break): record what it saw
+      return typeof inner.return === 'function' ? inner.return(value) : { done: true, value };
+    },
+    async throw(error) {
+      finish(error);
+      if (typeof inner.throw === 'function') return inner.throw(error);
+      throw error;
+    },
+    [Symbol.asyncIterator]() {
+      return this;
+    },
+  });
+
+  // For a stream that is its own iterator (an async generator, as @google/genai returns),
+  // next()/return()/throw() called directly go through the same recorder.
+  const shared = () => {
+    if (!state.shared) state.shared = recorder(stream[Symbol.asyncIterator]());
+    return state.shared;
+  };
+
+  return new Proxy(stream, {
+    get(target, prop) {
+      if (prop === Symbol.asyncIterator) {
+        return () => (typeof target.next === 'function' ? shared() : recorder(target[Symbol.asyncIterator]()));
+      }
+      if (ITERATOR_METHODS.has(prop) && typeof target.next === 'function') {
+        const iterator = shared();
+        return iterator[prop].bind(iterator);
+      }
+      if (prop === 'finalMessage' && typeof target.finalMessage === 'function') {
+        // @anthropic-ai/sdk MessageStream: an app that only awaits finalMessage() never
+        // iterates; record the final message (its usage is complete) instead.
+        return async (...args) => {
+          const message = await target.finalMessage(...args);
+          if (!state.done) {
+            state.chunks = [message];
+            finish(null);
+          }
+          return message;
+        };
+      }
+      const value = Reflect.get(target, prop, target);
+      // Methods run on the SDK's own object: its private state is keyed by it, not by the proxy.
+      return typeof value === 'function' ? value.bind(target) : value;
+    },
+  });
+}
