@@ -45,7 +45,7 @@ def test_evaluate_rules_accepts_now_and_rejects_bad_input(project):
     out = io.StringIO()
     call_command("evaluate_rules", "--project", project.slug, "--now", "2026-11-26T12:30:00Z", stdout=out)
     assert "at 2026-11-26T12:30:00+00:00" in out.getvalue()
-    with pytest.raises(CommandError, match="--now: 'yesterday' is not an ISO 8601 time"):
+    with pytest.raises(CommandError, match="--now: 'yesterday' is not an ISO date or datetime"):
         call_command("evaluate_rules", "--now", "yesterday")
     with pytest.raises(CommandError, match="--project: no project with slug or name 'nope'"):
         call_command("evaluate_rules", "--project", "nope")

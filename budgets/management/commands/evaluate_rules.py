@@ -1,23 +1,15 @@
 """`manage.py evaluate_rules [--project SLUG|NAME] [--now ISO]`: refresh rollups, run one rule cycle, print verdicts."""
 
-import datetime as dt
 import json
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from budgets.services import deliveries_send_due, evaluate_project
+from costwatch.cli import parse_when
 from costwatch.metrics.services import refresh_dirty_rollups
 from costwatch.projects.models import Project
 from costwatch.projects.selectors import project_by_slug_or_name
-
-
-def parse_now(value: str) -> dt.datetime:
-    try:
-        moment = dt.datetime.fromisoformat(value)
-    except ValueError:
-        raise CommandError(f"--now: {value!r} is not an ISO 8601 time (e.g. 2026-11-26T12:30:00Z)") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 class Command(BaseCommand):
@@ -32,7 +24,7 @@ class Command(BaseCommand):
         parser.add_argument("--send", action="store_true", help="Send due deliveries after the cycle.")
 
     def handle(self, *args, **options):
-        now = parse_now(options["now"]) if options["now"] else timezone.now()
+        now = parse_when(options["now"], option="--now") if options["now"] else timezone.now()
         projects = [project_by_slug_or_name(options["project"])] if options["project"] else list(Project.objects.all())
         if not projects:
             raise CommandError("no projects yet: create one with `manage.py create_project NAME`")

@@ -5,8 +5,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from costwatch.cli import parse_when
 from ingest.catalogue import SEED_EFFECTIVE_FROM, price_create
-from ingest.cli import parse_when
 from ingest.litellm import litellm_load, litellm_rows
 from ingest.models import PRICE_FIELDS, Price
 from ingest.recompute import costs_recompute, models_matching

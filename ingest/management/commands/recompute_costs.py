@@ -2,8 +2,8 @@
 
 from django.core.management.base import BaseCommand
 
+from costwatch.cli import parse_when
 from costwatch.projects.selectors import project_by_slug_or_name
-from ingest.cli import parse_when
 from ingest.recompute import costs_recompute
 
 

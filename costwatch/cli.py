@@ -1,4 +1,4 @@
-"""Small helpers shared by ingest's management commands."""
+"""Small helpers shared by the management commands of every app."""
 
 from datetime import UTC, datetime
 
