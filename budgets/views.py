@@ -13,7 +13,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
-from costwatch.api import _flatten
+from costwatch.api import errors_flatten
 from costwatch.projects.selectors import project_for_user, user_is_project_admin
 from ingest.models import Feature
 
@@ -24,7 +24,7 @@ from .serializers import ChannelInputSerializer, RuleInputSerializer
 
 
 def _error_text(exc: ValidationError) -> list[str]:
-    return [f"{e['field'] or 'form'}: {e['message']}" for e in _flatten(exc.detail)]
+    return [f"{e['field'] or 'form'}: {e['message']}" for e in errors_flatten(exc.detail)]
 
 
 @login_required

@@ -19,15 +19,15 @@ def error_response(errors, status_code=status.HTTP_400_BAD_REQUEST, headers=None
     return Response({"errors": list(errors)}, status=status_code, headers=headers)
 
 
-def _flatten(detail, field=None):
+def errors_flatten(detail, field=None):
     """DRF's nested error detail -> flat ERR dicts with a dotted field name."""
     if isinstance(detail, dict):
         for key, value in detail.items():
             name = None if key in ("non_field_errors", "detail") else (f"{field}.{key}" if field else str(key))
-            yield from _flatten(value, name)
+            yield from errors_flatten(value, name)
     elif isinstance(detail, list):
         for item in detail:
-            yield from _flatten(item, field)
+            yield from errors_flatten(item, field)
     else:
         code = getattr(detail, "code", None) or "invalid"
         yield api_error(field, code, str(detail))
@@ -42,7 +42,7 @@ def exception_handler(exc, context):
     if response is None:
         return None
     if isinstance(exc, exceptions.ValidationError):
-        errors = list(_flatten(exc.detail))
+        errors = list(errors_flatten(exc.detail))
     else:
         detail = exc.detail if isinstance(exc, exceptions.APIException) else str(exc)
         errors = [api_error(None, getattr(detail, "code", None) or exc.default_code, str(detail))]
