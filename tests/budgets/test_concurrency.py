@@ -7,6 +7,7 @@ from django.db import connection
 
 from budgets import services
 from budgets.models import Alert, Channel, Delivery, Notice
+from budgets.services import cycle as rule_cycle
 
 from .helpers import NOW, feature, only_rules, uncapped_day
 
@@ -17,13 +18,13 @@ ROUNDS = 5
 def _race(project, now, monkeypatch):
     """Both threads compute their verdicts, meet at a barrier, then apply them at the same moment."""
     barrier = threading.Barrier(2, timeout=30)
-    original = services.alerts_apply
+    original = rule_cycle.alerts_apply
 
     def apply_after_barrier(**kwargs):
         barrier.wait()
         return original(**kwargs)
 
-    monkeypatch.setattr(services, "alerts_apply", apply_after_barrier)
+    monkeypatch.setattr(rule_cycle, "alerts_apply", apply_after_barrier)
     errors = []
 
     def cycle():

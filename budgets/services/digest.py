@@ -1,0 +1,56 @@
+"""The daily digest email."""
+
+import datetime as dt
+import logging
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import IntegrityError, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
+
+from costwatch.projects.models import Project
+
+from .. import selectors
+from ..models import Channel, DigestSent
+from ..transports import TransportError, send_email
+
+logger = logging.getLogger(__name__)
+
+
+def digests_send_due(*, now=None) -> int:
+    """At DIGEST_LOCAL_HOUR in each project's timezone, email yesterday's digest once per day."""
+    now = now or timezone.now()
+    sent = 0
+    for project in Project.objects.all():
+        local = now.astimezone(project.tzinfo)
+        # From the digest hour on (not only during it): a late or skipped hourly check still sends;
+        # the (project, day) row keeps it to once a day.
+        if local.hour < settings.DIGEST_LOCAL_HOUR:
+            continue
+        recipients = sorted({address for c in Channel.objects.filter(project=project, kind=Channel.EMAIL,
+                                                                      enabled=True)
+                             for address in Channel.email_addresses(c.target)})
+        if not recipients:
+            continue
+        try:
+            with transaction.atomic():
+                DigestSent.objects.create(project=project, day=local.date(), sent_at=now, recipients=",".join(recipients))
+        except IntegrityError:
+            continue  # already sent today (or another worker is sending it)
+        numbers = selectors.digest_numbers(project=project, day=local.date() - dt.timedelta(days=1))
+        context = {"project": project, "site_url": settings.SITE_URL, **numbers,
+                   "open_alerts": list(selectors.open_alerts(project=project)[:20])}
+        email = EmailMultiAlternatives(
+            f"[costwatch] {project.name}: ${numbers['spend_usd']:.2f} on {numbers['day']:%a %d %b}",
+            render_to_string("emails/digest.txt", context), settings.DEFAULT_FROM_EMAIL, recipients,
+            connection=get_connection(timeout=settings.EMAIL_TIMEOUT))
+        email.attach_alternative(render_to_string("emails/digest.html", context), "text/html")
+        try:
+            send_email(email)
+            sent += 1
+        except TransportError as exc:
+            logger.warning("digest for %s not sent: %s", project.slug, exc.message)
+            if not exc.permanent:  # let the next check try again today
+                DigestSent.objects.filter(project=project, day=local.date()).delete()
+    return sent

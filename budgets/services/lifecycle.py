@@ -1,0 +1,148 @@
+"""The alert lifecycle: open -> acknowledged -> resolved, each move a conditional UPDATE. Every
+notice (opened, reminder, resolved) writes one Delivery row per matching channel in the same
+transaction.
+"""
+
+import datetime as dt
+from typing import TYPE_CHECKING
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.db.models import Q
+from django.utils import timezone
+
+from ..models import Alert, Channel, Delivery, Notice
+
+if TYPE_CHECKING:
+    from .cycle import Evaluation
+
+
+def alerts_apply(*, project, evaluations, now) -> None:
+    # One read of the unresolved alerts; every state change below is still a conditional UPDATE,
+    # so a concurrent cycle working from the same snapshot cannot notify twice. One transaction:
+    # a per-value budget can fire for a thousand customers, and a commit per alert cost ~7 ms each.
+    with transaction.atomic():
+        _alerts_apply(project=project, evaluations=evaluations, now=now)
+
+
+def _alerts_apply(*, project, evaluations, now) -> None:
+    unresolved = {(a.rule_id, a.key): a for a in
+                  Alert.objects.filter(project=project).exclude(state=Alert.RESOLVED).select_related("rule", "feature")}
+    fired_keys, fired_again = set(), []
+    for evaluation in evaluations:
+        if evaluation.verdict.fired:
+            key = (evaluation.rule.pk, evaluation.key)
+            fired_keys.add(key)
+            if key in unresolved:
+                fired_again.append((unresolved[key], evaluation))
+            else:
+                alert_fire(evaluation=evaluation, now=now, alert=None)
+    alerts_refresh(fired_again, now=now)
+    for key, alert in unresolved.items():
+        if alert.feature is not None and alert.feature.muted:
+            # Muting a feature means no alerts: its open ones close without a resolve message.
+            alerts_close_silently(Alert.objects.filter(pk=alert.pk), now=now)
+        elif alert.is_spend:
+            # Spend alerts stay open for their period, then close silently.
+            if alert.period_end <= now or alert.rule is None or not alert.rule.enabled:
+                alerts_close_silently(Alert.objects.filter(pk=alert.pk), now=now)
+        elif key not in fired_keys:
+            alert_clear(alert=alert, now=now)
+
+
+def alerts_close_silently(alerts, *, now) -> int:
+    """Resolve the unresolved ones of `alerts` without a resolve notice (muted feature, ended
+    budget period, deleted rule); their history stays."""
+    return alerts.exclude(state=Alert.RESOLVED).update(state=Alert.RESOLVED, resolved_at=now)
+
+
+NOT_LOADED = object()
+
+
+def alerts_refresh(fired_again: list[tuple[Alert, "Evaluation"]], *, now) -> None:
+    """Alerts that fired again: their numbers in one statement per 500, then a reminder for each
+    open one whose cooldown has passed (claimed by a conditional UPDATE, as in alert_fire)."""
+    for alert, evaluation in fired_again:
+        alert.last_fired_at, alert.clear_since = now, None
+        alert.numbers, alert.message = evaluation.verdict.numbers, evaluation.verdict.message
+    Alert.objects.bulk_update([alert for alert, _ in fired_again],
+                              ["last_fired_at", "clear_since", "numbers", "message"], batch_size=500)
+    for alert, evaluation in fired_again:
+        alert_remind_if_due(alert=alert, rule=evaluation.rule, now=now)
+
+
+def alert_remind_if_due(*, alert, rule, now) -> None:
+    due = now - dt.timedelta(hours=rule.cooldown_hours)
+    if alert.state == Alert.OPEN and alert.last_notified_at <= due:
+        with transaction.atomic():
+            if Alert.objects.filter(pk=alert.pk, state=Alert.OPEN, last_notified_at__lte=due).update(
+                    last_notified_at=now):
+                notice_create(alert=alert, type=Notice.REMINDER, now=now)
+
+
+def alert_fire(*, evaluation, now, alert=NOT_LOADED) -> Alert | None:
+    """Open the alert of this key, or refresh the open one (and remind once per cooldown)."""
+    rule, verdict = evaluation.rule, evaluation.verdict
+    unresolved = Alert.objects.filter(rule=rule, key=evaluation.key).exclude(state=Alert.RESOLVED)
+    if alert is NOT_LOADED:
+        alert = unresolved.first()
+    if alert is None:
+        try:
+            with transaction.atomic():
+                alert = Alert.objects.create(
+                    project=rule.project, rule=rule, kind=rule.kind, feature=evaluation.feature,
+                    key=evaluation.key, scope=evaluation.scope, period_start=evaluation.period_start,
+                    period_end=evaluation.period_end, level=verdict.level, state=Alert.OPEN, opened_at=now,
+                    last_fired_at=now, last_notified_at=now, numbers=verdict.numbers, message=verdict.message)
+                notice_create(alert=alert, type=Notice.OPENED, now=now)
+            return alert
+        except IntegrityError:
+            # Another cycle opened it first (the partial unique index): theirs is the one to notify.
+            alert = unresolved.first()
+            if alert is None:
+                return None
+    Alert.objects.filter(pk=alert.pk).update(last_fired_at=now, clear_since=None, numbers=verdict.numbers,
+                                             message=verdict.message)
+    alert.numbers, alert.message, alert.clear_since = verdict.numbers, verdict.message, None
+    alert_remind_if_due(alert=alert, rule=rule, now=now)
+    return alert
+
+
+def alert_clear(*, alert, now) -> bool:
+    """The condition is clear this cycle; resolve (and notify once) when clear long enough."""
+    if alert.clear_since is None:
+        Alert.objects.filter(pk=alert.pk, clear_since__isnull=True).exclude(state=Alert.RESOLVED).update(
+            clear_since=now)
+        alert.clear_since = now
+    clear_before = now - dt.timedelta(minutes=settings.ALERT_RESOLVE_AFTER_MINUTES)
+    if alert.clear_since > clear_before:
+        return False
+    with transaction.atomic():
+        resolved = (Alert.objects.filter(pk=alert.pk, clear_since__lte=clear_before)
+                    .exclude(state=Alert.RESOLVED).update(state=Alert.RESOLVED, resolved_at=now))
+        if resolved:
+            alert.refresh_from_db()
+            notice_create(alert=alert, type=Notice.RESOLVED, now=now)
+    return bool(resolved)
+
+
+def alert_acknowledge(*, alert, actor_label: str = "", now=None) -> bool:
+    """open -> acknowledged (stops reminders); a no-op on an alert that is not open."""
+    now = now or timezone.now()
+    return bool(Alert.objects.filter(pk=alert.pk, state=Alert.OPEN).update(
+        state=Alert.ACKNOWLEDGED, acknowledged_at=now, acknowledged_by=actor_label[:150]))
+
+
+def channels_for_alert(alert):
+    channels = Channel.objects.filter(project_id=alert.project_id, enabled=True)
+    return channels.filter(Q(rules__isnull=True) | Q(rules=alert.rule_id)).distinct()
+
+
+def notice_create(*, alert, type: str, now) -> Notice:
+    notice = Notice.objects.create(alert=alert, type=type, created_at=now, numbers=alert.numbers,
+                                   message=alert.message)
+    Delivery.objects.bulk_create([
+        Delivery(notice=notice, channel=channel, created_at=now, next_attempt_at=now)
+        for channel in channels_for_alert(alert)
+    ])
+    return notice
