@@ -62,7 +62,20 @@ class BatchResult:
 
     def as_response(self) -> dict:
         return {"accepted": self.accepted, "duplicates": self.duplicates, "rejected": self.rejected,
-                "errors": self.errors, "warnings": self.warnings}
+                "errors": self.errors, "warnings": warnings_capped(self.warnings)}
+
+
+MAX_WARNINGS_PER_RESPONSE = 200
+
+
+def warnings_capped(warnings: list) -> list:
+    """At most MAX_WARNINGS_PER_RESPONSE warnings, then one saying how many more there were
+    (each event already holds at most validation.MAX_WARNINGS_PER_EVENT + 1)."""
+    if len(warnings) <= MAX_WARNINGS_PER_RESPONSE:
+        return warnings
+    more = len(warnings) - MAX_WARNINGS_PER_RESPONSE
+    return [*warnings[:MAX_WARNINGS_PER_RESPONSE],
+            {"field": None, "code": "too_many_warnings", "message": f"{more} more warnings were left out"}]
 
 
 def event_batch_ingest(*, project, events: list, received_at=None, cap_known_default=True) -> BatchResult:

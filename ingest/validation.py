@@ -187,6 +187,26 @@ def _error(index, event_id, field, code, message):
     return {"index": index, "event_id": event_id, "field": field, "code": code, "message": message}
 
 
+MAX_WARNINGS_PER_EVENT = 20
+
+
+def unknown_field_warnings(raw: dict, index: int, event_id) -> list[dict]:
+    """A warning per unknown field, at most MAX_WARNINGS_PER_EVENT, then one saying how many more
+    were dropped: an event with 450,000 unknown keys costs 21 small dicts, not 450,000."""
+    warnings, more = [], 0
+    for field in raw:
+        if field in KNOWN_FIELDS:
+            continue
+        if len(warnings) < MAX_WARNINGS_PER_EVENT:
+            warnings.append(_error(index, event_id, field, "unknown_field", f"unknown field {field!r} was dropped"))
+        else:
+            more += 1
+    if more:
+        warnings.append(_error(index, event_id, None, "too_many_warnings",
+                               f"{more} more unknown field{'s' if more > 1 else ''} were dropped"))
+    return warnings
+
+
 def event_validate(raw, index: int, ctx: Context):
     """-> (row or None, errors, warnings) for one raw event."""
     if type(raw) is not dict:
@@ -214,9 +234,7 @@ def event_validate(raw, index: int, ctx: Context):
         row["cap_known"] = "max_output_tokens" in raw or ctx.cap_known_default
         if row["attributes"] is None:
             row["attributes"] = {}
-    warnings = [_error(index, event_id, field, "unknown_field", f"unknown field {field!r} was dropped")
-                for field in raw if field not in KNOWN_FIELDS]
-    return row, errors, warnings
+    return row, errors, unknown_field_warnings(raw, index, event_id)
 
 
 def _cross_field_errors(row, index, event_id):
@@ -418,6 +436,5 @@ def event_validate_fast(raw, index: int, ctx: Context):
         return None, errors, []
     warnings = []
     if len(raw) > len(KNOWN_FIELDS) or not KNOWN_FIELDS.issuperset(raw):
-        warnings = [_error(index, event_id, field, "unknown_field", f"unknown field {field!r} was dropped")
-                    for field in raw if field not in KNOWN_FIELDS]
+        warnings = unknown_field_warnings(raw, index, event_id)
     return row, [], warnings
