@@ -1,0 +1,27 @@
+"""Reads for the read API, the pages and the rules: rollup tables only, never raw events.
+
+One module per concern: `parts` (summed rollup counters and `metrics_from_parts`, where every
+metric is defined), `features` (the features list), `timeseries`, `breakdowns` (per model, per
+dimension value), `overview`, `feature_page` and `histograms` (many histograms at once).
+"""
+
+from .breakdowns import dimension_breakdown, dimension_breakdowns, model_metrics
+from .feature_page import (
+    FEATURE_DAILY_COLUMNS,
+    ROUTED_ROLES,
+    feature_daily,
+    feature_daily_calls,
+    feature_metrics_from_daily,
+)
+from .features import feature_metrics
+from .histograms import hist_matrix, hist_sum
+from .overview import data_as_of, environments, overview, unpriced_models
+from .parts import PART_NAMES, ZERO, local_days, metrics_from_parts
+from .timeseries import bucket_starts, timeseries
+
+__all__ = [
+    "FEATURE_DAILY_COLUMNS", "PART_NAMES", "ROUTED_ROLES", "ZERO", "bucket_starts", "data_as_of",
+    "dimension_breakdown", "dimension_breakdowns", "environments", "feature_daily", "feature_daily_calls",
+    "feature_metrics", "feature_metrics_from_daily", "hist_matrix", "hist_sum", "local_days", "metrics_from_parts",
+    "model_metrics", "overview", "timeseries", "unpriced_models",
+]

@@ -1,0 +1,131 @@
+"""The feature page's reads: its daily frame, and its metrics row derived from that frame."""
+
+import datetime as dt
+
+import numpy as np
+import pandas as pd
+from django.db import connection
+
+from .features import _percentiles
+from .histograms import _trimmed_rows, hist_matrix, hist_sum
+from .parts import PART_NAMES, ZERO, _day_filter, _feature_id, _ratio, local_days, metrics_from_parts
+
+FEATURE_DAILY_COLUMNS = [
+    "day", "tier", "role", "calls", "input_tokens", "output_tokens", "cost_usd", "priced_calls", "unpriced_calls",
+    "cap_known_calls", "uncapped_calls", "cap_hit_calls", "error_calls", "latency_hist", "ttft_hist",
+    "output_tokens_hist",
+]
+
+
+def feature_daily(*, project, feature, start, end, environment=None) -> pd.DataFrame:
+    """Per (day, tier, role) of one feature: counters, cost (Decimal) and merged histograms.
+
+    Rows of several environments are merged here (counters in Python, histograms as one numpy
+    matrix per column): cheaper than a SQL array-sum aggregate for the few rows per group this has.
+    `feature` is a name or a Feature."""
+    first, last = local_days(project, start, end)
+    where, params = _day_filter(project, first, last, environment)
+    params["feature_id"] = _feature_id(project, feature)
+    columns = ", ".join(f"d.{c}" for c in FEATURE_DAILY_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {columns} FROM metrics_featureday d WHERE {where} "
+                       "AND d.feature_id = %(feature_id)s ORDER BY d.day, d.tier, d.role", params)
+        rows = cursor.fetchall()
+    merged: list[list] = []
+    starts: list[int] = []  # rows come ordered by (day, tier, role): each group is a run of rows
+    for i, row in enumerate(rows):
+        if merged and tuple(merged[-1][:3]) == row[:3]:
+            last_row = merged[-1]
+            for j in range(3, 13):
+                last_row[j] += row[j]
+        else:
+            merged.append(list(row))
+            starts.append(i)
+    if len(merged) < len(rows):  # several environments: add their histograms up, all groups at once
+        for j in range(13, 16):
+            totals = np.add.reduceat(hist_matrix([row[j] for row in rows]), starts, axis=0)
+            for target, hist in zip(merged, _trimmed_rows(totals), strict=True):
+                target[j] = hist
+    if not merged:
+        frame = pd.DataFrame([], columns=FEATURE_DAILY_COLUMNS)
+        for column in FEATURE_DAILY_COLUMNS[3:13]:
+            if column != "cost_usd":
+                frame[column] = frame[column].astype("int64")
+        return frame
+    values = list(zip(*merged, strict=True))
+    data = {}
+    for i, column in enumerate(FEATURE_DAILY_COLUMNS):
+        if 3 <= i < 13 and column != "cost_usd":
+            data[column] = np.array(values[i], dtype=np.int64)
+        else:
+            data[column] = pd.Series(values[i], dtype=object)
+    return pd.DataFrame(data)
+
+
+ROUTED_ROLES = ("primary", "escalation")
+
+
+def feature_daily_calls(*, project, feature, first_day, last_day, environment=None) -> list[tuple]:
+    """[(day, tier, role, calls)] of one feature (a name or a Feature) over [first_day, last_day),
+    summed over environments: the narrow read behind the feature page's Pro-share baseline."""
+    where, params = _day_filter(project, first_day, last_day, environment, feature_id=_feature_id(project, feature))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT d.day, d.tier, d.role, sum(d.calls)::bigint FROM metrics_featureday d WHERE {where} "
+                       "GROUP BY 1, 2, 3", params)
+        return cursor.fetchall()
+
+
+def feature_metrics_from_daily(*, feature, frame: pd.DataFrame, calls: list[tuple], last_day: dt.date) -> dict:
+    """feature_metrics' row of one feature, from data the feature page has already read instead of
+    three more queries: `frame` is feature_daily over the range, `calls` (day, tier, role, calls)
+    rows covering at least the 35 days before `last_day` (for pro_share_change).
+
+    Same parts as ROLE_ROWS_PARTS sums in SQL (a role's priced count is None when the role has no
+    rows, as a FILTERed SQL sum is NULL), same metrics_from_parts; the latency/ttft percentiles come
+    from the frame's histograms merged over tiers and roles, which is what FeatureLatencyDay holds."""
+    parts = dict.fromkeys(PART_NAMES, 0)
+    parts["cost_usd"] = ZERO
+    for role in ("triage", "escalation", "shadow"):
+        parts[f"{role}_cost_usd"], parts[f"{role}_priced"] = None, None
+    latency = ttft = None
+    if not frame.empty:
+        plain = ("calls", "input_tokens", "output_tokens", "cost_usd", "priced_calls", "unpriced_calls",
+                 "cap_known_calls", "uncapped_calls", "cap_hit_calls", "error_calls")
+        columns = [frame[c].tolist() for c in ("tier", "role", *plain)]
+        for tier, role, *values in zip(*columns, strict=True):
+            for name, value in zip(plain, values, strict=True):
+                parts[name] += value
+            row_calls, row_cost, row_priced = values[0], values[3], values[4]
+            if role == "primary":
+                parts["requests"] += row_calls
+            if role in ROUTED_ROLES:
+                parts["routed_calls"] += row_calls
+                if tier == "pro":
+                    parts["routed_pro_calls"] += row_calls
+            if role == "escalation":
+                parts["escalation_calls"] += row_calls
+            if role in ("triage", "escalation", "shadow"):
+                parts[f"{role}_cost_usd"] = (parts[f"{role}_cost_usd"] or ZERO) + row_cost
+                parts[f"{role}_priced"] = (parts[f"{role}_priced"] or 0) + row_priced
+        latency, ttft = hist_sum(frame["latency_hist"]), hist_sum(frame["ttft_hist"])
+    row = {"feature": feature.name, "muted": feature.muted, "expected_pro_share": feature.expected_pro_share}
+    row.update(metrics_from_parts(parts))
+    recent_from, base_from = last_day - dt.timedelta(days=7), last_day - dt.timedelta(days=35)
+    recent_pro = recent_all = base_pro = base_all = 0
+    seen = False
+    for day, tier, role, count in calls:
+        if not base_from <= day < last_day:
+            continue
+        seen = True
+        if role not in ROUTED_ROLES:
+            continue
+        if day >= recent_from:
+            recent_all += count
+            recent_pro += count if tier == "pro" else 0
+        else:
+            base_all += count
+            base_pro += count if tier == "pro" else 0
+    recent, base = _ratio(recent_pro, recent_all), _ratio(base_pro, base_all)
+    row["pro_share_change"] = None if not seen or recent is None or base is None else recent - base
+    row.update(_percentiles(None if frame.empty else {"latency": latency, "ttft": ttft}))
+    return row

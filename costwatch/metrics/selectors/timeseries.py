@@ -1,0 +1,92 @@
+"""Timeseries: one metric per bucket (and group), zero-filled."""
+
+import datetime as dt
+
+from .parts import ZERO, _feature_id, _sum_parts, local_days, metrics_from_parts
+
+
+def _metric_value(metric, parts):
+    m = metrics_from_parts(parts)
+    if metric == "cost":
+        return m["cost_usd"] if m["calls"] else ZERO
+    if metric == "calls":
+        return m["calls"]
+    return m[metric]
+
+
+def bucket_starts(project, start, end, granularity) -> list[dt.datetime]:
+    if granularity == "hour":
+        count = int((end - start).total_seconds() // 3600)
+        return [start + dt.timedelta(hours=i) for i in range(count)]
+    tzinfo = project.tzinfo
+    first, last = local_days(project, start, end)
+    return [dt.datetime.combine(first + dt.timedelta(days=i), dt.time(), tzinfo=tzinfo)
+            for i in range((last - first).days)]
+
+
+def _series_source(project, *, granularity, group_by, attrs):
+    """(table, bucket expression, group column or None) for a timeseries query."""
+    dimensions = list(project.dimensions or [])
+    if attrs or group_by in dimensions:
+        return "metrics_dimensionday", "d.day", ("d.value" if group_by else None)
+    if granularity == "hour":
+        if group_by is None:
+            return "metrics_featurehour", "d.hour", None
+        return "metrics_hourlyrollup", "d.hour", f"d.{group_by}"
+    if group_by == "model":  # FeatureDay has no model column
+        return "metrics_modelday", "d.day", "d.model"
+    return "metrics_featureday", "d.day", (f"d.{group_by}" if group_by else None)
+
+
+def timeseries(*, project, feature=None, metric, granularity, start, end, environment=None, group_by=None,
+               attrs=None) -> list[dict]:
+    """[{"t", "value"[, "group"]}] for every bucket (and group) in [start, end), zero-filled
+    (shares None on empty buckets). Timestamps: UTC hours, or local midnights for days."""
+    table, bucket_expr, group_expr = _series_source(project, granularity=granularity, group_by=group_by,
+                                                    attrs=attrs)
+    where = ["d.project_id = %(project_id)s"]
+    params = {"project_id": project.pk, "tz": project.timezone}
+    if table in ("metrics_dimensionday", "metrics_featureday", "metrics_modelday"):
+        params["first"], params["last"] = local_days(project, start, end)
+        where += ["d.day >= %(first)s", "d.day < %(last)s"]
+    else:
+        params["start"], params["end"] = start, end
+        where += ["d.hour >= %(start)s", "d.hour < %(end)s"]
+    if table == "metrics_dimensionday":
+        (dimension, value), = (attrs or {group_by: None}).items()
+        where.append("d.dimension = %(dimension)s")
+        params["dimension"] = dimension
+        if value is not None:
+            where.append("d.value = %(value)s")
+            params["value"] = value
+    if environment:
+        where.append("d.environment = %(environment)s")
+        params["environment"] = environment
+    if feature is not None:
+        where.append("d.feature_id = %(feature_id)s")
+        params["feature_id"] = _feature_id(project, feature)
+    cols = [bucket_expr] + ([group_expr] if group_expr else [])
+    parts = _sum_parts(table, group_cols=cols, where=" AND ".join(where), params=params)
+    return _zero_filled(project, parts, metric=metric, granularity=granularity, start=start, end=end,
+                        grouped=group_expr is not None)
+
+
+def _zero_filled(project, parts, *, metric, granularity, start, end, grouped) -> list[dict]:
+    tzinfo = project.tzinfo
+    groups = sorted({key[1] for key in parts}) if grouped else [None]
+    by_bucket = {}
+    for key, value in parts.items():
+        bucket = key[0]
+        if isinstance(bucket, dt.datetime):
+            bucket = bucket.astimezone(dt.UTC)
+        else:
+            bucket = dt.datetime.combine(bucket, dt.time(), tzinfo=tzinfo)
+        by_bucket[(bucket, key[1] if grouped else None)] = value
+    points = []
+    for bucket in bucket_starts(project, start, end, granularity):
+        for group in groups:
+            point = {"t": bucket, "value": _metric_value(metric, by_bucket.get((bucket, group), {}))}
+            if grouped:
+                point["group"] = group
+            points.append(point)
+    return points
