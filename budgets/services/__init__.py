@@ -1,4 +1,4 @@
-"""Writes for rules, alerts, channels and deliveries; the rule cycle (SPEC 5).
+"""Writes for rules, alerts, channels and deliveries; the rule cycle (see docs/alerts.md).
 
 One module per concern, along the data flow:
 - `cycle`: default rules, then one verdict per rule and scope (budgets.rules is pure);
@@ -12,7 +12,6 @@ One module per concern, along the data flow:
 
 from .config import channel_create, channel_delete, channel_update, rule_create, rule_delete, rule_update
 from .cycle import (
-    Evaluation,
     budget_numbers,
     budget_period_elapsed,
     budget_value_counts,
@@ -30,7 +29,7 @@ from .deliveries import (
 )
 from .digest import digests_send_due
 from .guard import budget_status
-from .lifecycle import alert_acknowledge, alerts_close_silently
+from .lifecycle import Evaluation, alert_acknowledge, alerts_close_silently
 
 __all__ = [
     "CLAIM_LEASE", "Evaluation", "alert_acknowledge", "alerts_close_silently", "backoff_seconds",

@@ -3,7 +3,6 @@ verdicts (budgets.rules, pure) for every rule and scope, and hand them to the al
 """
 
 import datetime as dt
-from dataclasses import dataclass
 
 from django.db import transaction
 from django.utils import timezone
@@ -22,7 +21,7 @@ from ..models import (
     Rule,
 )
 from ..rules import Verdict, Window
-from .lifecycle import alerts_apply
+from .lifecycle import Evaluation, alerts_apply
 
 
 def default_rules_ensure(*, project, now=None) -> int:
@@ -40,23 +39,6 @@ def default_rules_ensure(*, project, now=None) -> int:
         ProjectRulesState.objects.get_or_create(project=project,
                                                 defaults={"defaults_created_at": now or timezone.now()})
     return len(created)
-
-
-@dataclass
-class Evaluation:
-    """One rule applied to one scope in one cycle."""
-
-    rule: Rule
-    scope: dict
-    key: str
-    verdict: Verdict
-    feature: Feature | None = None
-    period_start: dt.datetime | None = None
-    period_end: dt.datetime | None = None
-
-    @property
-    def kind(self):
-        return self.rule.kind
 
 
 def evaluate_project(*, project, now=None) -> list[Evaluation]:

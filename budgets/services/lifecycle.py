@@ -4,17 +4,34 @@ transaction.
 """
 
 import datetime as dt
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from ..models import Alert, Channel, Delivery, Notice
+from ingest.models import Feature
 
-if TYPE_CHECKING:
-    from .cycle import Evaluation
+from ..models import Alert, Channel, Delivery, Notice, Rule
+from ..rules import Verdict
+
+
+@dataclass
+class Evaluation:
+    """One rule applied to one scope in one cycle."""
+
+    rule: Rule
+    scope: dict
+    key: str
+    verdict: Verdict
+    feature: Feature | None = None
+    period_start: dt.datetime | None = None
+    period_end: dt.datetime | None = None
+
+    @property
+    def kind(self):
+        return self.rule.kind
 
 
 def alerts_apply(*, project, evaluations, now) -> None:
@@ -59,7 +76,7 @@ def alerts_close_silently(alerts, *, now) -> int:
 NOT_LOADED = object()
 
 
-def alerts_refresh(fired_again: list[tuple[Alert, "Evaluation"]], *, now) -> None:
+def alerts_refresh(fired_again: list[tuple[Alert, Evaluation]], *, now) -> None:
     """Alerts that fired again: their numbers in one statement per 500, then a reminder for each
     open one whose cooldown has passed (claimed by a conditional UPDATE, as in alert_fire)."""
     for alert, evaluation in fired_again:
