@@ -102,12 +102,19 @@ class Event(models.Model):
 class DirtyHour(models.Model):
     """Append-only marks 'this UTC hour of this project changed', written in the same
     transaction as the events (or a recompute) and claimed by the rollup refresh with
-    DELETE ... RETURNING, so an event committed during a refresh is never missed."""
+    DELETE ... RETURNING, so an event committed during a refresh is never missed.
+
+    A mark written with new events carries `first_event_id`, a lower bound of their ids: the
+    refresh adds those events to the rollups as a delta, finding them by id range and by the
+    mark's own transaction id (the events' xmin). A mark without it (a recompute, a settings
+    change) says the hour's stored events changed in place: the refresh rebuilds the hour."""
 
     id = models.BigAutoField(primary_key=True)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
     hour = models.DateTimeField()
     created_at = models.DateTimeField(auto_now_add=True)
+    first_event_id = models.BigIntegerField(
+        null=True, blank=True, help_text="New events at or above this id (null: rebuild the hour).")
 
     class Meta:
         indexes = [models.Index(fields=["project", "hour"], name="dirtyhour_project_hour")]

@@ -3,13 +3,13 @@
 The write path per batch, in one transaction (a savepoint inside a caller's), three round trips:
 1. one statement creates the features seen for the first time (`INSERT ... ON CONFLICT DO
    NOTHING`, names sorted so concurrent batches lock in the same order) and adds the DirtyHour
-   marks of the batch's hours; new model ids are recorded the same way when a process first
+   marks of the batch's hours (with a lower bound of the batch's event ids); new model ids are recorded the same way when a process first
    sees them;
 2. `COPY` the events (distinct ids, sorted) straight into `ingest_event`; 3. commit.
 If the COPY hits the unique key (a retried batch, or a concurrent retry of the same one), the
 attempt is rolled back and redone on the always-correct path: COPY into a per-connection
 temporary staging table and one `INSERT ... ON CONFLICT (project_id, event_id) DO NOTHING
-RETURNING ts` that marks the hours of the events it stored. Either way the unique key is what
+RETURNING id, ts` that marks the hours of the events it stored (with their lowest id). Either way the unique key is what
 makes a repeated or concurrently retried batch store once.
 """
 
@@ -218,7 +218,9 @@ def _epoch_hours(timestamps) -> set[int]:
 
 def _features_ensure_and_mark(cursor, *, project_id: int, names, hours: list[int]) -> dict[str, int]:
     """Feature name -> id, creating the features seen for the first time; in the same round trip,
-    mark the batch's UTC hours (epoch hours) dirty for the rollups."""
+    mark the batch's UTC hours (epoch hours) dirty for the rollups. Each mark carries a lower bound
+    of the ids the COPY that follows will draw (a nextval taken first, in this same transaction),
+    so the refresh finds the batch's events by id range and by the mark's xmin."""
     names = sorted(names)
     cursor.execute(
         """
@@ -228,8 +230,10 @@ def _features_ensure_and_mark(cursor, *, project_id: int, names, hours: list[int
             SELECT %(project_id)s, name, NULL, false, now() FROM wanted ORDER BY name
             ON CONFLICT (project_id, name) DO NOTHING RETURNING name, id),
         dirty AS (
-            INSERT INTO ingest_dirtyhour (project_id, hour, created_at)
-            SELECT %(project_id)s, to_timestamp(hour * 3600), now() FROM unnest(%(hours)s::bigint[]) AS h(hour))
+            INSERT INTO ingest_dirtyhour (project_id, hour, created_at, first_event_id)
+            SELECT %(project_id)s, to_timestamp(hour * 3600), now(),
+                   (SELECT nextval(pg_get_serial_sequence('ingest_event', 'id')))
+            FROM unnest(%(hours)s::bigint[]) AS h(hour))
         SELECT name, id FROM created
         UNION ALL SELECT f.name, f.id FROM ingest_feature f JOIN wanted USING (name) WHERE f.project_id = %(project_id)s
         """,
@@ -273,14 +277,14 @@ def _staging_store(cursor, data: bytes, *, project_id: int, mark_dirty: bool) ->
     cursor.execute(f"CREATE TEMP TABLE IF NOT EXISTS {STAGING_TABLE} ON COMMIT DELETE ROWS AS "
                    f"SELECT {columns} FROM ingest_event WITH NO DATA")
     _copy(cursor, STAGING_TABLE, data)
-    dirty = ("""INSERT INTO ingest_dirtyhour (project_id, hour, created_at)
-                SELECT DISTINCT %(project_id)s, date_trunc('hour', ts, 'UTC'), now() FROM inserted"""
+    dirty = ("""INSERT INTO ingest_dirtyhour (project_id, hour, created_at, first_event_id)
+                SELECT %(project_id)s, date_trunc('hour', ts, 'UTC'), now(), min(id) FROM inserted GROUP BY 2"""
              if mark_dirty else "SELECT")
     cursor.execute(
         f"""
         WITH inserted AS (
             INSERT INTO ingest_event ({columns}) SELECT {columns} FROM {STAGING_TABLE} ORDER BY event_id
-            ON CONFLICT (project_id, event_id) DO NOTHING RETURNING ts),
+            ON CONFLICT (project_id, event_id) DO NOTHING RETURNING id, ts),
         dirty AS ({dirty})
         SELECT count(*) FROM inserted
         """,

@@ -13,8 +13,10 @@ at once. Every rebuild is set-based SQL (INSERT ... SELECT), never Python per ev
 import datetime as dt
 import logging
 import zlib
+from dataclasses import dataclass
 
-from django.db import connection, transaction
+import psycopg
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from costwatch.projects.models import Project
@@ -22,6 +24,7 @@ from costwatch.projects.models import Project
 logger = logging.getLogger(__name__)
 
 HOURS_PER_CLAIM = 168  # one transaction rebuilds at most a week of hours
+SERIALIZATION_RETRIES = 3
 LOCK_NAMESPACE = zlib.crc32(b"costwatch.metrics.refresh") & 0x7FFFFFFF
 HOUR = dt.timedelta(hours=1)
 
@@ -53,9 +56,9 @@ HISTOGRAM_COLUMNS = "latency_hist, ttft_hist, output_tokens_hist"
 ROLLUP_COUNTERS = ", ".join(f"sum(r.{name.strip()})" for name in COUNTER_COLUMNS.split(","))
 ROLLUP_HISTOGRAMS = "cw_hist_sum(r.latency_hist), cw_hist_sum(r.ttft_hist), cw_hist_sum(r.output_tokens_hist)"
 
+HOURLY_KEY = "project_id, hour, environment, feature_id, model, tier, role, status, route_reason"
 HOURLY_INSERT = f"""
-INSERT INTO metrics_hourlyrollup (project_id, hour, environment, feature_id, model, tier, role, status,
-                                  route_reason, {COUNTER_COLUMNS}, {HISTOGRAM_COLUMNS})
+INSERT INTO metrics_hourlyrollup ({HOURLY_KEY}, {COUNTER_COLUMNS}, {HISTOGRAM_COLUMNS})
 SELECT e.project_id, date_trunc('hour', e.ts, 'UTC'), e.environment, e.feature_id, e.model, e.tier, e.role,
        e.status, e.route_reason, {EVENT_COUNTERS}, {EVENT_HISTOGRAMS}
 FROM ingest_event e
@@ -65,11 +68,12 @@ GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
 
 ROUTED = "r.role IN ('primary', 'escalation')"
-FEATURE_HOUR_INSERT = f"""
-INSERT INTO metrics_featurehour (project_id, environment, feature_id, hour, {COUNTER_COLUMNS},
-    primary_calls, triage_calls, escalation_calls, shadow_calls, routed_calls, routed_pro_calls,
+FEATURE_HOUR_KEY = "project_id, environment, feature_id, hour"
+FEATURE_HOUR_ROLE_COLUMNS = """primary_calls, triage_calls, escalation_calls, shadow_calls, routed_calls, routed_pro_calls,
     routed_pro_default_calls, triage_cost_usd, escalation_cost_usd, shadow_cost_usd, triage_priced_calls,
-    escalation_priced_calls, shadow_priced_calls)
+    escalation_priced_calls, shadow_priced_calls"""
+# From rows with the HourlyRollup key (alias r), the rollup table itself or a batch's delta.
+FEATURE_HOUR_SELECT = f"""
 SELECT r.project_id, r.environment, r.feature_id, r.hour, {ROLLUP_COUNTERS},
     coalesce(sum(r.calls) FILTER (WHERE r.role = 'primary'), 0),
     coalesce(sum(r.calls) FILTER (WHERE r.role = 'triage'), 0),
@@ -84,15 +88,18 @@ SELECT r.project_id, r.environment, r.feature_id, r.hour, {ROLLUP_COUNTERS},
     coalesce(sum(r.priced_calls) FILTER (WHERE r.role = 'triage'), 0),
     coalesce(sum(r.priced_calls) FILTER (WHERE r.role = 'escalation'), 0),
     coalesce(sum(r.priced_calls) FILTER (WHERE r.role = 'shadow'), 0)
-FROM metrics_hourlyrollup r
-WHERE r.project_id = %(project_id)s AND r.hour = ANY(%(hours)s)
-GROUP BY 1, 2, 3, 4
+FROM __SOURCE__ r
 """
+FEATURE_HOUR_INSERT = (
+    f"INSERT INTO metrics_featurehour ({FEATURE_HOUR_KEY}, {COUNTER_COLUMNS}, {FEATURE_HOUR_ROLE_COLUMNS})"
+    + FEATURE_HOUR_SELECT.replace("__SOURCE__", "metrics_hourlyrollup")
+    + "WHERE r.project_id = %(project_id)s AND r.hour = ANY(%(hours)s) GROUP BY 1, 2, 3, 4"
+)
 
+FEATURE_DAY_KEY = "project_id, environment, feature_id, tier, role, day"
 # FeatureDay from the hourly rollup, when the project's days start on UTC hour boundaries.
 FEATURE_DAY_FROM_HOURS = f"""
-INSERT INTO metrics_featureday (project_id, environment, feature_id, tier, role, day, {COUNTER_COLUMNS},
-                                {HISTOGRAM_COLUMNS})
+INSERT INTO metrics_featureday ({FEATURE_DAY_KEY}, {COUNTER_COLUMNS}, {HISTOGRAM_COLUMNS})
 SELECT r.project_id, r.environment, r.feature_id, r.tier, r.role, (r.hour AT TIME ZONE %(tz)s)::date,
        {ROLLUP_COUNTERS}, {ROLLUP_HISTOGRAMS}
 FROM metrics_hourlyrollup r
@@ -103,8 +110,7 @@ GROUP BY 1, 2, 3, 4, 5, 6
 
 # FeatureDay from raw events, for time zones whose midnight falls inside a UTC hour (e.g. +05:30).
 FEATURE_DAY_FROM_EVENTS = f"""
-INSERT INTO metrics_featureday (project_id, environment, feature_id, tier, role, day, {COUNTER_COLUMNS},
-                                {HISTOGRAM_COLUMNS})
+INSERT INTO metrics_featureday ({FEATURE_DAY_KEY}, {COUNTER_COLUMNS}, {HISTOGRAM_COLUMNS})
 SELECT e.project_id, e.environment, e.feature_id, e.tier, e.role, (e.ts AT TIME ZONE %(tz)s)::date,
        {EVENT_COUNTERS}, {EVENT_HISTOGRAMS}
 FROM ingest_event e
@@ -113,9 +119,9 @@ WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
 GROUP BY 1, 2, 3, 4, 5, 6
 """
 
+MODEL_DAY_KEY = "project_id, environment, feature_id, model, tier, day"
 MODEL_DAY_FROM_HOURS = f"""
-INSERT INTO metrics_modelday (project_id, environment, feature_id, model, tier, day, {COUNTER_COLUMNS},
-                              routed_calls, routed_pro_calls)
+INSERT INTO metrics_modelday ({MODEL_DAY_KEY}, {COUNTER_COLUMNS}, routed_calls, routed_pro_calls)
 SELECT r.project_id, r.environment, r.feature_id, r.model, r.tier, (r.hour AT TIME ZONE %(tz)s)::date,
        {ROLLUP_COUNTERS},
        coalesce(sum(r.calls) FILTER (WHERE {ROUTED}), 0),
@@ -127,8 +133,7 @@ GROUP BY 1, 2, 3, 4, 5, 6
 """
 
 MODEL_DAY_FROM_EVENTS = f"""
-INSERT INTO metrics_modelday (project_id, environment, feature_id, model, tier, day, {COUNTER_COLUMNS},
-                              routed_calls, routed_pro_calls)
+INSERT INTO metrics_modelday ({MODEL_DAY_KEY}, {COUNTER_COLUMNS}, routed_calls, routed_pro_calls)
 SELECT e.project_id, e.environment, e.feature_id, e.model, e.tier, (e.ts AT TIME ZONE %(tz)s)::date,
        {EVENT_COUNTERS},
        count(*) FILTER (WHERE e.role IN ('primary', 'escalation')),
@@ -139,6 +144,7 @@ WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
 GROUP BY 1, 2, 3, 4, 5, 6
 """
 
+FEATURE_LATENCY_DAY_KEY = "project_id, environment, feature_id, day"
 FEATURE_LATENCY_DAY_INSERT = """
 INSERT INTO metrics_featurelatencyday (project_id, environment, feature_id, day, latency_hist, ttft_hist)
 SELECT d.project_id, d.environment, d.feature_id, d.day, cw_hist_sum(d.latency_hist), cw_hist_sum(d.ttft_hist)
@@ -148,12 +154,13 @@ GROUP BY 1, 2, 3, 4
 """
 
 EVENT_ROUTED = "e.role IN ('primary', 'escalation')"
-DIMENSION_DAY_INSERT = f"""
-INSERT INTO metrics_dimensionday (project_id, environment, feature_id, day, dimension, value,
-    calls, cost_usd, priced_calls, routed_calls, routed_pro_calls, input_tokens, output_tokens, unpriced_calls,
-    error_calls, cap_known_calls, uncapped_calls, cap_hit_calls, primary_calls, triage_calls, escalation_calls,
-    shadow_calls, triage_cost_usd, escalation_cost_usd, shadow_cost_usd, triage_priced_calls, escalation_priced_calls,
-    shadow_priced_calls)
+DIMENSION_DAY_KEY = "project_id, environment, feature_id, day, dimension, value"
+DIMENSION_DAY_COUNTERS = """calls, cost_usd, priced_calls, routed_calls, routed_pro_calls, input_tokens, output_tokens,
+    unpriced_calls, error_calls, cap_known_calls, uncapped_calls, cap_hit_calls, primary_calls, triage_calls,
+    escalation_calls, shadow_calls, triage_cost_usd, escalation_cost_usd, shadow_cost_usd, triage_priced_calls,
+    escalation_priced_calls, shadow_priced_calls"""
+DIMENSION_DAY_SELECT = f"""
+INSERT INTO metrics_dimensionday AS t ({DIMENSION_DAY_KEY}, {DIMENSION_DAY_COUNTERS})
 SELECT e.project_id, e.environment, e.feature_id, (e.ts AT TIME ZONE %(tz)s)::date, d.key,
        left(e.attributes ->> d.key, 200),
        count(*), coalesce(sum(e.cost_usd), 0), count(e.cost_usd),
@@ -176,24 +183,125 @@ SELECT e.project_id, e.environment, e.feature_id, (e.ts AT TIME ZONE %(tz)s)::da
        count(e.cost_usd) FILTER (WHERE e.role = 'escalation'),
        count(e.cost_usd) FILTER (WHERE e.role = 'shadow')
 FROM ingest_event e CROSS JOIN unnest(%(dimensions)s::text[]) AS d(key)
-WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
-  AND (e.ts AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
+WHERE __WHERE__
   AND e.attributes ->> d.key IS NOT NULL
 GROUP BY 1, 2, 3, 4, 5, 6
 """
+DIMENSION_DAY_INSERT = DIMENSION_DAY_SELECT.replace("__WHERE__", """e.project_id = %(project_id)s
+  AND e.ts >= %(low)s AND e.ts < %(high)s AND (e.ts AT TIME ZONE %(tz)s)::date = ANY(%(days)s)""")
+
+# --- deltas: the events of newly claimed batches, added to the rows they belong to -------------
+# The new events are found by id (>= the lowest bound their marks carry, on the primary key)
+# and by transaction: a mark and its batch's events are written by one (sub)transaction, so the
+# events' xmin is the mark's. Both are read in the refresh's one snapshot (REPEATABLE READ), in
+# which a batch's mark is visible exactly when its events are.
+NEW_EVENTS = "e.id >= %(first_id)s AND e.project_id = %(project_id)s AND e.xmin = ANY(%(xids)s::xid[])"
+DELTA_COLUMNS = f"{HOURLY_KEY}, day, {COUNTER_COLUMNS}, {HISTOGRAM_COLUMNS}, max_ts"
+DELTA_BUILD = f"""
+CREATE TEMP TABLE cw_delta ({DELTA_COLUMNS}) ON COMMIT DROP AS
+SELECT e.project_id, date_trunc('hour', e.ts, 'UTC'), e.environment, e.feature_id, e.model, e.tier, e.role,
+       e.status, e.route_reason, (e.ts AT TIME ZONE %(tz)s)::date, {EVENT_COUNTERS}, {EVENT_HISTOGRAMS}, max(e.ts)
+FROM ingest_event e
+WHERE {NEW_EVENTS}
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9, 10
+"""
 
 
-def _project_lock(cursor, project_id: int) -> None:
-    cursor.execute("SELECT pg_advisory_xact_lock(%s, %s)", [LOCK_NAMESPACE, project_id])
+def _names(columns: str) -> list[str]:
+    return [name.strip() for name in columns.split(",")]
+
+
+def _added(key: str, sums: str = "", hists: str = "") -> str:
+    """ON CONFLICT clause that adds a delta row to the stored one (histograms bucket by bucket)."""
+    sets = [f"{name} = t.{name} + EXCLUDED.{name}" for name in _names(sums) if name]
+    sets += [f"{name} = cw_hist_plus(t.{name}, EXCLUDED.{name})" for name in _names(hists) if name]
+    return f" ON CONFLICT ({key}) DO UPDATE SET {', '.join(sets)}"
+
+
+HOURLY_DELTA = (
+    f"INSERT INTO metrics_hourlyrollup AS t ({HOURLY_KEY}, {COUNTER_COLUMNS}, {HISTOGRAM_COLUMNS}) "
+    f"SELECT {', '.join('r.' + name for name in _names(HOURLY_KEY))}, {ROLLUP_COUNTERS}, {ROLLUP_HISTOGRAMS} "
+    "FROM cw_delta r GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9"
+    + _added(HOURLY_KEY, COUNTER_COLUMNS, HISTOGRAM_COLUMNS)
+)
+FEATURE_HOUR_DELTA = (
+    f"INSERT INTO metrics_featurehour AS t ({FEATURE_HOUR_KEY}, {COUNTER_COLUMNS}, {FEATURE_HOUR_ROLE_COLUMNS})"
+    + FEATURE_HOUR_SELECT.replace("__SOURCE__", "cw_delta") + "GROUP BY 1, 2, 3, 4"
+    + _added(FEATURE_HOUR_KEY, f"{COUNTER_COLUMNS}, {FEATURE_HOUR_ROLE_COLUMNS}")
+)
+FEATURE_DAY_DELTA = (
+    f"INSERT INTO metrics_featureday AS t ({FEATURE_DAY_KEY}, {COUNTER_COLUMNS}, {HISTOGRAM_COLUMNS}) "
+    f"SELECT r.project_id, r.environment, r.feature_id, r.tier, r.role, r.day, {ROLLUP_COUNTERS}, "
+    f"{ROLLUP_HISTOGRAMS} FROM cw_delta r GROUP BY 1, 2, 3, 4, 5, 6"
+    + _added(FEATURE_DAY_KEY, COUNTER_COLUMNS, HISTOGRAM_COLUMNS)
+)
+MODEL_DAY_DELTA = (
+    f"INSERT INTO metrics_modelday AS t ({MODEL_DAY_KEY}, {COUNTER_COLUMNS}, routed_calls, routed_pro_calls) "
+    f"SELECT r.project_id, r.environment, r.feature_id, r.model, r.tier, r.day, {ROLLUP_COUNTERS}, "
+    f"coalesce(sum(r.calls) FILTER (WHERE {ROUTED}), 0), "
+    f"coalesce(sum(r.calls) FILTER (WHERE {ROUTED} AND r.tier = 'pro'), 0) "
+    "FROM cw_delta r GROUP BY 1, 2, 3, 4, 5, 6"
+    + _added(MODEL_DAY_KEY, f"{COUNTER_COLUMNS}, routed_calls, routed_pro_calls")
+)
+FEATURE_LATENCY_DAY_DELTA = (
+    f"INSERT INTO metrics_featurelatencyday AS t ({FEATURE_LATENCY_DAY_KEY}, latency_hist, ttft_hist) "
+    "SELECT r.project_id, r.environment, r.feature_id, r.day, cw_hist_sum(r.latency_hist), cw_hist_sum(r.ttft_hist) "
+    "FROM cw_delta r GROUP BY 1, 2, 3, 4"
+    + _added(FEATURE_LATENCY_DAY_KEY, hists="latency_hist, ttft_hist")
+)
+DIMENSION_DAY_DELTA = (DIMENSION_DAY_SELECT.replace("__WHERE__", NEW_EVENTS)
+                       + _added(DIMENSION_DAY_KEY, DIMENSION_DAY_COUNTERS))
+
+
+class _ProjectLock:
+    """One refresh of a project at a time. Outside a transaction: a session-level advisory lock,
+    taken before the refresh's transactions start, so each one's snapshot sees what the previous
+    refresh committed. Inside a caller's transaction (tests, a command's atomic block): the
+    transaction-level lock."""
+
+    def __init__(self, project_id: int):
+        self.args = [LOCK_NAMESPACE, project_id]
+        self.session = not connection.in_atomic_block
+
+    def __enter__(self):
+        with connection.cursor() as cursor:
+            lock = "pg_advisory_lock" if self.session else "pg_advisory_xact_lock"
+            cursor.execute(f"SELECT {lock}(%s, %s)", self.args)
+        return self
+
+    def __exit__(self, *exc):
+        if self.session:
+            try:
+                with connection.cursor() as cursor:
+                    cursor.execute("SELECT pg_advisory_unlock(%s, %s)", self.args)
+            except DatabaseError:  # the session is gone, and its lock with it
+                logger.warning("refresh: could not release the advisory lock of project %s", self.args[1])
+        return False
+
+
+def _claim_new_batches(cursor, project_id: int) -> tuple[int | None, list[str]]:
+    """Delete (claim) every mark of new events; return the lowest event id they bound and the
+    transaction ids (xmin) that wrote them."""
+    cursor.execute(
+        """
+        WITH claimed AS (
+            DELETE FROM ingest_dirtyhour WHERE project_id = %s AND first_event_id IS NOT NULL
+            RETURNING first_event_id, xmin)
+        SELECT min(first_event_id), array_agg(DISTINCT xmin::text) FROM claimed
+        """,
+        [project_id],
+    )
+    first_id, xids = cursor.fetchone()
+    return first_id, xids or []
 
 
 def _claim_hours(cursor, project_id: int) -> list[dt.datetime]:
-    """Delete (claim) the marks of up to HOURS_PER_CLAIM dirty hours; return those hours."""
+    """Delete (claim) the rebuild marks of up to HOURS_PER_CLAIM hours; return those hours."""
     cursor.execute(
         """
         DELETE FROM ingest_dirtyhour
-        WHERE project_id = %(project_id)s AND hour IN (
-            SELECT DISTINCT hour FROM ingest_dirtyhour WHERE project_id = %(project_id)s
+        WHERE project_id = %(project_id)s AND first_event_id IS NULL AND hour IN (
+            SELECT DISTINCT hour FROM ingest_dirtyhour WHERE project_id = %(project_id)s AND first_event_id IS NULL
             ORDER BY hour LIMIT %(limit)s)
         RETURNING hour
         """,
@@ -221,6 +329,24 @@ def days_touched(hours, tzinfo) -> list[dt.date]:
         days.add(hour.astimezone(tzinfo).date())
         days.add((hour + HOUR - dt.timedelta(microseconds=1)).astimezone(tzinfo).date())
     return sorted(days)
+
+
+def _add_deltas(cursor, project: Project, first_id: int, xids: list[str]) -> tuple[int, dt.datetime | None]:
+    """Add the claimed batches' events to every rollup table; return (events added, latest ts)."""
+    params = {"project_id": project.pk, "first_id": first_id, "xids": xids, "tz": project.timezone,
+              "huge_cap": project.huge_cap_tokens, "dimensions": list(project.dimensions or [])}
+    cursor.execute("DROP TABLE IF EXISTS cw_delta")
+    cursor.execute(DELTA_BUILD, params)
+    cursor.execute("SELECT coalesce(sum(calls), 0), max(max_ts) FROM cw_delta")
+    events, latest = cursor.fetchone()
+    if events:
+        for statement in (HOURLY_DELTA, FEATURE_HOUR_DELTA, FEATURE_DAY_DELTA, MODEL_DAY_DELTA,
+                          FEATURE_LATENCY_DAY_DELTA):
+            cursor.execute(statement, params)
+        if params["dimensions"]:
+            cursor.execute(DIMENSION_DAY_DELTA, params)
+    cursor.execute("DROP TABLE cw_delta")
+    return int(events), latest
 
 
 def _rebuild_hours(cursor, project: Project, hours: list[dt.datetime]) -> None:
@@ -254,14 +380,14 @@ def _rebuild_days(cursor, project: Project, days: list[dt.date]) -> None:
         cursor.execute(DIMENSION_DAY_INSERT, params)
 
 
-def _record_state(cursor, project: Project, hours: list[dt.datetime] | None) -> None:
-    """Advance the 'data as of' mark to this transaction's start (before its claim: every mark
+def _record_state(cursor, project: Project, hours: list[dt.datetime] | None, latest=None) -> None:
+    """Advance the 'data as of' mark to this transaction's start (its snapshot: every mark
     committed by then is folded in); data_through = the latest event ts folded in so far."""
-    latest = None
     if hours:
         cursor.execute("SELECT max(ts) FROM ingest_event WHERE project_id = %s AND ts >= %s AND ts < %s",
                        [project.pk, hours[-1], hours[-1] + HOUR])
-        latest = cursor.fetchone()[0]
+        rebuilt_latest = cursor.fetchone()[0]
+        latest = max(filter(None, [latest, rebuilt_latest]), default=None)
     cursor.execute(
         """
         INSERT INTO metrics_rollupstate (project_id, refreshed_at, data_through) VALUES (%s, now(), %s)
@@ -272,22 +398,58 @@ def _record_state(cursor, project: Project, hours: list[dt.datetime] | None) -> 
     )
 
 
-def project_refresh(*, project: Project) -> int:
-    """Rebuild every dirty hour of one project, a week of hours per transaction; return hours rebuilt."""
-    rebuilt = 0
-    while True:
-        with transaction.atomic(), connection.cursor() as cursor:
-            _project_lock(cursor, project.pk)
-            hours = _claim_hours(cursor, project.pk)
-            if hours:
-                _rebuild_hours(cursor, project, hours)
-                _rebuild_days(cursor, project, days_touched(hours, project.tzinfo))
-            last_batch = len(hours) < HOURS_PER_CLAIM
-            if last_batch:  # while weeks of hours are still dirty, the data is not as of now
-                _record_state(cursor, project, hours)
-        rebuilt += len(hours)
-        if last_batch:
-            return rebuilt
+@dataclass
+class RefreshResult:
+    """What one project refresh did: events added as deltas, hours rebuilt from raw events."""
+
+    events_added: int = 0
+    hours_rebuilt: int = 0
+
+    def __add__(self, other: "RefreshResult") -> "RefreshResult":
+        return RefreshResult(self.events_added + other.events_added, self.hours_rebuilt + other.hours_rebuilt)
+
+    def __str__(self):
+        return f"{self.events_added} new event(s) added, {self.hours_rebuilt} hour(s) rebuilt"
+
+
+def _refresh_step(project: Project, result: RefreshResult) -> bool:
+    """One transaction: add every new batch as a delta, rebuild up to HOURS_PER_CLAIM hours that
+    changed in place. Returns True when no rebuild hours are left."""
+    own_transaction = not connection.in_atomic_block
+    for attempt in range(SERIALIZATION_RETRIES):
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                if own_transaction:  # one snapshot for the claims and every read that follows
+                    cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                first_id, xids = _claim_new_batches(cursor, project.pk)
+                added, latest = _add_deltas(cursor, project, first_id, xids) if xids else (0, None)
+                hours = _claim_hours(cursor, project.pk)
+                if hours:
+                    _rebuild_hours(cursor, project, hours)
+                    _rebuild_days(cursor, project, days_touched(hours, project.tzinfo))
+                done = len(hours) < HOURS_PER_CLAIM
+                if done:  # while weeks of hours are still dirty, the data is not as of now
+                    _record_state(cursor, project, hours, latest)
+            result.events_added += added
+            result.hours_rebuilt += len(hours)
+            return done
+        except OperationalError as exc:
+            # A concurrent write to a row this snapshot read (e.g. a timezone change dropping
+            # day rows): nothing was committed, the marks are back; try again on a new snapshot.
+            if not isinstance(exc.__cause__, psycopg.errors.SerializationFailure) or attempt + 1 == SERIALIZATION_RETRIES:
+                raise
+            logger.info("refresh of project %s: serialization failure, retrying", project.pk)
+    return True
+
+
+def project_refresh(*, project: Project) -> RefreshResult:
+    """Bring one project's rollups up to date: new events are added as deltas, hours whose events
+    changed in place are rebuilt (a week of hours per transaction)."""
+    result = RefreshResult()
+    with _ProjectLock(project.pk):
+        while not _refresh_step(project, result):
+            pass
+    return result
 
 
 def dirty_project_ids() -> list[int]:
@@ -296,12 +458,12 @@ def dirty_project_ids() -> list[int]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def refresh_dirty_rollups(*, project: Project | None = None) -> int:
-    """Refresh one project, or every project with dirty hours; return the number of hours rebuilt."""
+def refresh_dirty_rollups(*, project: Project | None = None) -> RefreshResult:
+    """Refresh one project, or every project with dirty marks."""
     if project is not None:
         return project_refresh(project=project)
     projects = Project.objects.filter(pk__in=dirty_project_ids())
-    return sum(project_refresh(project=p) for p in projects)
+    return sum((project_refresh(project=p) for p in projects), RefreshResult())
 
 
 def rollup_state_touch_clean() -> int:
@@ -348,7 +510,7 @@ def rollups_rebuild(*, project: Project, since: dt.datetime | None = None) -> in
     """Rebuild a project's rollups from raw events (all of them, or from `since`); return hours rebuilt.
     A full rebuild starts the day-level rows afresh (see project_mark_all_dirty)."""
     project_mark_all_dirty(project=project, since=since, drop_days=since is None)
-    return project_refresh(project=project)
+    return project_refresh(project=project).hours_rebuilt
 
 
 FEATURE_SETTINGS = ("expected_pro_share", "muted")

@@ -196,10 +196,10 @@ def test_days_in_a_half_hour_timezone_split_a_utc_hour(user):
 def test_a_second_refresh_of_the_same_hour_never_double_counts(project):
     ts = dt.datetime(2026, 11, 20, 9, 5, tzinfo=UTC)
     store_events(project, [event_row(ts=ts), event_row(ts=ts)])
-    assert services.refresh_dirty_rollups(project=project) == 1
-    assert services.refresh_dirty_rollups(project=project) == 0
+    assert services.refresh_dirty_rollups(project=project) == services.RefreshResult(events_added=2)
+    assert services.refresh_dirty_rollups(project=project) == services.RefreshResult()
     store_events(project, [event_row(ts=ts + dt.timedelta(minutes=10))])
-    assert services.refresh_dirty_rollups() == 1
+    assert services.refresh_dirty_rollups() == services.RefreshResult(events_added=1)
     assert FeatureHour.objects.get(project=project).calls == 3
     assert FeatureDay.objects.get(project=project).calls == 3
     state = RollupState.objects.get(project=project)
@@ -240,10 +240,10 @@ def test_a_full_rebuild_after_a_timezone_change_leaves_no_old_days(project):
 def test_refresh_rollups_command(project, capsys):
     store_events(project, [event_row()])
     call_command("refresh_rollups", "--project", project.name)
-    assert "acme-support: 1 hour(s) rebuilt" in capsys.readouterr().out
+    assert "acme-support: 1 new event(s) added, 0 hour(s) rebuilt" in capsys.readouterr().out
     assert FeatureHour.objects.get(project=project).calls == 1
     call_command("refresh_rollups", "--since", "2026-11-01")
-    assert "acme-support: 1 hour(s) rebuilt" in capsys.readouterr().out
+    assert "acme-support: 0 new event(s) added, 1 hour(s) rebuilt" in capsys.readouterr().out
     with pytest.raises(CommandError, match="--project"):
         call_command("refresh_rollups", "--project", "nope")
     with pytest.raises(CommandError, match="--since"):

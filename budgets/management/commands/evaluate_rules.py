@@ -29,10 +29,10 @@ class Command(BaseCommand):
         if not projects:
             raise CommandError("no projects yet: create one with `manage.py create_project NAME`")
         for project in projects:
-            hours = refresh_dirty_rollups(project=project)
+            refreshed = refresh_dirty_rollups(project=project)
             evaluations = evaluate_project(project=project, now=now)
             fired = [e for e in evaluations if e.verdict.fired]
-            self.stdout.write(f"{project.slug}: rollups refreshed ({hours} hours), {len(evaluations)} verdicts, "
+            self.stdout.write(f"{project.slug}: rollups refreshed ({refreshed}), {len(evaluations)} verdicts, "
                               f"{len(fired)} firing at {now.isoformat()}")
             for evaluation in evaluations:
                 if evaluation.verdict.fired or not options["firing"]:

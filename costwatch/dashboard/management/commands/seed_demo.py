@@ -62,8 +62,8 @@ class Command(BaseCommand):
         written = time.perf_counter()
         from costwatch.metrics.services import refresh_dirty_rollups
 
-        hours = refresh_dirty_rollups(project=project)
+        refreshed = refresh_dirty_rollups(project=project)
         self.stdout.write(
             f"seeded {stored} events over {days} days into {project.slug} ({prices} demo price overrides added) in "
-            f"{written - started:.1f}s; rollups refreshed for {hours} hours in {time.perf_counter() - written:.1f}s"
+            f"{written - started:.1f}s; rollups refreshed ({refreshed}) in {time.perf_counter() - written:.1f}s"
         )

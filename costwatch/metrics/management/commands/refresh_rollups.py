@@ -20,12 +20,12 @@ class Command(BaseCommand):
     def handle(self, *args, project=None, since=None, **options):
         since_at = parse_when(since, option="--since") if since else None
         projects = [project_by_slug_or_name(project)] if project else list(Project.objects.all())
-        total = 0
+        total = services.RefreshResult()
         for each in projects:
             if since_at is not None:
-                hours = services.rollups_rebuild(project=each, since=since_at)
+                result = services.RefreshResult(hours_rebuilt=services.rollups_rebuild(project=each, since=since_at))
             else:
-                hours = services.refresh_dirty_rollups(project=each)
-            total += hours
-            self.stdout.write(f"{each.slug}: {hours} hour(s) rebuilt")
-        self.stdout.write(self.style.SUCCESS(f"refreshed {len(projects)} project(s), {total} hour(s)"))
+                result = services.refresh_dirty_rollups(project=each)
+            total += result
+            self.stdout.write(f"{each.slug}: {result}")
+        self.stdout.write(self.style.SUCCESS(f"refreshed {len(projects)} project(s): {total}"))
