@@ -1,11 +1,15 @@
 """Shared API plumbing: the `{"errors": [...]}` shape, the request's project, pagination."""
 
+import re
+
 from django.core.exceptions import PermissionDenied
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination
+from rest_framework.parsers import JSONParser
 from rest_framework.permissions import SAFE_METHODS
 from rest_framework.response import Response
+from rest_framework.utils import json
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from costwatch.projects.selectors import project_for_user, user_is_project_admin
@@ -72,3 +76,41 @@ class CreatedCursorPagination(CursorPagination):
     ordering = "-id"
     page_size_query_param = "limit"
     max_page_size = 500
+
+
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_A_BRACKET = bytes(sorted(set(range(256)) - set(b"[]{}")))
+
+
+def json_too_deep(body: bytes, limit: int = MAX_JSON_DEPTH) -> bool:
+    """Whether `body` nests arrays/objects deeper than `limit`, found without recursion (Python's
+    and msgspec's decoders raise RecursionError at ~1000 levels): strings are cut out, then the
+    brackets that remain are counted."""
+    depth = 0
+    for byte in _JSON_STRING.sub(b"", body).translate(None, _NOT_A_BRACKET):
+        if byte == 91 or byte == 123:  # [ {
+            depth += 1
+            if depth > limit:
+                return True
+        else:
+            depth -= 1
+    return False
+
+
+class BoundedJSONParser(JSONParser):
+    """DRF's JSON parser with the events API's rules for bodies: not UTF-8 or nested deeper than
+    MAX_JSON_DEPTH is a 400 in the envelope, never a 500."""
+
+    def parse(self, stream, media_type=None, parser_context=None):
+        body = stream.read() if stream is not None else b""
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise exceptions.ParseError(f"the body is not UTF-8 (byte {exc.start})") from None
+        if json_too_deep(body):
+            raise exceptions.ParseError(f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
+        try:
+            return json.loads(text)
+        except ValueError as exc:
+            raise exceptions.ParseError(f"JSON parse error - {exc}") from None

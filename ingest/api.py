@@ -15,7 +15,14 @@ from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from costwatch.api import CreatedCursorPagination, api_error, error_response, request_project
+from costwatch.api import (
+    MAX_JSON_DEPTH,
+    CreatedCursorPagination,
+    api_error,
+    error_response,
+    json_too_deep,
+    request_project,
+)
 from costwatch.projects.auth import HasIngestScope, HasManageScope, request_api_key, scope_permission
 
 from . import schema
@@ -39,8 +46,12 @@ def _is_json(content_type: str) -> bool:
 def _parse_events(body: bytes) -> list:
     if not body.strip():
         raise BodyError(400, "parse_error", "the body is empty; send {\"events\": [...]}")
+    if json_too_deep(body):
+        raise BodyError(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         document = _decode_json(body)
+    except UnicodeDecodeError as exc:
+        raise BodyError(400, "not_utf8", f"the body is not UTF-8 (byte {exc.start})") from None
     except msgspec.DecodeError as exc:
         raise BodyError(400, "parse_error", f"the body is not valid JSON: {exc}") from exc
     if type(document) is not dict or "events" not in document:

@@ -35,7 +35,7 @@ from rest_framework.renderers import JSONRenderer
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from costwatch.api import api_error, request_project
+from costwatch.api import MAX_JSON_DEPTH, api_error, json_too_deep, request_project
 from costwatch.projects.auth import ApiKeyAuthentication, HasIngestScope
 
 from .bodies import BodyError, body_read, media_type
@@ -355,9 +355,11 @@ def decode_request(body: bytes, *, json_body: bool) -> ExportTraceServiceRequest
         except DecodeError as exc:
             raise BodyError(400, "parse_error", f"the body is not an ExportTraceServiceRequest: {exc}") from exc
         return message
+    if json_too_deep(body):
+        raise BodyError(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
         document = json.loads(body or b"{}")
-    except ValueError as exc:
+    except ValueError as exc:  # UnicodeDecodeError (not UTF-8) included
         raise BodyError(400, "parse_error", f"the body is not valid JSON: {exc}") from exc
     if not isinstance(document, dict):
         raise BodyError(400, "parse_error", "the body must be an OTLP JSON object {\"resourceSpans\": [...]}")

@@ -317,7 +317,7 @@ def batch_decode_strict(body: bytes) -> list | None:
     """The events of a body that is a well-formed batch of valid-typed events, or None (any doubt)."""
     try:
         return _strict_batch_decoder.decode(body).events
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, UnicodeDecodeError, RecursionError):
         return None
 
 

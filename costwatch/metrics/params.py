@@ -61,6 +61,22 @@ def next_boundary(now: dt.datetime, granularity: str, tzinfo) -> dt.datetime:
     return dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=tzinfo)
 
 
+EARLIEST, LATEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
+
+
+def _within_range(name: str, value: dt.datetime, errors: list) -> dt.datetime | None:
+    """`0001-01-01T00:00:00+01:00` is a valid RFC 3339 text whose UTC instant is before year 1:
+    refused here, naming the parameter, instead of overflowing later in some page or query."""
+    try:
+        inside = EARLIEST <= value.astimezone(dt.UTC) < LATEST
+    except OverflowError:
+        inside = False
+    if inside:
+        return value
+    errors.append(param_error(name, "out_of_range", "must be between 1970-01-01 and 9000-01-01"))
+    return None
+
+
 def parse_instant(name: str, raw: str, tzinfo, errors: list) -> dt.datetime | None:
     raw = raw.strip()
     if "T" in raw or "t" in raw:
@@ -73,7 +89,7 @@ def parse_instant(name: str, raw: str, tzinfo, errors: list) -> dt.datetime | No
         if parsed.tzinfo is None:
             errors.append(param_error(name, "invalid", "an RFC 3339 datetime needs an offset (Z or +hh:mm)"))
             return None
-        return parsed
+        return _within_range(name, parsed, errors)
     try:
         day = parse_date(raw)
     except ValueError:
@@ -82,7 +98,7 @@ def parse_instant(name: str, raw: str, tzinfo, errors: list) -> dt.datetime | No
         errors.append(param_error(name, "invalid", f"{raw!r} is neither an RFC 3339 datetime nor a date "
                                                    "(e.g. 2026-11-01 or 2026-11-01T00:00:00Z)"))
         return None
-    return dt.datetime.combine(day, dt.time(), tzinfo=tzinfo)
+    return _within_range(name, dt.datetime.combine(day, dt.time(), tzinfo=tzinfo), errors)
 
 
 def _range(query, project, granularity, errors, now):
