@@ -287,16 +287,18 @@ def price_book(project) -> PriceBook:
     return book
 
 
-def price_rows(*, project, rows: list[dict]) -> None:
-    """Fill `tier`, `cost_usd`, `cost_source`, `price_id` in place on rows keyed by Event column names."""
+def price_rows(*, project, rows: list[dict]) -> PriceBook | None:
+    """Fill `tier`, `cost_usd`, `cost_source`, `price_id` in place on rows keyed by Event column names;
+    returns the book used."""
     if not rows:
-        return
+        return None
     book = price_book(project)
     for row in rows:
         book.price_row(row)
+    return book
 
 
-def price_columns(*, project, columns: dict[str, list]) -> None:
+def price_columns(*, project, columns: dict[str, list]) -> PriceBook | None:
     """The column form of `price_rows`: adds the `tier`, `cost_usd`, `cost_source`, `price_id` columns.
 
     Events are grouped by (model, provider, service_tier) and by price segment, so the match,
@@ -326,6 +328,7 @@ def price_columns(*, project, columns: dict[str, list]) -> None:
                     if client_costs[index] is not None:
                         costs[index], sources[index] = client_costs[index], COST_CLIENT
     columns.update(tier=tiers, cost_usd=costs, cost_source=sources, price_id=price_ids)
+    return book
 
 
 def _by_segment(segments, indexes: list[int], ts: list):

@@ -29,6 +29,7 @@ from django.utils import timezone
 
 from .models import Event
 from .pricing import MAX_CACHED_MODELS, price_columns, price_rows
+from .unpriced import unpriced_warnings
 from .validation import Context, columns_from_structs, event_validate_fast, json_text, utc_text
 
 # Every Event column but the id, in COPY order (`feature_id` is resolved from the name).
@@ -69,13 +70,18 @@ MAX_WARNINGS_PER_RESPONSE = 200
 
 
 def warnings_capped(warnings: list) -> list:
-    """At most MAX_WARNINGS_PER_RESPONSE warnings, then one saying how many more there were
-    (each event already holds at most validation.MAX_WARNINGS_PER_EVENT + 1)."""
+    """In event order, at most MAX_WARNINGS_PER_RESPONSE warnings, then one saying how many more there were
+    (each event already holds at most validation.MAX_WARNINGS_PER_EVENT + 1 unknown-field warnings)."""
+    warnings = sorted(warnings, key=_warning_index)  # unpriced_model warnings are added after validation's
     if len(warnings) <= MAX_WARNINGS_PER_RESPONSE:
         return warnings
     more = len(warnings) - MAX_WARNINGS_PER_RESPONSE
     return [*warnings[:MAX_WARNINGS_PER_RESPONSE],
             {"field": None, "code": "too_many_warnings", "message": f"{more} more warnings were left out"}]
+
+
+def _warning_index(warning: dict) -> int:
+    return warning["index"] if warning.get("index") is not None else -1
 
 
 def event_batch_ingest(*, project, events: list, received_at=None, cap_known_default=True) -> BatchResult:
@@ -95,7 +101,7 @@ def event_batch_ingest(*, project, events: list, received_at=None, cap_known_def
         else:
             row["received_at"] = received_at
             rows.append(row)
-    return _price_and_store(project, rows, result, started)
+    return _price_and_store(project, rows, result, started, events)
 
 
 def event_batch_ingest_json(*, project, events, body: bytes, received_at=None) -> BatchResult:
@@ -119,21 +125,32 @@ def event_batch_ingest_json(*, project, events, body: bytes, received_at=None) -
     columns, texts = decoded
     texts["received_at"] = [utc_text(received_at)] * len(unique)
     validated = time.perf_counter()
-    price_columns(project=project, columns=columns)
+    book = price_columns(project=project, columns=columns)
     priced = time.perf_counter()
     accepted = event_columns_store(project=project, columns=columns, texts=texts, escape=escape)
     result = BatchResult(accepted=accepted, duplicates=len(events) - accepted)
     result.timings = _timings(started, validated, priced)
+    costs = columns["cost_usd"]
+    if None in costs:  # one C-level scan for a priced batch
+        models, providers = columns["model"], columns["provider"]
+        unpriced = [(unique[i].event_id, models[i], providers[i]) for i, cost in enumerate(costs) if cost is None]
+        result.warnings = unpriced_warnings(book=book, unpriced=unpriced,
+                                            request_ids=map(_struct_event_id, events))
     return result
 
 
-def _price_and_store(project, rows, result, started) -> BatchResult:
+def _price_and_store(project, rows, result, started, events) -> BatchResult:
     validated = time.perf_counter()
-    price_rows(project=project, rows=rows)
+    book = price_rows(project=project, rows=rows)
     priced = time.perf_counter()
     stored = event_rows_store(project=project, rows=rows)
     result.accepted, result.duplicates = stored.accepted, stored.duplicates
     result.timings = _timings(started, validated, priced)
+    unpriced = list({row["event_id"]: (row["event_id"], row["model"], row.get("provider", ""))
+                     for row in rows if row["cost_usd"] is None}.values())  # a repeated id warns once
+    if unpriced:
+        request_ids = (raw.get("event_id") if type(raw) is dict else None for raw in events)
+        result.warnings.extend(unpriced_warnings(book=book, unpriced=unpriced, request_ids=request_ids))
     return result
 
 
