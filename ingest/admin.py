@@ -22,7 +22,8 @@ class PriceAdminForm(forms.ModelForm):
     def clean(self):
         data = super().clean()
         if not self.errors:
-            values = price_values_normalize({k: v for k, v in data.items() if k != "project"})
+            values = price_values_normalize({k: v for k, v in data.items() if k != "project"},
+                                            project=data.get("project"))
             price_validate(project=data.get("project"), values=values)  # ValidationError -> form errors
         return data
 

@@ -105,13 +105,23 @@ class PriceChange:
     preview: RecomputeResult | None = None
 
 
-def price_values_normalize(values: dict) -> dict:
+def price_values_normalize(values: dict, *, project=None) -> dict:
     values = {**values}
-    values["effective_from"] = values.get("effective_from") or timezone.now()
+    values["effective_from"] = values.get("effective_from") or price_start_default(project=project,
+                                                                                    model=values["model"])
     values["provider"] = values.get("provider") or ""
     values["service_tier"] = values.get("service_tier") or "standard"
     values["tier"] = values.get("tier") or ""
     return values
+
+
+def price_start_default(*, project, model: str):
+    """Where a price without `effective_from` starts: for a model new to the catalogue (or to the
+    project's overrides) 2000-01-01, as the seed and import_prices do, so the calls already stored
+    unpriced get their cost; for a model that has a price there, now (a price change)."""
+    known = Price.objects.filter(model=model)
+    known = known.filter(project=project) if project is not None else known.filter(project__isnull=True)
+    return timezone.now() if known.exists() else SEED_EFFECTIVE_FROM
 
 
 def price_validate(*, project, values: dict) -> None:
@@ -140,7 +150,7 @@ def recompute_queue(*, project, models, since) -> PriceRecompute:
 
 def price_create(*, project, values: dict, actor=None, actor_label: str = "", queue_recompute=True) -> PriceChange:
     """Add a price period (`project` None = global). Raises ValidationError naming the field."""
-    values = price_values_normalize(values)
+    values = price_values_normalize(values, project=project)
     with transaction.atomic():
         price_validate(project=project, values=values)
         price = Price(project=project, created_by=actor_label or (actor.get_username() if actor else ""), **values)

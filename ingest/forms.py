@@ -23,7 +23,8 @@ class PriceForm(forms.Form):
     long_context_input_per_mtok = forms.DecimalField(**MONEY)
     long_context_cached_input_per_mtok = forms.DecimalField(**MONEY)
     long_context_output_per_mtok = forms.DecimalField(**MONEY)
-    effective_from = forms.DateTimeField(required=False, help_text="UTC, e.g. 2026-11-01 00:00; empty = now")
+    effective_from = forms.DateTimeField(required=False, help_text="UTC, e.g. 2026-11-01 00:00; empty = now, or 2000-01-01 for a model new here "
+                                               "(so its stored calls get their cost)")
 
     def __init__(self, *args, can_edit_global=False, can_edit_override=True, **kwargs):
         super().__init__(*args, **kwargs)

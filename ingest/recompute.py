@@ -27,6 +27,7 @@ _PRICED = ("tier", "cost_usd", "cost_source", "price_id")
 class RecomputeResult:
     events_scanned: int = 0
     events_changed: int = 0
+    events_priced: int = 0  # stored without a cost before, with one after
     cost_before: Decimal = Decimal(0)
     cost_after: Decimal = Decimal(0)
     hours: set = field(default_factory=set)
@@ -96,6 +97,7 @@ def _batch_reprice(project, book, rows, result):
             changed.append(row)
             result.events_changed += 1
             result.cost_before += before[1] or 0
+            result.events_priced += before[1] is None and row["cost_usd"] is not None
             result.cost_after += row["cost_usd"] or 0
             result.hours.add((project.pk, row["ts"].replace(minute=0, second=0, microsecond=0)))
     return changed

@@ -124,7 +124,9 @@ class PriceInputSerializer(serializers.Serializer):
     long_context_input_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
     long_context_cached_input_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
     long_context_output_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
-    effective_from = serializers.DateTimeField(required=False, help_text="UTC; default now.")
+    effective_from = serializers.DateTimeField(
+        required=False, help_text="UTC; default 2000-01-01 for a model new to the catalogue (or to the project's "
+                                  "overrides), so its calls already stored get their cost; else now.")
 
 
 class PriceSerializer(serializers.Serializer):

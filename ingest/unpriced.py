@@ -49,8 +49,7 @@ class UnpricedHints:
             if len(self.messages) >= MAX_CACHED_MODELS:  # model ids are client text: bound the memory
                 self.messages.clear()
             scope = f" for provider {provider!r}" if provider else ""
-            text = (f"model {model!r} has no price{scope}: the call is stored unpriced and gets its cost when a "
-                    f"price for it is added (Prices page or POST /api/v1/prices)")
+            text = f"model {model!r} has no price{scope}: stored unpriced until a price for it is added"
             hint = self.hint(model, provider)
             self.messages[key] = f"{text}; {hint}" if hint else text
         return self.messages[key]

@@ -32,7 +32,7 @@ def _unpriced_models(project):
 def _render(request, project, form=None, preview=None, status=200):
     permissions = _permissions(request.user, project)
     if form is None and (permissions["can_edit_override"] or permissions["can_edit_global"]):
-        form = PriceForm(**permissions)
+        form = PriceForm(**permissions, initial={"model": request.GET.get("model", "")[:200]})  # "add a price" links
     prices = prices_in_effect(project=project).select_related("project").order_by("project", "model", "provider",
                                                                                    "service_tier")
     context = {

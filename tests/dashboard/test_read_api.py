@@ -225,3 +225,12 @@ def test_patch_by_session_needs_a_project_admin(client, user, project):
     response = client.patch(url, {"muted": True}, content_type="application/json")
     assert response.status_code == 200 and response.json()["muted"] is True
     assert AuditLog.objects.get(target_type="feature").actor == user
+
+
+@pytest.mark.django_db
+def test_a_model_whose_price_starts_after_its_calls_is_not_called_catalogue_priced(read_client, ingested):
+    Price.objects.create(model="mystery-model", tier="lite", input_per_mtok=LITE["input"],
+                         output_per_mtok=LITE["output"], effective_from=timezone.now())
+    models = {m["model"]: m for m in read_client.get("/api/v1/models").json()["results"]}
+    assert (models["mystery-model"]["price_source"], models["mystery-model"]["cost_usd"]) == ("none", None)
+    assert models["testpro-1"]["price_source"] == "catalogue"

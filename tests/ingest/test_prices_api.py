@@ -155,3 +155,24 @@ def test_an_override_posted_later_repriced_client_priced_events(project, manage_
     stored = Event.objects.get(event_id="c")
     assert (stored.cost_usd, stored.cost_source, stored.client_cost_usd) == (mtok(1200, "1"), "override",
                                                                              mtok(1_000_000, "0.5"))
+
+
+def test_a_price_for_a_model_new_to_the_overrides_starts_in_2000_and_prices_the_stored_calls(project, manage_client):
+    event_batch_ingest(project=project, events=[
+        event("old", model="my-finetune-v1", timestamp=iso(datetime.now(UTC) - timedelta(days=30)),
+              input_tokens=4000, output_tokens=300),
+        event("new", model="my-finetune-v1", input_tokens=1000, output_tokens=50)])
+    body = post_price(manage_client, model="my-finetune-v1", input_per_mtok="0.30", output_per_mtok="1.20").json()
+    assert body["price"]["effective_from"] == "2000-01-01T00:00:00Z"
+    assert body["recompute"]["since"] == "2000-01-01T00:00:00Z"
+    recompute_run(recompute_id=body["recompute"]["id"])
+    costs = dict(Event.objects.values_list("event_id", "cost_usd"))
+    assert costs == {"old": mtok(4000, "0.30") + mtok(300, "1.20"), "new": mtok(1000, "0.30") + mtok(50, "1.20")}
+
+
+def test_a_new_price_for_a_model_the_overrides_already_price_starts_now(project, manage_client):
+    price("my-finetune-v1", project=project, input_per_mtok="0.30", output_per_mtok="1.20")
+    before = datetime.now(UTC)
+    body = post_price(manage_client, model="my-finetune-v1", input_per_mtok="0.25", output_per_mtok="1.00").json()
+    started = datetime.fromisoformat(body["price"]["effective_from"].replace("Z", "+00:00"))
+    assert before <= started <= datetime.now(UTC)

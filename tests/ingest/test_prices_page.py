@@ -93,3 +93,21 @@ def test_a_global_recompute_lists_only_this_projects_models_on_its_prices_page(c
     price("shared-secret-model", project=other)
     price("shared-*", project=project)
     assert glob_tie(project=project, model="*t-model", provider="", service_tier="standard") is None
+
+
+def test_the_preview_counts_the_unpriced_calls_a_new_model_price_prices(client, user, project):
+    event_batch_ingest(project=project, events=[event("a", model="page-model"), event("b", model="page-model"),
+                                                event("c", model="page-model", cost_usd="0.5")])
+    client.force_login(user)
+    html = client.post(f"/p/{project.slug}/prices/add", FORM | {"effective_from": ""}).content.decode()
+    assert 'data-testid="preview-events">3<' in html  # the client-priced call changes source too
+    assert 'data-testid="preview-priced">2<' in html
+
+
+def test_an_unpriced_models_link_opens_the_form_with_the_model_filled_in(client, user, project):
+    event_batch_ingest(project=project, events=[event("a", model="acme/odd model")])
+    client.force_login(user)
+    html = client.get(f"/p/{project.slug}/prices/").content.decode()
+    assert 'href="?model=acme/odd%20model#add-price"' in html
+    filled = client.get(f"/p/{project.slug}/prices/?model=acme/odd%20model").content.decode()
+    assert 'name="model" value="acme/odd model"' in filled

@@ -10,8 +10,7 @@ from tests.ingest.helpers import event, price
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/events"
-STORED_UNPRICED = ("has no price{scope}: the call is stored unpriced and gets its cost when a price for it is "
-                   "added (Prices page or POST /api/v1/prices)")
+STORED_UNPRICED = "has no price{scope}: stored unpriced until a price for it is added"
 
 
 def post(client, events):

@@ -19,7 +19,9 @@ def model_metrics(*, project, start, end, environment=None) -> list[dict]:
     sources = _price_sources(project, {row[0] for row in rows})
     result = []
     for model, tier, calls, input_tokens, output_tokens, cost, priced, unpriced, client_priced in rows:
-        source = sources.get(model) or ("client" if client_priced else "none")
+        # Where the range's costs came from: a price added later (from a date after these calls)
+        # does not make calls that stayed unpriced "catalogue".
+        source = (priced and sources.get(model)) or ("client" if client_priced else "none")
         result.append({"model": model, "tier": tier, "price_source": source, "calls": int(calls),
                        "input_tokens": int(input_tokens), "output_tokens": int(output_tokens),
                        "cost_usd": cost if priced else None, "priced_calls": int(priced),
