@@ -19,8 +19,8 @@ def test_it_lists_models_with_costs_and_unpriced_calls(admin_client, project):
     assert by_model["m-pro"]["cost_usd"] == Decimal("0.02") + Decimal("0.05") * 2
     assert by_model["m-free"]["cost_usd"] is None and by_model["m-free"]["unpriced_calls"] == 1
     html = response.content.decode()
-    assert 'data-testid="unpriced-hint"' in html and "<code>m-free</code> (1 calls)" in html
-    assert f'href="/p/{project.slug}/prices/">Add a price' in html
+    assert 'data-testid="unpriced-hint"' in html and '#add-price"><code>m-free</code></a> (1 call)' in html
+    assert f'href="/p/{project.slug}/prices/?model=m-free#add-price">Add a price' in html
     assert "$0.12</td>" in html
 
 
