@@ -280,6 +280,8 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 # --- Product settings -------------------------------------------------------------------
 INGEST_MAX_AGE_DAYS = setting("INGEST_MAX_AGE_DAYS", "int", 90)
 INGEST_RATE_LIMIT = setting("INGEST_RATE_LIMIT", "int", 20000)
+# Redis (the rate limiter's store) unreachable: true lets ingest through unthrottled, false answers 503.
+INGEST_RATE_LIMIT_FAIL_OPEN = setting("INGEST_RATE_LIMIT_FAIL_OPEN", "bool", True)
 RAW_RETENTION_DAYS = setting("RAW_RETENTION_DAYS", "int", 400)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Alerts and deliveries (docs/alerts.md#delivery-and-retries): backoff for transient failures, then hourly up to the max age.

@@ -120,9 +120,7 @@ class EventsView(DatabaseUnavailableMixin, APIView):
             return error_response([api_error(exc.field, exc.code, exc.message)], status_code=exc.status_code)
         verdict = ingest_rate_take(project=project, events=len(events))
         if not verdict.allowed:
-            message = (f"over this project's ingest rate limit of {verdict.limit} events/s; "
-                       f"retry after {verdict.retry_after} s")
-            return error_response([api_error(None, "rate_limited", message)], status_code=429,
+            return error_response([api_error(None, verdict.code, verdict.message)], status_code=verdict.status_code,
                                   headers={"Retry-After": str(verdict.retry_after)})
         if strict_events is not None:
             result = event_batch_ingest_json(project=project, events=strict_events, body=body)

@@ -248,6 +248,21 @@ class SpanEvents:
     ignored: int = 0
 
 
+MAX_SPANS_PER_REQUEST = 10_000
+
+
+def span_count_check(export_request) -> None:
+    """More than MAX_SPANS_PER_REQUEST spans in one export is a 400 and nothing is stored: the work
+    of a request stays bounded (the 16 MB body limit alone lets through hundreds of thousands)."""
+    spans = sum(len(scope_spans.spans) for resource_spans in export_request.resource_spans
+                for scope_spans in resource_spans.scope_spans)
+    if spans > MAX_SPANS_PER_REQUEST:
+        raise BodyError(400, "too_many_spans",
+                        f"one request carries at most {MAX_SPANS_PER_REQUEST} spans, this one {spans}; "
+                        "export smaller batches (e.g. BatchSpanProcessor's max_export_batch_size)",
+                        field="resourceSpans")
+
+
 def request_events(export_request) -> SpanEvents:
     """Every GenAI span of an ExportTraceServiceRequest as an event dict."""
     found = SpanEvents()
@@ -392,6 +407,7 @@ class OtlpTracesView(APIView):
             raise BodyError(415, "unsupported_media_type",
                             "Content-Type must be application/x-protobuf or application/json")
         export_request = decode_request(read_body(request._request), json_body=content_type == JSON_TYPE)
+        span_count_check(export_request)
         found = request_events(export_request)
         if found.events:
             self._rate_limit(project, events=len(found.events))
@@ -405,9 +421,7 @@ class OtlpTracesView(APIView):
         # The events API's bucket: a GenAI span costs what an event costs; ignored spans are free.
         verdict = ingest_rate_take(project=project, events=events)
         if not verdict.allowed:
-            raise BodyError(429, "rate_limited",
-                            f"over this project's ingest rate limit of {verdict.limit} events/s; "
-                            f"retry after {verdict.retry_after} s",
+            raise BodyError(verdict.status_code, verdict.code, verdict.message,
                             headers={"Retry-After": str(verdict.retry_after)})
 
     def _export_response(self, request, result: OtlpResult) -> HttpResponse:
@@ -432,7 +446,7 @@ class OtlpTracesView(APIView):
             exc = BodyError(503, "database_unavailable", "the database is unreachable; retry later",
                             headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)})
         if isinstance(exc, BodyError):
-            response = Response({"errors": [api_error(None, exc.code, exc.message)]}, status=exc.status_code,
+            response = Response({"errors": [api_error(exc.field, exc.code, exc.message)]}, status=exc.status_code,
                                 headers=exc.headers)
         else:
             response = super().handle_exception(exc)

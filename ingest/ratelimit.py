@@ -1,7 +1,9 @@
 """Per-project ingest rate limit: a token bucket of events per second (docs/ingest.md#the-events-endpoint).
 
 Capacity is one second of the rate, but never less than one full batch (1000 events), so
-a project with a low limit can still send a batch and then waits. With `REDIS_URL` set the
+a project with a low limit can still send a batch and then waits. A request larger than the
+bucket (an OTLP export of up to 10,000 spans) goes through on a full bucket and is charged
+every event it holds: the bucket goes into debt, and the next request waits until it is paid. With `REDIS_URL` set the
 bucket lives in Redis and is taken in one Lua script (atomic, Redis' own clock); otherwise
 it is one row per project in PostgreSQL, taken with one conditional UPDATE. Neither is a
 read-then-write.
@@ -9,6 +11,7 @@ read-then-write.
 
 import logging
 import math
+import time
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -30,7 +33,8 @@ local ts = tonumber(state[2])
 if tokens == nil or ts == nil then tokens = capacity; ts = now end
 tokens = math.min(capacity, tokens + math.max(0, now - ts) * rate)
 local wait = 0
-if tokens >= cost then tokens = tokens - cost else wait = (cost - tokens) / rate end
+local needed = math.min(cost, capacity)
+if tokens >= needed then tokens = tokens - cost else wait = (needed - tokens) / rate end
 redis.call('HSET', KEYS[1], 'tokens', tostring(tokens), 'ts', tostring(now))
 redis.call('PEXPIRE', KEYS[1], math.ceil(capacity / rate * 1000) + 1000)
 return tostring(wait)
@@ -42,6 +46,41 @@ class Verdict:
     allowed: bool
     retry_after: int = 0  # whole seconds, >= 1 when refused
     limit: int = 0
+    store_down: bool = False  # refused because the bucket's store is unreachable (fail closed)
+
+    @property
+    def status_code(self) -> int:
+        return 503 if self.store_down else 429
+
+    @property
+    def code(self) -> str:
+        return "rate_limiter_unavailable" if self.store_down else "rate_limited"
+
+    @property
+    def message(self) -> str:
+        if self.store_down:
+            return f"the rate limiter's store is unreachable; retry after {self.retry_after} s"
+        return f"over this project's ingest rate limit of {self.limit} events/s; retry after {self.retry_after} s"
+
+
+STORE_DOWN_RETRY_AFTER_SECONDS = 5
+STORE_DOWN_LOG_INTERVAL_SECONDS = 60
+_store_down_logged_at: float | None = None
+
+
+def _store_down(exc: Exception, rate: int) -> Verdict:
+    """Redis unreachable: INGEST_RATE_LIMIT_FAIL_OPEN [true] lets ingest go on unthrottled,
+    false refuses with 503; either way one log line a minute per process, not one per request."""
+    global _store_down_logged_at
+    now = time.monotonic()
+    if _store_down_logged_at is None or now - _store_down_logged_at >= STORE_DOWN_LOG_INTERVAL_SECONDS:
+        _store_down_logged_at = now
+        action = "ingest goes on unthrottled" if settings.INGEST_RATE_LIMIT_FAIL_OPEN else "ingest is refused (503)"
+        logger.warning("ingest rate limiter: Redis unavailable (%s); %s until it is back "
+                       "(INGEST_RATE_LIMIT_FAIL_OPEN; logged at most once a minute)", exc.__class__.__name__, action)
+    if settings.INGEST_RATE_LIMIT_FAIL_OPEN:
+        return Verdict(allowed=True, limit=rate)
+    return Verdict(allowed=False, retry_after=STORE_DOWN_RETRY_AFTER_SECONDS, limit=rate, store_down=True)
 
 
 def bucket_capacity(rate: int) -> int:
@@ -53,15 +92,11 @@ def ingest_rate_take(*, project, events: int) -> Verdict:
     rate = project.effective_rate_limit()
     if not rate:
         return Verdict(allowed=True)
-    # A request larger than the bucket (an OTLP export of thousands of spans) could never be let
-    # through and would be retried forever: charge it a full bucket instead.
-    events = min(events, bucket_capacity(rate))
     if settings.REDIS_URL:
         try:
             wait = _redis_take(project.pk, rate, events)
-        except Exception as exc:  # Redis down: ingest keeps working, unthrottled, and says so
-            logger.warning("ingest rate limit skipped, Redis unavailable: %s", exc)
-            return Verdict(allowed=True, limit=rate)
+        except Exception as exc:  # any failure of the store, whatever the client raises
+            return _store_down(exc, rate)
     else:
         wait = _postgres_take(project.pk, rate, events)
     if wait <= 0:
@@ -69,32 +104,34 @@ def ingest_rate_take(*, project, events: int) -> Verdict:
     return Verdict(allowed=False, retry_after=max(1, math.ceil(wait)), limit=rate)
 
 
-_redis_script = None
+_redis_scripts: dict = {}  # REDIS_URL -> the registered script
 
 
 def _redis_take(project_id: int, rate: int, events: int) -> float:
-    global _redis_script
-    if _redis_script is None:
+    script = _redis_scripts.get(settings.REDIS_URL)
+    if script is None:
         import redis
 
         client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=1, socket_connect_timeout=1)
-        _redis_script = client.register_script(REDIS_BUCKET_LUA)
+        script = _redis_scripts[settings.REDIS_URL] = client.register_script(REDIS_BUCKET_LUA)
     key = f"costwatch:ingest-bucket:{project_id}"
-    return float(_redis_script(keys=[key], args=[rate, bucket_capacity(rate), events]))
+    return float(script(keys=[key], args=[rate, bucket_capacity(rate), events]))
 
 
 _REFILLED = "LEAST(%(capacity)s, b.tokens + %(rate)s * EXTRACT(EPOCH FROM (c.t - b.updated_at)))"
 
 
 def _postgres_take(project_id: int, rate: int, events: int) -> float:
-    params = {"project_id": project_id, "rate": float(rate), "capacity": float(bucket_capacity(rate)),
-              "cost": float(events)}
+    capacity = bucket_capacity(rate)
+    needed = min(events, capacity)  # more than the bucket holds: let through on a full bucket, into debt
+    params = {"project_id": project_id, "rate": float(rate), "capacity": float(capacity),
+              "cost": float(events), "needed": float(needed)}
     with connection.cursor() as cursor:
         for _ in range(3):
             cursor.execute(
                 f"""WITH c AS (SELECT clock_timestamp() AS t)
                     UPDATE ingest_ratebucket b SET tokens = {_REFILLED} - %(cost)s, updated_at = c.t
-                    FROM c WHERE b.project_id = %(project_id)s AND {_REFILLED} >= %(cost)s
+                    FROM c WHERE b.project_id = %(project_id)s AND {_REFILLED} >= %(needed)s
                     RETURNING b.tokens""",
                 params,
             )
@@ -106,8 +143,8 @@ def _postgres_take(project_id: int, rate: int, events: int) -> float:
                 params,
             )
             found = cursor.fetchone()
-            if found is not None and found[0] < events:
-                return (events - found[0]) / rate
+            if found is not None and found[0] < needed:
+                return (needed - found[0]) / rate
             if found is not None:
                 continue  # refilled since the UPDATE: take again
             cursor.execute(
