@@ -9,8 +9,8 @@ from django.core.validators import EmailValidator, URLValidator
 from rest_framework import serializers
 from rest_framework.exceptions import ErrorDetail
 
+from ingest.event_fields import FEATURE_RE
 from ingest.models import Feature
-from ingest.validation import FEATURE_RE
 
 from . import rules as rule_functions
 from .models import FEATURE_KINDS, KIND_SPEND_BUDGET, RULE_KINDS, Alert, Channel, Rule

@@ -1,9 +1,9 @@
 """Events API v1 (`POST /api/v1/events`) and the prices API (`GET/POST /api/v1/prices`).
 
 The events view reads the raw body itself (gzip, the 5 MB limit after decompression) and
-parses it once with msgspec; per-event validation is the hand-written checks of
-`ingest.validation`, never a DRF serializer per event. The serializers below describe the
-shapes for the OpenAPI schema only.
+parses it once with msgspec; per-event validation is `ingest.decoding` and the error-reporting
+`ingest.validation`, both built from `ingest.event_fields`, never a DRF serializer per event. The
+serializers of `ingest.schema` describe the shapes for the OpenAPI schema only.
 """
 
 import msgspec
@@ -28,10 +28,11 @@ from costwatch.projects.auth import HasIngestScope, HasManageScope, request_api_
 from . import schema
 from .bodies import BodyError, body_read, media_type
 from .catalogue import price_as_dict, price_create
+from .decoding import batch_decode_strict
+from .event_fields import MAX_BATCH_EVENTS
 from .ratelimit import ingest_rate_take
 from .selectors import prices_in_effect
 from .services import event_batch_ingest, event_batch_ingest_json
-from .validation import MAX_BATCH_EVENTS, batch_decode_strict
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
 DB_RETRY_AFTER_SECONDS = 5

@@ -39,9 +39,9 @@ from costwatch.api import MAX_JSON_DEPTH, api_error, json_too_deep, request_proj
 from costwatch.projects.auth import ApiKeyAuthentication, HasIngestScope
 
 from .bodies import BodyError, body_read, media_type
+from .event_fields import MAX_BATCH_EVENTS
 from .ratelimit import ingest_rate_take
 from .services import event_batch_ingest
-from .validation import MAX_BATCH_EVENTS
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from django.conf import settings
 from django.db import connection
 
-from .validation import MAX_BATCH_EVENTS
+from .event_fields import MAX_BATCH_EVENTS
 
 logger = logging.getLogger(__name__)
 

@@ -3,6 +3,9 @@
 from drf_spectacular.utils import OpenApiExample
 from rest_framework import serializers
 
+from .event_fields import EVENT_FIELDS
+from .models import PRICE_TIERS, SERVICE_TIER_NAMES
+
 EVENTS_DESCRIPTION = """
 One usage event per LLM call. JSON types are strict: token counts are JSON integers
 (0 to 2^31-1), `confidence`/`quality` numbers 0-1. Each event is validated on its own: good
@@ -14,38 +17,21 @@ accepted events are committed. Bodies may be gzip-compressed (`Content-Encoding:
 """
 
 
-class EventSerializer(serializers.Serializer):
-    event_id = serializers.CharField(min_length=1, max_length=128, help_text="Unique per project; repeats are duplicates.")
-    timestamp = serializers.DateTimeField(help_text="RFC 3339 with offset; <= 5 min in the future, <= 90 days old.")
-    feature = serializers.RegexField(r"^[A-Za-z0-9._:-]{1,100}\Z", help_text="The product feature that made the call.")
-    model = serializers.CharField(min_length=1, max_length=200)
-    provider = serializers.CharField(required=False, min_length=1, max_length=50)
-    tier = serializers.ChoiceField(["lite", "pro"], required=False, help_text="Overrides the catalogue's tier.")
-    input_tokens = serializers.IntegerField(min_value=0, max_value=2**31 - 1,
-                                            help_text="All input tokens incl. cached reads and cache writes.")
-    cached_input_tokens = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
-    cache_write_input_tokens = serializers.IntegerField(required=False, default=0, min_value=0,
-                                                        max_value=2**31 - 1)
-    output_tokens = serializers.IntegerField(min_value=0, max_value=2**31 - 1, help_text="Incl. reasoning tokens.")
-    reasoning_tokens = serializers.IntegerField(required=False, default=0, min_value=0, max_value=2**31 - 1)
-    max_output_tokens = serializers.IntegerField(required=False, allow_null=True, min_value=1, max_value=2**31 - 1,
-                                                 help_text="The cap the request set; null or absent = no cap.")
-    service_tier = serializers.ChoiceField(["standard", "batch", "flex", "priority"], required=False,
-                                           default="standard")
-    finish_reason = serializers.CharField(required=False, min_length=1, max_length=50)
-    latency_ms = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
-    ttft_ms = serializers.IntegerField(required=False, min_value=0, max_value=2**31 - 1)
-    status = serializers.ChoiceField(["ok", "error"], required=False, default="ok")
-    environment = serializers.CharField(required=False, default="production", min_length=1, max_length=50)
-    role = serializers.ChoiceField(["primary", "triage", "escalation", "shadow"], required=False, default="primary")
-    request_id = serializers.CharField(required=False, min_length=1, max_length=128)
-    parent_event_id = serializers.CharField(required=False, min_length=1, max_length=128)
-    route_reason = serializers.CharField(required=False, min_length=1, max_length=50)
-    confidence = serializers.FloatField(required=False, min_value=0, max_value=1)
-    quality = serializers.FloatField(required=False, min_value=0, max_value=1)
-    cost_usd = serializers.DecimalField(required=False, max_digits=20, decimal_places=12, min_value=0,
-                                        help_text="Used only when no price matches the model.")
-    attributes = serializers.DictField(required=False, help_text="<= 20 keys, scalar values, <= 2 KB as JSON.")
+def _event_serializer_field(field):
+    """The serializer field that documents one declared event field."""
+    options = {"help_text": field.help_text} if field.help_text else {}
+    if not field.required:
+        options["required"] = False
+        if field.default not in (None, ""):  # "" and null mean "not sent"; they are not shown
+            options["default"] = field.default
+    if field.null_documented:
+        options["allow_null"] = True
+    return field.kind.serializer_field(**options)
+
+
+# The OpenAPI component `EventRequest`, generated from the declaration in the declared order.
+EventSerializer = type("EventSerializer", (serializers.Serializer,),
+                       {field.name: _event_serializer_field(field) for field in EVENT_FIELDS})
 
 
 class EventBatchSerializer(serializers.Serializer):
@@ -112,9 +98,8 @@ class PriceInputSerializer(serializers.Serializer):
 
     model = serializers.CharField(min_length=1, max_length=200, help_text="Exact model id or a glob (*, ?, [...]).")
     provider = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=50)
-    service_tier = serializers.ChoiceField(["standard", "batch", "flex", "priority"], required=False,
-                                           default="standard")
-    tier = serializers.ChoiceField(["lite", "pro"], required=False, allow_null=True)
+    service_tier = serializers.ChoiceField(SERVICE_TIER_NAMES, required=False, default="standard")
+    tier = serializers.ChoiceField([value for value, _label in PRICE_TIERS], required=False, allow_null=True)
     input_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
     cached_input_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)
     cache_write_input_per_mtok = serializers.DecimalField(**PRICE_DECIMAL)

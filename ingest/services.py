@@ -27,20 +27,21 @@ from django.conf import settings
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
+from .decoding import columns_from_structs, event_validate_fast, utc_text
+from .event_fields import EVENT_FIELDS, json_text
 from .models import Event
 from .pricing import MAX_CACHED_MODELS, price_columns, price_rows
 from .unpriced import unpriced_warnings
-from .validation import Context, columns_from_structs, event_validate_fast, json_text, utc_text
+from .validation import Context
 
 # Every Event column but the id, in COPY order (`feature_id` is resolved from the name).
 EVENT_COLUMNS = [f.column for f in Event._meta.concrete_fields if f.column != "id"]
+# What a row without a column stores: the declared default of an optional event field, and the
+# model's default for the columns ingest fills itself (pricing's tier and cost, cap_known).
+_FILLED_BY_INGEST = {"tier", "cost_usd", "cost_source", "price_id", "cap_known"}
 ROW_DEFAULTS = {
-    "provider": "", "tier": "unknown", "client_tier": "", "role": "primary", "status": "ok",
-    "service_tier": "standard", "environment": "production", "cached_input_tokens": 0,
-    "cache_write_input_tokens": 0, "reasoning_tokens": 0, "max_output_tokens": None, "cap_known": True,
-    "finish_reason": "", "latency_ms": None, "ttft_ms": None, "request_id": "", "parent_event_id": "",
-    "route_reason": "", "confidence": None, "quality": None, "cost_usd": None, "client_cost_usd": None,
-    "cost_source": "", "price_id": None, "attributes": None,
+    **{field.column: field.default for field in EVENT_FIELDS if not field.required},
+    **{f.column: f.get_default() for f in Event._meta.concrete_fields if f.column in _FILLED_BY_INGEST},
 }
 EVENT_TABLE = Event._meta.db_table
 STAGING_TABLE = f"ingest_event_staging_{zlib.crc32(','.join(EVENT_COLUMNS).encode()):08x}"

@@ -7,8 +7,9 @@ from datetime import UTC, datetime
 
 import pytest
 
+from ingest.decoding import event_validate_fast
 from ingest.models import Event
-from ingest.validation import Context, event_validate, event_validate_fast
+from ingest.validation import Context, event_validate
 from tests.ingest.helpers import event, price
 
 pytestmark = pytest.mark.django_db

@@ -5,13 +5,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ingest.validation import (
-    Context,
-    batch_decode_strict,
-    columns_from_structs,
-    event_validate,
-    event_validate_fast,
-)
+from ingest.decoding import batch_decode_strict, columns_from_structs, event_validate_fast
+from ingest.validation import Context, event_validate
 from tests.ingest.helpers import event
 
 EVENTS = [

@@ -38,7 +38,7 @@ from costwatch.devtools import database_url
 from costwatch.devtools.bench import CpuMeter, gunicorn_start
 from costwatch.projects.models import Project
 from costwatch.projects.services import api_key_issue, project_create
-from ingest.validation import MAX_BATCH_EVENTS
+from ingest.event_fields import MAX_BATCH_EVENTS
 
 ROOT = Path(settings.BASE_DIR)
 SCRATCH_TABLE = "bench_ingest_copy"
@@ -259,8 +259,8 @@ class Command(BaseCommand):
 
     def _profile(self, project, run_id, opts):
         """Where a batch's time goes, measured in this process on fresh batches, on the API's path."""
+        from ingest.decoding import batch_decode_strict
         from ingest.services import event_batch_ingest_json
-        from ingest.validation import batch_decode_strict
 
         now = datetime.now(UTC)
         totals = {"parse": 0.0, "validate": 0.0, "price": 0.0, "write": 0.0}

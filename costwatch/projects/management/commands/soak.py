@@ -38,8 +38,8 @@ from costwatch.devtools import database_url, soak
 from costwatch.devtools.bench import gunicorn_start, percentile
 from costwatch.projects.models import Project
 from costwatch.projects.services import api_key_issue, project_create
+from ingest.event_fields import MAX_BATCH_EVENTS
 from ingest.models import DirtyHour
-from ingest.validation import MAX_BATCH_EVENTS
 
 ROOT = Path(settings.BASE_DIR)
 INTERVALS = {"ROLLUP_REFRESH_SECONDS": "2", "RULES_INTERVAL_SECONDS": "5", "DELIVERY_SWEEP_SECONDS": "2"}
