@@ -12,6 +12,7 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+from costwatch.metrics.definitions import isoformat_z
 from costwatch.projects.models import Project
 from ingest.models import Feature
 
@@ -153,11 +154,11 @@ class Alert(models.Model):
 
     def as_dict(self) -> dict:
         """The API shape of an alert, also the `alert` of a webhook body (docs/alerts.md#webhook)."""
-        stamp = lambda t: t.isoformat().replace("+00:00", "Z") if t else None  # noqa: E731
         return {
             "id": self.pk, "kind": self.kind, "rule_id": self.rule_id, "feature": self.feature_name,
-            "scope": self.scope, "level": self.level, "state": self.state, "opened_at": stamp(self.opened_at),
-            "acknowledged_at": stamp(self.acknowledged_at), "resolved_at": stamp(self.resolved_at),
+            "scope": self.scope, "level": self.level, "state": self.state,
+            "opened_at": isoformat_z(self.opened_at), "acknowledged_at": isoformat_z(self.acknowledged_at),
+            "resolved_at": isoformat_z(self.resolved_at),
             "numbers": self.numbers, "message": self.message, "url": self.url(),
         }
 

@@ -9,6 +9,8 @@ import math
 from dataclasses import dataclass, field
 from decimal import Decimal, InvalidOperation
 
+from costwatch.metrics.definitions import WINDOW_28D, money_str
+
 
 @dataclass
 class Window:
@@ -63,10 +65,6 @@ def _pct(value):
 
 def _r(value, places=4):
     return None if value is None else round(float(value), places)
-
-
-def _money(value) -> str:
-    return f"{Decimal(value):.6f}"
 
 
 # --- parameters -------------------------------------------------------------------------
@@ -145,7 +143,7 @@ PARAM_SPECS = {
     "spend_spike": {
         "factor": (2.0, _number(1)),
         "min_usd": ("5", _decimal_string),
-        "min_days": (7, _number(0, 28, integer=True)),
+        "min_days": (7, _number(0, WINDOW_28D.days, integer=True)),
     },
     "spend_budget": {
         "period": ("month", _choice("day", "week", "month")),
@@ -311,13 +309,14 @@ def unpriced_traffic(*, unpriced_calls_by_model: dict[str, int], params: dict | 
 def spend_spike(*, last_24h: Window, baseline_28d: Window, params: dict) -> Verdict:
     """A feature's last-24-h cost at least `factor` x its mean daily cost of the 28 days before."""
     p = {**defaults("spend_spike"), **params}
-    mean_daily = baseline_28d.cost_usd / 28
+    mean_daily = baseline_28d.cost_usd / WINDOW_28D.days
     cost = last_24h.cost_usd
     min_usd = Decimal(p["min_usd"])
     numbers = {
-        "cost_24h_usd": _money(cost), "mean_daily_cost_28d_usd": _money(mean_daily),
+        "cost_24h_usd": money_str(cost, decimals=6),
+        "mean_daily_cost_28d_usd": money_str(mean_daily, decimals=6),
         "ratio": _r(cost / mean_daily, 3) if mean_daily else None, "factor": p["factor"],
-        "increase_usd": _money(cost - mean_daily), "min_usd": p["min_usd"],
+        "increase_usd": money_str(cost - mean_daily, decimals=6), "min_usd": p["min_usd"],
         "baseline_active_days": baseline_28d.active_days, "min_days": p["min_days"],
     }
     if baseline_28d.active_days < p["min_days"]:
@@ -340,8 +339,9 @@ def spend_budget(*, spent_usd: Decimal, elapsed_fraction: float, params: dict) -
     crossed = [t for t in p["thresholds"] if basis_value is not None and basis_value * 100 >= amount * t]
     level = max(crossed) if crossed else None
     numbers = {
-        "period": p["period"], "amount_usd": _money(amount), "spent_usd": _money(spent_usd),
-        "forecast_usd": _money(forecast) if forecast_usable else None, "basis": p["basis"],
+        "period": p["period"], "amount_usd": money_str(amount, decimals=6),
+        "spent_usd": money_str(spent_usd, decimals=6),
+        "forecast_usd": money_str(forecast, decimals=6) if forecast_usable else None, "basis": p["basis"],
         "spent_percent": _r(spent_usd * 100 / amount, 1), "elapsed_fraction": _r(elapsed_fraction, 3),
         "thresholds": p["thresholds"], "level": level,
     }

@@ -12,20 +12,24 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import Q, Sum
 
-from costwatch.metrics.models import DimensionDay, FeatureHour, HourlyRollup
+from costwatch.metrics.definitions import (
+    HOUR,
+    WINDOW_7D,
+    WINDOW_24H,
+    WINDOW_28D,
+    WINDOW_35D,
+    day_start,
+    hour_floor,
+)
+from costwatch.metrics.models import DimensionDay, FeatureDay, FeatureHour, HourlyRollup
 
 from .models import EVERY_VALUE, KIND_SPEND_BUDGET, Alert, Delivery, Rule
 from .rules import Window
 
-HOUR = dt.timedelta(hours=1)
 WINDOW_FIELDS = [
     "calls", "routed_calls", "routed_pro_calls", "routed_pro_default_calls", "primary_calls", "triage_calls",
     "escalation_calls", "output_tokens", "cap_known_calls", "uncapped_calls", "cost_usd", "unpriced_calls",
 ]
-
-
-def hour_floor(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
 
 
 @dataclass(frozen=True)
@@ -41,8 +45,9 @@ class WindowBounds:
     @classmethod
     def at(cls, now: dt.datetime):
         current = hour_floor(now)
-        return cls(end=current + HOUR, last_24h=current - 24 * HOUR, before_24h=current - (24 + 672) * HOUR,
-                   last_7d=current - 168 * HOUR, before_7d=current - (168 + 672) * HOUR)
+        return cls(end=current + HOUR,
+                   last_24h=current - WINDOW_24H, before_24h=current - WINDOW_24H - WINDOW_28D,
+                   last_7d=current - WINDOW_7D, before_7d=current - WINDOW_7D - WINDOW_28D)
 
 
 @dataclass
@@ -120,8 +125,7 @@ def budget_period(*, project, period: str, now: dt.datetime) -> tuple[dt.datetim
     else:
         start_day = day.replace(day=1)
         end_day = (start_day + dt.timedelta(days=32)).replace(day=1)
-    start = dt.datetime.combine(start_day, dt.time(), tzinfo=tz)
-    end = dt.datetime.combine(end_day, dt.time(), tzinfo=tz)
+    start, end = day_start(start_day, tz), day_start(end_day, tz)
     return start.astimezone(dt.UTC), end.astimezone(dt.UTC)
 
 
@@ -188,7 +192,7 @@ def budget_rules_covering(*, project, feature_name: str | None, dimension_value:
     on_feature = Q(awaited_feature=feature_name) if feature_name else Q(pk__in=[])
     if feature is not None:
         on_feature |= Q(feature=feature)
-        models, tiers = feature_models_and_tiers(project=project, feature=feature, since=now - dt.timedelta(days=35))
+        models, tiers = feature_models_and_tiers(project=project, feature=feature, since=now - WINDOW_35D)
         covering |= Q(dimension__isnull=True) & no_feature & (
             (Q(model__in=models) & (Q(tier="") | Q(tier__in=tiers))) | (Q(model="") & Q(tier__in=tiers)))
     covering |= Q(dimension__isnull=True) & on_feature
@@ -222,9 +226,7 @@ def recent_deliveries(*, channel, limit: int = 20):
 def digest_numbers(*, project, day: dt.date) -> dict:
     """For the digest of `day` (local): its spend, month to date, and features that moved most
     against their mean of the 7 days before (FeatureDay, the daily rollup)."""
-    from costwatch.metrics.models import FeatureDay
-
-    rows = FeatureDay.objects.filter(project=project, day__gte=min(day - dt.timedelta(days=7), day.replace(day=1)),
+    rows = FeatureDay.objects.filter(project=project, day__gte=min(day - WINDOW_7D, day.replace(day=1)),
                                      day__lte=day)
     by_feature: dict[str, list[Decimal]] = {}
     day_total = month_total = Decimal(0)
@@ -234,7 +236,7 @@ def digest_numbers(*, project, day: dt.date) -> dict:
         if row_day == day:
             by_feature[name][0] += cost
             day_total += cost
-        elif row_day >= day - dt.timedelta(days=7):
+        elif row_day >= day - WINDOW_7D:
             by_feature[name][1] += cost
         if row_day >= day.replace(day=1):
             month_total += cost

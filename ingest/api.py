@@ -23,6 +23,7 @@ from costwatch.api import (
     json_too_deep,
     request_project,
 )
+from costwatch.metrics.definitions import isoformat_z
 from costwatch.projects.auth import HasIngestScope, HasManageScope, request_api_key, scope_permission
 
 from . import schema
@@ -144,7 +145,7 @@ def recompute_as_dict(recompute):
     if recompute is None:
         return None
     return {"id": recompute.pk, "state": recompute.state, "models": recompute.models_matched,
-            "since": recompute.since.isoformat().replace("+00:00", "Z") if recompute.since else None}
+            "since": isoformat_z(recompute.since)}
 
 
 def validation_errors(exc: DjangoValidationError):

@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from costwatch.metrics.definitions import isoformat_z
 from costwatch.projects.services import audit_record
 
 from .models import (
@@ -44,7 +45,7 @@ def price_as_dict(price: Price) -> dict:
     for name in PRICE_FIELDS:
         value = getattr(price, name)
         data[name] = value if name == "long_context_threshold" or value is None else f"{value:f}"
-    data["effective_from"] = price.effective_from.isoformat().replace("+00:00", "Z")
+    data["effective_from"] = isoformat_z(price.effective_from)
     return data
 
 

@@ -11,6 +11,7 @@ from decimal import Decimal
 from django.db import connection, transaction
 from django.utils import timezone
 
+from costwatch.metrics.definitions import hour_floor
 from costwatch.projects.models import Project
 
 from .models import PriceRecompute, SeenModel
@@ -99,7 +100,7 @@ def _batch_reprice(project, book, rows, result):
             result.cost_before += before[1] or 0
             result.events_priced += before[1] is None and row["cost_usd"] is not None
             result.cost_after += row["cost_usd"] or 0
-            result.hours.add((project.pk, row["ts"].replace(minute=0, second=0, microsecond=0)))
+            result.hours.add((project.pk, hour_floor(row["ts"])))
     return changed
 
 

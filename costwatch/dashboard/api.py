@@ -5,7 +5,6 @@ format money as decimal strings. The serializers describe response shapes for th
 schema; responses are built as plain dicts.
 """
 
-from decimal import Decimal
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
@@ -15,22 +14,11 @@ from rest_framework.views import APIView
 
 from costwatch.api import api_error, error_response, request_project
 from costwatch.metrics import selectors
-from costwatch.metrics.params import ParamsInvalid, isoformat, parse_read_params, parse_timeseries_params
+from costwatch.metrics.definitions import isoformat_z, money_str
+from costwatch.metrics.params import ParamsInvalid, parse_read_params, parse_timeseries_params
 from costwatch.metrics.services import FEATURE_SETTINGS, feature_settings_update
 from costwatch.projects.auth import HasManageScope, HasReadScope, request_api_key
 from ingest.models import Feature
-
-MONEY_QUANTUM = Decimal("1e-12")
-
-
-def money(value) -> str | None:
-    """A decimal string with at least 6 decimals (up to the 12 the rollups keep)."""
-    if value is None:
-        return None
-    text = f"{Decimal(value).quantize(MONEY_QUANTUM):f}"
-    whole, _, decimals = text.partition(".")
-    decimals = decimals.rstrip("0").ljust(6, "0")
-    return f"{whole}.{decimals}"
 
 
 def Money(help_text="USD as a decimal string (>= 6 decimals); null when nothing is priced."):  # noqa: N802
@@ -186,11 +174,12 @@ ERRORS = {400: ReadErrors, 401: ReadErrors, 403: ReadErrors, 404: ReadErrors}
 # --- views ------------------------------------------------------------------------------------
 
 def _echo(params) -> dict:
-    return {"start": isoformat(params.start), "end": isoformat(params.end), "environment": params.environment}
+    return {"start": isoformat_z(params.start), "end": isoformat_z(params.end),
+            "environment": params.environment}
 
 
 def _format_money(row: dict) -> dict:
-    return {key: money(value) if key.endswith("_usd") else value for key, value in row.items()}
+    return {key: money_str(value) if key.endswith("_usd") else value for key, value in row.items()}
 
 
 def _known_feature(project, name, field="feature"):
@@ -262,10 +251,10 @@ class TimeseriesView(ReadView):
                                       granularity=params.granularity, start=params.start, end=params.end,
                                       environment=params.environment, group_by=params.group_by,
                                       attrs=params.attrs or None)
-        as_value = money if params.metric == "cost" else (lambda v: v)
+        as_value = money_str if params.metric == "cost" else (lambda v: v)
         results = []
         for point in points:
-            item = {"t": isoformat(point["t"]), "value": as_value(point["value"])}
+            item = {"t": isoformat_z(point["t"]), "value": as_value(point["value"])}
             if "group" in point:
                 item["group"] = point["group"]
             results.append(item)

@@ -13,6 +13,7 @@ import pandas as pd
 from django.utils.html import escape
 
 from costwatch.metrics import buckets, selectors
+from costwatch.metrics.definitions import ROUTED_ROLES, WINDOW_7D, WINDOW_28D
 
 COLORS = {"lite": "#3b82f6", "pro": "#d9480f", "unknown": "#9aa1b1"}
 SERIES_COLORS = {
@@ -114,10 +115,8 @@ def _rolling_sum(values: np.ndarray, window: int) -> np.ndarray:
     return cumulative[ends] - cumulative[np.maximum(0, ends - window)]
 
 
-ROUTED_ROLES = ("primary", "escalation")
-
-
-def pro_share_series(frame: pd.DataFrame, days: list[dt.date], *, baseline_days: int = 28, recent_days: int = 7):
+def pro_share_series(frame: pd.DataFrame, days: list[dt.date], *, baseline_days: int = WINDOW_28D.days,
+                     recent_days: int = WINDOW_7D.days):
     """Daily Pro share, its trailing 7-day share, and the 28-day baseline before those 7 days
     (pro_share, docs/rollups.md#metric-definitions: Pro-tier primary + escalation calls over all of them).
 

@@ -20,6 +20,7 @@ from django.urls import reverse
 from django.utils.http import urlencode
 
 from costwatch.metrics import buckets, selectors
+from costwatch.metrics.definitions import ROUTED_ROLES, WINDOW_7D, WINDOW_28D
 from costwatch.metrics.models import FeatureDay
 from costwatch.metrics.params import ParamsInvalid, parse_read_params
 from costwatch.metrics.services import feature_settings_update
@@ -33,7 +34,7 @@ from .forms import FeatureSettingsForm, MemberForm, ProjectSettingsForm, WhatIfF
 from .services import project_settings_update
 from .templatetags.costwatch_dashboard import freshness
 
-BASELINE_DAYS, RECENT_DAYS = 28, 7
+BASELINE_DAYS, RECENT_DAYS = WINDOW_28D.days, WINDOW_7D.days
 
 # The Features table: (key, label, kind). Every key sorts; the CSV has all of FEATURE_CSV_COLUMNS.
 FEATURE_COLUMNS = [
@@ -215,7 +216,7 @@ def feature_detail(request, slug, name):
     history_first = first - dt.timedelta(days=BASELINE_DAYS + RECENT_DAYS)
     calls = selectors.feature_daily_calls(project=project, feature=feature, first_day=history_first, last_day=last,
                                           environment=params.environment)
-    counts = pd.DataFrame([row for row in calls if row[2] in charts.ROUTED_ROLES],
+    counts = pd.DataFrame([row for row in calls if row[2] in ROUTED_ROLES],
                           columns=["day", "tier", "role", "calls"])
     share = charts.pro_share_series(counts, charts.day_range(history_first, last)).loc[days]
     figures = {

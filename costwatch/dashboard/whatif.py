@@ -17,6 +17,7 @@ from django.db import connection
 from django.utils import timezone
 
 from costwatch.metrics import buckets, selectors
+from costwatch.metrics.definitions import ROUTED_ROLES
 from costwatch.metrics.models import ModelDay
 
 ZERO = Decimal(0)
@@ -53,7 +54,7 @@ def pro_share_whatif(frame: pd.DataFrame, *, pro_share: float) -> WhatIf:
     cost = {"lite": ZERO, "pro": ZERO}
     priced = {"lite": 0, "pro": 0}
     for tier, role, row_cost, row_priced in _rows(frame, "tier", "role", "cost_usd", "priced_calls"):
-        if role in ("primary", "escalation") and tier in cost:
+        if role in ROUTED_ROLES and tier in cost:
             cost[tier] += Decimal(row_cost or 0)
             priced[tier] += row_priced
     if not priced["lite"] or not priced["pro"]:

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import now as utc_now
 
+from .definitions import HOUR, day_floor, day_start, hour_floor
+
 METRICS = ("cost", "calls", "pro_share", "output_tokens_per_call", "uncapped_share")
 GRANULARITIES = ("hour", "day")
 FIXED_GROUPS = ("tier", "role", "model")
@@ -47,18 +49,15 @@ class ReadParams:
 
 
 def floor_to(value: dt.datetime, granularity: str, tzinfo) -> dt.datetime:
-    if granularity == "hour":
-        return value.astimezone(dt.UTC).replace(minute=0, second=0, microsecond=0)
-    local = value.astimezone(tzinfo)
-    return dt.datetime.combine(local.date(), dt.time(), tzinfo=tzinfo)
+    return hour_floor(value) if granularity == "hour" else day_floor(value, tzinfo)
 
 
 def next_boundary(now: dt.datetime, granularity: str, tzinfo) -> dt.datetime:
-    hour_end = floor_to(now, "hour", tzinfo) + dt.timedelta(hours=1)
+    hour_end = hour_floor(now) + HOUR
     if granularity == "hour":
         return hour_end
     today = now.astimezone(tzinfo).date()
-    return dt.datetime.combine(today + dt.timedelta(days=1), dt.time(), tzinfo=tzinfo)
+    return day_start(today + dt.timedelta(days=1), tzinfo)
 
 
 EARLIEST, LATEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
@@ -206,8 +205,3 @@ def parse_timeseries_params(query, *, project, now=None) -> ReadParams:
     return ReadParams(start=start, end=end, granularity=granularity, environment=environment, attrs=attrs,
                       metric=metric, group_by=group_by)
 
-
-def isoformat(value: dt.datetime) -> str:
-    """RFC 3339 with 'Z' for UTC."""
-    text = value.isoformat()
-    return text[:-6] + "Z" if text.endswith("+00:00") else text

@@ -19,6 +19,7 @@ import psycopg
 from django.db import DatabaseError, OperationalError, connection, transaction
 from django.utils import timezone
 
+from costwatch.metrics.definitions import HOUR, day_start, hour_floor, routed_sql
 from costwatch.projects.models import Project
 
 logger = logging.getLogger(__name__)
@@ -26,7 +27,6 @@ logger = logging.getLogger(__name__)
 HOURS_PER_CLAIM = 168  # one transaction rebuilds at most a week of hours
 SERIALIZATION_RETRIES = 3
 LOCK_NAMESPACE = zlib.crc32(b"costwatch.metrics.refresh") & 0x7FFFFFFF
-HOUR = dt.timedelta(hours=1)
 
 # Counters of UsageCounts computed from raw events (alias e); %(huge_cap)s is the project's.
 EVENT_COUNTERS = """
@@ -67,7 +67,8 @@ WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
 GROUP BY 1, 2, 3, 4, 5, 6, 7, 8, 9
 """
 
-ROUTED = "r.role IN ('primary', 'escalation')"
+ROUTED = routed_sql("r")
+EVENT_ROUTED = routed_sql("e")
 FEATURE_HOUR_KEY = "project_id, environment, feature_id, hour"
 FEATURE_HOUR_ROLE_COLUMNS = """primary_calls, triage_calls, escalation_calls, shadow_calls, routed_calls, routed_pro_calls,
     routed_pro_default_calls, triage_cost_usd, escalation_cost_usd, shadow_cost_usd, triage_priced_calls,
@@ -136,8 +137,8 @@ MODEL_DAY_FROM_EVENTS = f"""
 INSERT INTO metrics_modelday ({MODEL_DAY_KEY}, {COUNTER_COLUMNS}, routed_calls, routed_pro_calls)
 SELECT e.project_id, e.environment, e.feature_id, e.model, e.tier, (e.ts AT TIME ZONE %(tz)s)::date,
        {EVENT_COUNTERS},
-       count(*) FILTER (WHERE e.role IN ('primary', 'escalation')),
-       count(*) FILTER (WHERE e.role IN ('primary', 'escalation') AND e.tier = 'pro')
+       count(*) FILTER (WHERE {EVENT_ROUTED}),
+       count(*) FILTER (WHERE {EVENT_ROUTED} AND e.tier = 'pro')
 FROM ingest_event e
 WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
   AND (e.ts AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
@@ -153,7 +154,6 @@ WHERE d.project_id = %(project_id)s AND d.day = ANY(%(days)s)
 GROUP BY 1, 2, 3, 4
 """
 
-EVENT_ROUTED = "e.role IN ('primary', 'escalation')"
 DIMENSION_DAY_KEY = "project_id, environment, feature_id, day, dimension, value"
 DIMENSION_DAY_COUNTERS = """calls, cost_usd, priced_calls, routed_calls, routed_pro_calls, input_tokens, output_tokens,
     unpriced_calls, error_calls, cap_known_calls, uncapped_calls, cap_hit_calls, primary_calls, triage_calls,
@@ -307,18 +307,13 @@ def _claim_hours(cursor, project_id: int) -> list[dt.datetime]:
         """,
         {"project_id": project_id, "limit": HOURS_PER_CLAIM},
     )
-    return sorted({_utc_hour(row[0]) for row in cursor.fetchall()})
-
-
-def _utc_hour(value: dt.datetime) -> dt.datetime:
-    value = value.astimezone(dt.UTC)
-    return value.replace(minute=0, second=0, microsecond=0)
+    return sorted({hour_floor(row[0]) for row in cursor.fetchall()})
 
 
 def local_day_bounds(day: dt.date, tzinfo) -> tuple[dt.datetime, dt.datetime]:
     """[start, end) of a calendar day in a time zone, as UTC datetimes (23-25 hours around DST)."""
-    start = dt.datetime.combine(day, dt.time(), tzinfo=tzinfo).astimezone(dt.UTC)
-    end = dt.datetime.combine(day + dt.timedelta(days=1), dt.time(), tzinfo=tzinfo).astimezone(dt.UTC)
+    start = day_start(day, tzinfo).astimezone(dt.UTC)
+    end = day_start(day + dt.timedelta(days=1), tzinfo).astimezone(dt.UTC)
     return start, end
 
 
@@ -501,7 +496,7 @@ def project_mark_all_dirty(*, project: Project, since: dt.datetime | None = None
                 SELECT DISTINCT date_trunc('hour', ts, 'UTC') AS hour FROM ingest_event
                 WHERE project_id = %(project_id)s AND (%(since)s::timestamptz IS NULL OR ts >= %(since)s)) h
             """,
-            {"project_id": project.pk, "since": _utc_hour(since) if since else None},
+            {"project_id": project.pk, "since": hour_floor(since) if since else None},
         )
         return cursor.rowcount
 

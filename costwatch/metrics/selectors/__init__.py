@@ -8,7 +8,6 @@ dimension value), `overview`, `feature_page` and `histograms` (many histograms a
 from .breakdowns import dimension_breakdown, dimension_breakdowns, model_metrics
 from .feature_page import (
     FEATURE_DAILY_COLUMNS,
-    ROUTED_ROLES,
     feature_daily,
     feature_daily_calls,
     feature_metrics_from_daily,
@@ -20,7 +19,7 @@ from .parts import PART_NAMES, ZERO, local_days, metrics_from_parts
 from .timeseries import bucket_starts, timeseries
 
 __all__ = [
-    "FEATURE_DAILY_COLUMNS", "PART_NAMES", "ROUTED_ROLES", "ZERO", "bucket_starts", "data_as_of",
+    "FEATURE_DAILY_COLUMNS", "PART_NAMES", "ZERO", "bucket_starts", "data_as_of",
     "dimension_breakdown", "dimension_breakdowns", "environments", "feature_daily", "feature_daily_calls",
     "feature_metrics", "feature_metrics_from_daily", "hist_matrix", "hist_sum", "local_days", "metrics_from_parts",
     "model_metrics", "overview", "timeseries", "unpriced_models",

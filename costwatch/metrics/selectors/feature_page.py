@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 from django.db import connection
 
+from ..definitions import ROUTED_ROLES, WINDOW_7D, WINDOW_35D
 from .features import _percentiles
 from .histograms import _trimmed_rows, hist_matrix, hist_sum
 from .parts import PART_NAMES, ZERO, _day_filter, _feature_id, _ratio, local_days, metrics_from_parts
@@ -62,9 +63,6 @@ def feature_daily(*, project, feature, start, end, environment=None) -> pd.DataF
     return pd.DataFrame(data)
 
 
-ROUTED_ROLES = ("primary", "escalation")
-
-
 def feature_daily_calls(*, project, feature, first_day, last_day, environment=None) -> list[tuple]:
     """[(day, tier, role, calls)] of one feature (a name or a Feature) over [first_day, last_day),
     summed over environments: the narrow read behind the feature page's Pro-share baseline."""
@@ -110,7 +108,7 @@ def feature_metrics_from_daily(*, feature, frame: pd.DataFrame, calls: list[tupl
         latency, ttft = hist_sum(frame["latency_hist"]), hist_sum(frame["ttft_hist"])
     row = {"feature": feature.name, "muted": feature.muted, "expected_pro_share": feature.expected_pro_share}
     row.update(metrics_from_parts(parts))
-    recent_from, base_from = last_day - dt.timedelta(days=7), last_day - dt.timedelta(days=35)
+    recent_from, base_from = last_day - WINDOW_7D, last_day - WINDOW_35D
     recent_pro = recent_all = base_pro = base_all = 0
     seen = False
     for day, tier, role, count in calls:

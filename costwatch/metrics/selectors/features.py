@@ -1,10 +1,10 @@
 """The features list: one row of metrics per feature, with percentiles and the Pro share's change."""
 
-import datetime as dt
 
 from django.db import connection
 
 from .. import buckets
+from ..definitions import WINDOW_7D, WINDOW_35D
 from .parts import (
     ROUTED,
     ZERO,
@@ -38,7 +38,7 @@ def _percentiles(hists: dict | None) -> dict:
 def _pro_share_changes(project, end_day, environment, attrs, feature_id=None) -> dict:
     """{feature_id: pro_share over the 7 days before end minus over the 28 days before those}."""
     table = _daily_table(attrs)
-    recent_from, base_from = end_day - dt.timedelta(days=7), end_day - dt.timedelta(days=35)
+    recent_from, base_from = end_day - WINDOW_7D, end_day - WINDOW_35D
     where, params = _day_filter(project, base_from, end_day, environment, attrs, table, feature_id)
     params["recent_from"] = recent_from
     routed, pro = ("d.routed_calls", "d.routed_pro_calls") if attrs else (

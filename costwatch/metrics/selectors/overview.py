@@ -7,6 +7,7 @@ from decimal import Decimal
 from django.db import connection
 from django.utils import timezone
 
+from ..definitions import WINDOW_7D, day_start
 from ..models import RollupState
 from .parts import ROUTED, _day_filter, _ratio
 
@@ -25,7 +26,7 @@ def overview(*, project, now=None, environment=None, top=5) -> dict:
     last_first, _ = _month_bounds(month_first - dt.timedelta(days=1))
     # Change = the last 7 full days against the 7 before; today's partial day would make
     # every feature look cheaper in the morning.
-    week_from, prev_week_from = today - dt.timedelta(days=7), today - dt.timedelta(days=14)
+    week_from, prev_week_from = today - WINDOW_7D, today - 2 * WINDOW_7D
     first = min(last_first, prev_week_from)
     where, params = _day_filter(project, first, today + dt.timedelta(days=1), environment)
     params.update(month_first=month_first, week_from=week_from)
@@ -48,8 +49,8 @@ def overview(*, project, now=None, environment=None, top=5) -> dict:
     names = dict(project.features.values_list("pk", "name"))
     totals = [sum((row[i] or 0) for row in rows) for i in range(1, 12)]
     (spent, priced, calls, unpriced, routed, routed_pro, routed_lite, last_spent, last_priced, _w, _pw) = totals
-    month_start_at = dt.datetime.combine(month_first, dt.time(), tzinfo=tzinfo)
-    month_end_at = dt.datetime.combine(month_next, dt.time(), tzinfo=tzinfo)
+    month_start_at = day_start(month_first, tzinfo)
+    month_end_at = day_start(month_next, tzinfo)
     elapsed = Decimal((now - month_start_at).total_seconds())
     length = Decimal((month_end_at - month_start_at).total_seconds())
     spent_usd = Decimal(spent) if priced else None

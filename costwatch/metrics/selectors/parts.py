@@ -17,6 +17,8 @@ from django.db import connection
 
 from ingest.models import Feature
 
+from ..definitions import routed_sql
+
 ZERO = Decimal(0)
 
 
@@ -32,7 +34,7 @@ _PLAIN = ("calls", None, "input_tokens", "output_tokens", "cost_usd", "priced_ca
           "cap_known_calls", "uncapped_calls", "cap_hit_calls", "error_calls")
 
 
-ROUTED = "d.role IN ('primary', 'escalation')"
+ROUTED = routed_sql("d")
 
 
 def _plain_sums():

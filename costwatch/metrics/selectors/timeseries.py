@@ -2,6 +2,7 @@
 
 import datetime as dt
 
+from ..definitions import day_start
 from .parts import ZERO, _feature_id, _sum_parts, local_days, metrics_from_parts
 
 
@@ -20,7 +21,7 @@ def bucket_starts(project, start, end, granularity) -> list[dt.datetime]:
         return [start + dt.timedelta(hours=i) for i in range(count)]
     tzinfo = project.tzinfo
     first, last = local_days(project, start, end)
-    return [dt.datetime.combine(first + dt.timedelta(days=i), dt.time(), tzinfo=tzinfo)
+    return [day_start(first + dt.timedelta(days=i), tzinfo)
             for i in range((last - first).days)]
 
 
@@ -80,7 +81,7 @@ def _zero_filled(project, parts, *, metric, granularity, start, end, grouped) ->
         if isinstance(bucket, dt.datetime):
             bucket = bucket.astimezone(dt.UTC)
         else:
-            bucket = dt.datetime.combine(bucket, dt.time(), tzinfo=tzinfo)
+            bucket = day_start(bucket, tzinfo)
         by_bucket[(bucket, key[1] if grouped else None)] = value
     points = []
     for bucket in bucket_starts(project, start, end, granularity):
