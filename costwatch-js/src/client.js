@@ -136,6 +136,11 @@ export class Client {
     try {
       const { requestParams } = options || {};
       const fields = toEventFields(options);
+      if (response && typeof response.then === 'function') { // the SDK call's promise, not awaited
+        this._warnOnce('promise', 'record() got a Promise: await the SDK call first (or use call()); dropped');
+        this._counts.dropped += 1;
+        return null;
+      }
       let event = eventFromResponse(response, { requestParams, fields });
       if (event === null) {
         const kind = describe(response);

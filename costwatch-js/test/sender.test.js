@@ -59,12 +59,14 @@ test('with costwatch down nothing throws, the queue stays bounded and the drops 
 
   const ids = [0, 1, 2, 3, 4].map((n) => cw.send(event(n)));
   assert.equal(cw.record({ unexpected: true }, { feature: 'unit' }), null); // past the bound too
+  assert.equal(cw.record(Promise.resolve({}), { feature: 'unit' }), null); // an SDK call not awaited
 
   assert.equal(ids.filter(Boolean).length, 3);
   assert.deepEqual(ids.slice(3), [null, null]);
   await cw.flush(); // resolves, never rejects
-  assert.deepEqual(cw.stats(), { sent: 0, duplicates: 0, dropped: 3, failed: 3, rejected: 0, retried: 1, queued: 0 });
+  assert.deepEqual(cw.stats(), { sent: 0, duplicates: 0, dropped: 4, failed: 3, rejected: 0, retried: 1, queued: 0 });
   assert.match(logger.lines.join('\n'), /the queue is full \(3 events\)/);
+  assert.match(logger.lines.join('\n'), /record\(\) got a Promise: await the SDK call first/);
   await cw.close();
 });
 

@@ -42,6 +42,7 @@ MESSAGES = [{"role": "user", "content": "Where is my refund?"}]
 # Project prices per 1M tokens: input, cached input, cache write, output, reasoning output.
 PRICES = {
     "gpt-5-mini-2025-08-07": ("0.25", "0.025", None, "2.00", None),
+    ("gpt-5-mini-2025-08-07", "flex"): ("0.125", "0.0125", None, "1.00", None),
     "gpt-5-2025-08-07": ("1.25", "0.125", None, "10.00", None),
     "claude-sonnet-4-6": ("3.00", "0.30", "3.75", "15.00", None),
     "gemini-2.5-flash": ("0.30", "0.03", None, "2.50", "3.50"),
@@ -55,6 +56,7 @@ def estimate(text):
 
 REQUEST_TEXT = json.dumps([MESSAGES], ensure_ascii=False)  # what a stream without usage estimates input from
 # case: (model, input, cached, cache_write, output, reasoning, cap, finish_reason, usage estimated)
+# (plus service tier and status where they are not standard and ok)
 EXPECTED = {
     "chat": ("gpt-5-mini-2025-08-07", 1500, 1024, 0, 420, 256, 512, "stop", False),
     "chat_stream": ("gpt-5-mini-2025-08-07", 90, 64, 0, 64, 0, 64, "length", False),
@@ -68,7 +70,12 @@ EXPECTED = {
                              estimate("Your refund was sent on Monday, it should arrive"), 0, 1024, "", True),
     "google": ("gemini-2.5-flash", 600, 512, 0, 70 + 30, 30, 100, "length", False),
     "google_stream": ("gemini-2.5-flash", 40, 0, 0, 12 + 8, 8, 256, "stop", False),
+    "chat_tools_flex": ("gpt-5-mini-2025-08-07", 700, 0, 0, 40, 0, None, "tool_calls", False),
+    "responses_failed": ("gpt-5-2025-08-07", 500, 0, 0, 0, 0, None, "error", False),
+    "google_tool_call": ("gemini-2.5-flash", 300, 0, 0, 12, 0, None, "tool_calls", False),
 }
+SERVICE_TIER = {"chat_tools_flex": "flex"}
+STATUS = {"responses_failed": "error"}
 # Fields that describe the call; identical for the JS and the Python client.
 MAPPED_FIELDS = ("model", "provider", "tier", "service_tier", "input_tokens", "cached_input_tokens",
                  "cache_write_input_tokens", "output_tokens", "reasoning_tokens", "max_output_tokens", "cap_known",
@@ -76,9 +83,10 @@ MAPPED_FIELDS = ("model", "provider", "tier", "service_tier", "input_tokens", "c
                  "confidence", "attributes", "cost_usd", "cost_source", "price_id")
 
 
-def expected_cost(model, input_tokens, cached, cache_write, output, reasoning):
+def expected_cost(model, input_tokens, cached, cache_write, output, reasoning, service_tier="standard"):
+    key = model if service_tier == "standard" else (model, service_tier)
     price_in, price_cached, price_write, price_out, price_reasoning = (
-        Decimal(p) if p is not None else None for p in PRICES[model])
+        Decimal(p) if p is not None else None for p in PRICES[key])
     price_cached = price_in if price_cached is None else price_cached
     price_write = price_in if price_write is None else price_write
     price_reasoning = price_out if price_reasoning is None else price_reasoning
@@ -119,8 +127,10 @@ def node_package():
 # --- the live run ------------------------------------------------------------------------
 @pytest.fixture
 def priced_project(project):
-    for model, (price_in, cached, write, out, reasoning) in PRICES.items():
-        Price.objects.create(project=project, model=model, input_per_mtok=price_in, cached_input_per_mtok=cached,
+    for key, (price_in, cached, write, out, reasoning) in PRICES.items():
+        model, service_tier = key if isinstance(key, tuple) else (key, "standard")
+        Price.objects.create(project=project, model=model, service_tier=service_tier, input_per_mtok=price_in,
+                             cached_input_per_mtok=cached,
                              cache_write_input_per_mtok=write, output_per_mtok=out,
                              reasoning_output_per_mtok=reasoning, effective_from="2000-01-01T00:00Z")
     return project
@@ -180,7 +190,9 @@ def test_the_js_client_records_real_sdk_calls_into_a_live_costwatch(priced_proje
                 row.output_tokens, row.reasoning_tokens, row.max_output_tokens, row.finish_reason) == (
             "sdk-call", model, inp, cached, write, out, reasoning, cap, finish), name
         assert row.attributes == ({"usage_estimated": True} if estimated else {}), name
-        assert row.cost_usd == expected_cost(model, inp, cached, write, out, reasoning), name
+        service_tier = SERVICE_TIER.get(name, "standard")
+        assert (row.service_tier, row.status) == (service_tier, STATUS.get(name, "ok")), name
+        assert row.cost_usd == expected_cost(model, inp, cached, write, out, reasoning, service_tier), name
         assert row.latency_ms is not None and (row.ttft_ms is not None) == CASES_BY_NAME[name]["stream"], name
 
     record = Event.objects.get(project=project, event_id=checks["record"]["eventId"])
