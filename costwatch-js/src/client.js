@@ -145,7 +145,7 @@ export class Client {
       if (event === null) {
         const kind = describe(response);
         this._warnOnce(`unmapped:${kind}`, `cannot read usage from a ${kind}; recorded what it could read `
-          + '(model, any token counts), flagged attributes.usage_estimated and unmapped_response');
+          + '(model, any token counts) with attributes.unmapped_response (and usage_estimated when counts were missing)');
         event = unmappedEvent(response, { requestParams, fields });
         event.attributes = { ...(event.attributes || {}), unmapped_response: kind.slice(0, 100) };
       }
