@@ -3,7 +3,12 @@
 import datetime as dt
 
 from ..definitions import day_start
-from .parts import ZERO, _feature_id, _sum_parts, local_days, metrics_from_parts
+from ..params import ParamsInvalid, param_error
+from .parts import PART_NAMES, ZERO, _feature_id, _sum_parts, local_days, metrics_from_parts
+
+MAX_POINTS = 10_000
+MAX_GROUPS = 50
+OTHER_GROUP = "other"
 
 
 def _metric_value(metric, parts):
@@ -66,8 +71,13 @@ def timeseries(*, project, feature=None, metric, granularity, start, end, enviro
     if feature is not None:
         where.append("d.feature_id = %(feature_id)s")
         params["feature_id"] = _feature_id(project, feature)
+    buckets = len(bucket_starts(project, start, end, granularity))
+    _points_check(buckets, 1, granularity)
     cols = [bucket_expr] + ([group_expr] if group_expr else [])
     parts = _sum_parts(table, group_cols=cols, where=" AND ".join(where), params=params)
+    if group_expr is not None:
+        parts = _top_groups(parts, metric)
+        _points_check(buckets, len({key[1] for key in parts}), granularity)
     return _zero_filled(project, parts, metric=metric, granularity=granularity, start=start, end=end,
                         grouped=group_expr is not None)
 
@@ -91,3 +101,41 @@ def _zero_filled(project, parts, *, metric, granularity, start, end, grouped) ->
                 point["group"] = group
             points.append(point)
     return points
+
+
+def _points_check(buckets: int, groups: int, granularity: str) -> None:
+    """A series answers at most MAX_POINTS points; past that, a 400 saying how to narrow it."""
+    if buckets * groups <= MAX_POINTS:
+        return
+    shape = f"{buckets} {granularity}s" + (f" x {groups} groups" if groups > 1 else "")
+    raise ParamsInvalid([param_error(
+        "start", "too_many_points",
+        f"this series would have {buckets * groups} points ({shape}), over the limit of {MAX_POINTS}: "
+        "narrow it with a later start or an earlier end, granularity=day, or without group_by")])
+
+
+def _merge_parts(total: dict, parts: dict) -> dict:
+    merged = dict(total)
+    for name in PART_NAMES:
+        value = parts.get(name)
+        if value is not None:
+            merged[name] = value if merged.get(name) is None else merged[name] + value
+    return merged
+
+
+def _top_groups(parts: dict, metric: str) -> dict:
+    """At most MAX_GROUPS groups, the ones with the highest value over the whole window; the
+    others are summed, bucket by bucket, into one group named OTHER_GROUP."""
+    by_group: dict = {}
+    for (_bucket, group), value in parts.items():
+        by_group[group] = _merge_parts(by_group.get(group, {}), value)
+    if len(by_group) <= MAX_GROUPS:
+        return parts
+    values = {group: _metric_value(metric, summed) for group, summed in by_group.items()}
+    ranked = sorted(values, key=lambda group: (values[group] is None, -(values[group] or 0), str(group)))
+    kept = set(ranked[:MAX_GROUPS])
+    folded: dict = {}
+    for (bucket, group), value in parts.items():
+        key = (bucket, group if group in kept else OTHER_GROUP)
+        folded[key] = _merge_parts(folded.get(key, {}), value)
+    return folded
