@@ -63,6 +63,15 @@ def _pct(value):
     return "n/a" if value is None else f"{value * 100:.1f}%"
 
 
+def _points(change) -> str:
+    """A change of a share, in percentage points (a share of 16.9% -> 17.3% is +0.4 pp, not +0.4%)."""
+    return "n/a" if change is None else f"{change * 100:+.1f} pp"
+
+
+def _count(count: int, noun: str) -> str:
+    return f"{count} {noun}{'' if count == 1 else 's'}"
+
+
 def _r(value, places=4):
     return None if value is None else round(float(value), places)
 
@@ -198,7 +207,7 @@ def unbounded_output(*, last_24h: Window, baseline: Window, params: dict) -> Ver
         "output_ratio": _r(ratio, 3), "output_ratio_threshold": p["output_ratio"], "min_calls": p["min_calls"],
     }
     if last_24h.calls < p["min_calls"]:
-        return Verdict(False, numbers, f"{last_24h.calls} calls in 24 h, below the {p['min_calls']}-call guard")
+        return Verdict(False, numbers, f"{_count(last_24h.calls, 'call')} in 24 h, below the {p['min_calls']}-call guard")
     uncapped = last_24h.uncapped_share is not None and last_24h.uncapped_share >= p["uncapped_share"]
     grew = (ratio is not None and baseline.calls >= p["min_baseline_calls"] and ratio >= p["output_ratio"])
     reasons = []
@@ -209,7 +218,7 @@ def unbounded_output(*, last_24h: Window, baseline: Window, params: dict) -> Ver
         reasons.append(f"output tokens per call {per_call:.0f} is {ratio:.2f}x the 28-day baseline "
                        f"{base_per_call:.0f}")
     if reasons:
-        return Verdict(True, numbers, "; ".join(reasons) + f" over {last_24h.calls} calls in the last 24 h.")
+        return Verdict(True, numbers, "; ".join(reasons) + f" over {_count(last_24h.calls, 'call')} in the last 24 h.")
     return Verdict(False, numbers, "output is capped and in line with its baseline")
 
 
@@ -270,8 +279,8 @@ def share_drift(*, last_7d: Window, baseline_28d: Window, params: dict) -> Verdi
     if change is not None and change >= p["min_points"] - 1e-9 and p_value < p["p_value"]:
         return Verdict(True, numbers,
                        f"Pro share rose from {_pct(base)} (28 days before) to {_pct(recent)} over the last 7 days, "
-                       f"+{change * 100:.1f} points (p = {p_value:.2g}).")
-    return Verdict(False, numbers, f"Pro share change {_pct(change)} is not a significant rise")
+                       f"{_points(change)} (p = {p_value:.2g}).")
+    return Verdict(False, numbers, f"Pro share change {_points(change)} is not a significant rise")
 
 
 def escalation_band(*, last_7d: Window, params: dict) -> Verdict:
@@ -286,7 +295,7 @@ def escalation_band(*, last_7d: Window, params: dict) -> Verdict:
     if not (last_7d.triage_calls or last_7d.escalation_calls):
         return Verdict(False, numbers, "no triage or escalation calls: not a routed feature")
     if last_7d.primary_calls < p["min_primary_calls"]:
-        return Verdict(False, numbers, f"{last_7d.primary_calls} primary calls, below the guard")
+        return Verdict(False, numbers, f"{_count(last_7d.primary_calls, 'primary call')}, below the guard")
     if rate < p["low"] or rate > p["high"]:
         side = "below" if rate < p["low"] else "above"
         return Verdict(True, numbers,
@@ -302,7 +311,7 @@ def unpriced_traffic(*, unpriced_calls_by_model: dict[str, int], params: dict | 
     if not models:
         return Verdict(False, numbers, "every call in the last 24 h was priced")
     listed = ", ".join(f"{m} ({n})" for m, n in models.items())
-    return Verdict(True, numbers, f"{numbers['unpriced_calls_24h']} calls in the last 24 h went to models "
+    return Verdict(True, numbers, f"{_count(numbers['unpriced_calls_24h'], 'call')} in the last 24 h went to models "
                                   f"with no price: {listed}. Add a price so their cost counts.")
 
 
