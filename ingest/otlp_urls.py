@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .otlp import OtlpTracesView
+from .otlp.views import OtlpTracesView
 
 urlpatterns = [
     path("v1/traces", OtlpTracesView.as_view(), name="otlp-traces"),

@@ -94,7 +94,7 @@ PRICE_DECIMAL = {"max_digits": 14, "decimal_places": 6, "min_value": 0, "require
 
 
 class PriceInputSerializer(serializers.Serializer):
-    """A price as POSTed (API field names of SPEC 3; prices per 1M tokens as decimal strings)."""
+    """A price as POSTed (API field names of docs/ingest.md#prices; prices per 1M tokens as decimal strings)."""
 
     model = serializers.CharField(min_length=1, max_length=200, help_text="Exact model id or a glob (*, ?, [...]).")
     provider = serializers.CharField(required=False, allow_blank=True, allow_null=True, max_length=50)
