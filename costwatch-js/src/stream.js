@@ -65,7 +65,7 @@ export function wrapStream(stream, onEnd, startedAt) {
   };
 
   return new Proxy(stream, {
-    get(target, prop) {
+    get(target, prop, receiver) {
       if (prop === Symbol.asyncIterator) {
         return () => (typeof target.next === 'function' ? shared() : recorder(target[Symbol.asyncIterator]()));
       }
@@ -86,7 +86,10 @@ export function wrapStream(stream, onEnd, startedAt) {
         };
       }
       const value = Reflect.get(target, prop, target);
-      // Methods run on the SDK's own object: its private state is keyed by it, not by the proxy.
+      // toReadableStream() (e.g. `new Response(stream.toReadableStream())` in a route handler)
+      // iterates `this`: run it on the proxy so that its chunks are recorded too. Other methods
+      // run on the SDK's own object: its private state is keyed by it, not by the proxy.
+      if (prop === 'toReadableStream' && typeof value === 'function') return value.bind(receiver);
       return typeof value === 'function' ? value.bind(target) : value;
     },
   });

@@ -86,6 +86,21 @@ describe('against a live costwatch', options, () => {
     report({ check: 'message_stream' });
   });
 
+  test('a stream handed on with toReadableStream() (a Next.js route returning it) is recorded when read', async () => {
+    const c = caseNamed('chat_stream');
+    provider.state.current = c;
+    const cw = new Client({ flushIntervalMs: 50 });
+
+    const stream = await cw.call(sdkCall(c, provider.url), c.params, { feature: 'route-stream',
+      requestId: 'js-readable-stream' });
+    const body = await new Response(stream.toReadableStream()).text();
+
+    await cw.close();
+    assert.deepEqual(body.trim().split('\n').map((line) => JSON.parse(line).object), Array(4).fill('chat.completion.chunk'));
+    assert.equal(cw.stats().sent, 1);
+    report({ check: 'readable_stream' });
+  });
+
   test('track() fields follow each request across awaits, and concurrent requests stay apart', async () => {
     const c = caseNamed('chat');
     provider.state.current = c;

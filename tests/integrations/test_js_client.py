@@ -181,7 +181,8 @@ def test_the_js_client_records_real_sdk_calls_into_a_live_costwatch(priced_proje
 
     checks = run_node_tests(node_package, live_server, key, tmp_path / "results.jsonl")
 
-    assert set(checks) == {"cases", "record", "message_stream", "track", "retry", "207", "unmapped", "exit"}
+    assert set(checks) == {"cases", "record", "message_stream", "readable_stream", "track", "retry", "207", "unmapped",
+                           "exit"}
     # Stored tokens, cap and cost per call, for every SDK shape, streams with usage and without.
     assert checks["cases"]["names"] == list(EXPECTED)
     for name, (model, inp, cached, write, out, reasoning, cap, finish, estimated) in EXPECTED.items():
@@ -204,6 +205,10 @@ def test_the_js_client_records_real_sdk_calls_into_a_live_costwatch(priced_proje
     streamed = row_by_request(project, "js-message-stream")  # messages.stream() + finalMessage()
     assert (streamed.feature.name, streamed.input_tokens, streamed.cached_input_tokens, streamed.output_tokens,
             streamed.max_output_tokens, streamed.finish_reason) == ("message-stream", 125, 100, 15, 1024, "stop")
+
+    piped = row_by_request(project, "js-readable-stream")  # stream.toReadableStream() read by a Response
+    assert (piped.feature.name, piped.input_tokens, piped.cached_input_tokens, piped.output_tokens,
+            piped.finish_reason) == ("route-stream", 90, 64, 64, "length")
 
     # track(): each request's fields on its own events, across awaits and interleaved requests.
     tracked = sorted((e.request_id, e.role, e.route_reason, json.dumps(e.attributes, sort_keys=True))
