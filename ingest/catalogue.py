@@ -2,7 +2,7 @@
 tie check, the before/after preview and the recompute it queues. Every change is audited.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 
@@ -25,7 +25,7 @@ from .models import (
     is_glob,
 )
 from .pricing import model_matches
-from .recompute import RecomputeResult, costs_recompute, models_matching
+from .recompute import RecomputeResult, costs_recompute, events_matching_count, models_matching
 from .tasks import recompute_costs
 
 SEED_EFFECTIVE_FROM = datetime(2000, 1, 1, tzinfo=UTC)
@@ -170,17 +170,37 @@ class _PreviewRollback(Exception):
     pass
 
 
-def price_preview(*, project, values: dict) -> RecomputeResult:
+PREVIEW_MAX_EVENTS = 20_000  # re-priced in the web request, as a sample; the recompute does all
+PREVIEW_COUNT_CAP = 1_000_000  # index entries counted at most
+
+
+@dataclass
+class PricePreview:
+    """What saving a price would do: `matching` events touched (at least, when `more` is set),
+    and the re-pricing of the first `sample_size` of them (`sample`)."""
+
+    matching: int = 0
+    more: bool = False
+    sample_size: int = PREVIEW_MAX_EVENTS
+    sample: RecomputeResult = field(default_factory=RecomputeResult)
+
+
+def price_preview(*, project, values: dict) -> PricePreview:
     """Events and dollars a new price would change, computed by saving it inside a transaction
-    that is then rolled back (so the preview uses exactly the matching code of ingest)."""
-    preview = RecomputeResult()
+    that is then rolled back (so the preview uses exactly the matching code of ingest). Bounded:
+    the events touched are counted (up to PREVIEW_COUNT_CAP), and at most PREVIEW_MAX_EVENTS of
+    them are re-priced here; the recompute queued on saving walks them all on the worker."""
+    preview = PricePreview(sample_size=PREVIEW_MAX_EVENTS)
     try:
         with transaction.atomic():
             change = price_create(project=project, values=values, actor_label="preview", queue_recompute=False)
             models = models_matching(project=project, pattern=change.price.model, is_glob=change.price.is_glob)
             if models:
-                preview = costs_recompute(project=project, models=models, since=change.price.effective_from,
-                                          dry_run=True)
+                since = change.price.effective_from
+                counted = events_matching_count(project=project, models=models, since=since, cap=PREVIEW_COUNT_CAP)
+                preview.matching, preview.more = min(counted, PREVIEW_COUNT_CAP), counted > PREVIEW_COUNT_CAP
+                preview.sample = costs_recompute(project=project, models=models, since=since, dry_run=True,
+                                                 limit=PREVIEW_MAX_EVENTS)
             raise _PreviewRollback
     except _PreviewRollback:
         pass

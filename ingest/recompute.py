@@ -32,6 +32,7 @@ class RecomputeResult:
     cost_before: Decimal = Decimal(0)
     cost_after: Decimal = Decimal(0)
     hours: set = field(default_factory=set)
+    truncated: bool = False  # stopped at `limit` events (a preview); more match
 
     @property
     def cost_delta(self) -> Decimal:
@@ -39,24 +40,29 @@ class RecomputeResult:
 
 
 def costs_recompute(*, project=None, models=None, since=None, dry_run=False, batch_size=BATCH_SIZE,
-                    progress=None) -> RecomputeResult:
+                    progress=None, limit=None) -> RecomputeResult:
     """Re-price events of `project` (None = every project) with model in `models` (None = all)
-    and ts >= `since` (None = all time). `dry_run` computes the preview without writing."""
+    and ts >= `since` (None = all time). `dry_run` computes the preview without writing;
+    `limit` stops after that many events (the preview's bound inside a web request)."""
     result = RecomputeResult()
     projects = [project] if project is not None else Project.objects.order_by("id")
     for one in projects:
-        _project_recompute(one, models, since, dry_run, batch_size, result)
+        _project_recompute(one, models, since, dry_run, batch_size, result, limit)
         if progress:
             progress(one, result)
     return result
 
 
-def _project_recompute(project, models, since, dry_run, batch_size, result):
+def _project_recompute(project, models, since, dry_run, batch_size, result, limit=None):
     if models is not None and not models:
         return
     after, book, version = None, None, None
     while True:
-        rows = _batch_fetch(project.pk, models, since, after, batch_size)
+        if limit is not None and result.events_scanned >= limit:
+            result.truncated = bool(_batch_fetch(project.pk, models, since, after, 1))
+            return
+        size = batch_size if limit is None else min(batch_size, limit - result.events_scanned)
+        rows = _batch_fetch(project.pk, models, since, after, size)
         if not rows:
             return
         # One book while the catalogue stays as it was (one small query per batch tells): a
@@ -120,6 +126,19 @@ def _batch_write(project_id, rows):
                SELECT DISTINCT %s, date_trunc('hour', ts, 'UTC'), now() FROM unnest(%s::timestamptz[]) AS t(ts)""",
             [project_id, [r["ts"] for r in rows]],
         )
+
+
+def events_matching_count(*, project, models, since, cap: int) -> int:
+    """How many events a price change touches, counting at most `cap` + 1 index entries
+    (cap + 1 means "more than cap"): bounded work however large the events table is."""
+    where, params = ["project_id = %s", "model = ANY(%s)"], [project.pk, list(models)]
+    if since is not None:
+        where.append("ts >= %s")
+        params.append(since)
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM ingest_event WHERE {' AND '.join(where)} "
+                       f"LIMIT %s) AS matching", [*params, cap + 1])
+        return cursor.fetchone()[0]
 
 
 def models_matching(*, project, pattern: str, is_glob: bool) -> list[str]:

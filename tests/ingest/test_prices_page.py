@@ -111,3 +111,21 @@ def test_an_unpriced_models_link_opens_the_form_with_the_model_filled_in(client,
     assert 'href="?model=acme/odd%20model#add-price"' in html
     filled = client.get(f"/p/{project.slug}/prices/?model=acme/odd%20model").content.decode()
     assert 'name="model" value="acme/odd model"' in filled
+
+
+@pytest.mark.parametrize(("cap", "shown"), [(1000, ">12<"), (10, ">10<")])
+def test_the_preview_reprices_a_bounded_sample_and_counts_the_rest_with_a_bounded_query(
+        client, user, project, monkeypatch, cap, shown):
+    from ingest import catalogue
+
+    monkeypatch.setattr(catalogue, "PREVIEW_MAX_EVENTS", 5)
+    monkeypatch.setattr(catalogue, "PREVIEW_COUNT_CAP", cap)
+    event_batch_ingest(project=project, events=[event(f"e{n}", model="page-model", input_tokens=1000, output_tokens=0)
+                                                for n in range(12)])
+    client.force_login(user)
+    html = client.post(f"/p/{project.slug}/prices/add", FORM).content.decode()
+    assert f'data-testid="preview-matching"{shown}' in html
+    assert ('more than <b data-testid="preview-matching"' in html) == (cap < 12)
+    assert 'data-testid="preview-events">5<' in html  # only the first 5 were re-priced here
+    assert f'data-testid="preview-after">${5 * mtok(1000, "2"):.6f}<' in html
+    assert "the first 5 of them" in html
