@@ -15,7 +15,7 @@ from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.db.models import Sum
 from django.http import HttpResponse
-from django.shortcuts import get_object_or_404, redirect, render
+from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.utils.http import urlencode
 
@@ -204,7 +204,9 @@ def _sort_link(current: str, key: str) -> dict:
 def feature_detail(request, slug, name):
     ctx = _page_context(request, slug, "features")
     project, params = ctx["project"], ctx["params"]
-    feature = get_object_or_404(Feature, project=project, name=name)
+    feature = Feature.objects.filter(project=project, name=name).first()
+    if feature is None:  # the project's own page, not Django's debug 404 with the URL list
+        return render(request, "dashboard/feature_missing.html", {**ctx, "name": name}, status=404)
     if request.method == "POST":
         return _feature_settings_post(request, project, feature)
     first, last = ctx["first_day"], ctx["last_day"]
@@ -236,6 +238,7 @@ def feature_detail(request, slug, name):
             "muted": feature.muted}),
         **_whatif_context(request, project, feature, frame, first, last, params.environment, metrics),
         breakdowns=_breakdowns(project, params, feature=feature),
+        first_call_day=selectors.feature_first_day(project=project, feature=feature),
     )
     return render(request, "dashboard/feature.html", ctx)
 

@@ -54,3 +54,18 @@ def test_manager_browses_overview_features_and_a_feature(live_server, page, demo
     assert page.locator('[data-testid="kpi-pro-share"]').inner_text() == "25.0%"
     assert page.locator('[data-testid="recent-calls"] tbody tr').count() == 5
     assert console_errors == []
+
+
+def test_the_features_table_fits_a_1400px_window_up_to_its_errors_column(live_server, page, demo):
+    from ingest.models import Feature
+
+    user, project = demo
+    Feature.objects.filter(project=project, name="alpha").update(name="summarize-support-thread")  # a demo-like name
+    page.set_viewport_size({"width": 1400, "height": 900})
+    browser_login(page, live_server.url, user)
+    page.goto(f"{live_server.url}/p/{project.slug}/features/")
+    errors_header = page.locator('table.features th a[data-sort="error_calls"]')
+    box, frame = errors_header.bounding_box(), page.locator(".table-scroll").bounding_box()
+    assert box["x"] + box["width"] <= frame["x"] + frame["width"], (box, frame)
+    assert page.evaluate("(() => { const s = document.querySelector('.table-scroll'); "
+                         "return s.scrollWidth <= s.clientWidth; })()")

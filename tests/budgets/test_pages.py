@@ -164,3 +164,13 @@ def test_the_channels_page_never_shows_a_webhook_urls_secret_path(client, viewer
     client.force_login(viewer)
     page = client.get(f"/p/{project.slug}/channels/").content.decode()
     assert "hooks.slack.com" in page and "s3cr3tT0k3n" not in page and "/services/" not in page
+
+
+def test_a_tiny_p_value_in_an_alerts_numbers_reads_as_1_98e_10():
+    from django.template import Context, Template
+
+    plain = Template("{{ v }}").render(Context({"v": 1.98e-10}))
+    shown = Template("{% load costwatch_fmt %}{{ v|number }} {{ n|number }} {{ none|number }}").render(
+        Context({"v": 1.98e-10, "n": 0.25, "none": None}))
+    assert plain == "0.000000000198"  # what the alerts table printed before
+    assert shown == "1.98e-10 0.25 n/a"

@@ -110,8 +110,22 @@ def test_viewer_cannot_change_feature_settings(client, project, viewer, data):
     assert not AuditLog.objects.filter(target_type="feature").exists()
 
 
-def test_unknown_feature_is_404(admin_client, project, data):
-    assert admin_client.get(f"/p/{project.slug}/features/nope/").status_code == 404
+def test_unknown_feature_is_the_projects_own_404_page(admin_client, project, data, settings):
+    settings.DEBUG = True  # as make run serves it: still not Django's debug page with the URL list
+    response = admin_client.get(f"/p/{project.slug}/features/nope/")
+    html = response.content.decode()
+    assert response.status_code == 404
+    assert 'data-testid="feature-missing"' in html and "<code>nope</code>" in html
+    assert f'href="/p/{project.slug}/features/"' in html and "URLconf" not in html
+
+
+def test_kpis_say_what_they_cover_and_first_call_is_the_first_events_day(admin_client, project, data):
+    Feature.objects.filter(project=project, name="alpha").update(
+        first_seen_at=dt.datetime(2026, 11, 30, tzinfo=dt.UTC))  # learned later, e.g. a backfill
+    html = admin_client.get(f"/p/{project.slug}/features/alpha/", RANGE).content.decode()
+    assert "Pro share in this range" in html and ": last 7 days vs the 28 before" in html
+    assert "/ priced call" in html
+    assert 'data-testid="first-call">First call on 2026-10-10.' in html
 
 
 def test_pro_share_baseline_reaches_back_before_the_range(admin_client, project):

@@ -110,3 +110,12 @@ def recent_call_row(event):
         event.role, event.route_reason, f"{event.input_tokens:,}", f"{event.output_tokens:,}", cap, finish,
         ms(event.latency_ms), usd(event.cost_usd, 6),
     )
+
+
+@register.filter
+def number(value):
+    """A rule's number as read: a tiny p-value as 1.98e-10, not the 0.000000000198 Django's
+    localisation of a float spells out; anything else as it is."""
+    if isinstance(value, float) and value and abs(value) < 0.001:
+        return f"{value:.3g}"
+    return "n/a" if value is None else value

@@ -10,6 +10,7 @@ from .feature_page import (
     FEATURE_DAILY_COLUMNS,
     feature_daily,
     feature_daily_calls,
+    feature_first_day,
     feature_metrics_from_daily,
 )
 from .features import feature_metrics
@@ -21,6 +22,6 @@ from .timeseries import bucket_starts, timeseries
 __all__ = [
     "FEATURE_DAILY_COLUMNS", "PART_NAMES", "ZERO", "bucket_starts", "data_as_of",
     "dimension_breakdown", "dimension_breakdowns", "environments", "feature_daily", "feature_daily_calls",
-    "feature_metrics", "feature_metrics_from_daily", "hist_matrix", "hist_sum", "local_days", "metrics_from_parts",
+    "feature_first_day", "feature_metrics", "feature_metrics_from_daily", "hist_matrix", "hist_sum", "local_days", "metrics_from_parts",
     "model_metrics", "overview", "timeseries", "unpriced_models",
 ]

@@ -127,3 +127,12 @@ def feature_metrics_from_daily(*, feature, frame: pd.DataFrame, calls: list[tupl
     row["pro_share_change"] = None if not seen or recent is None or base is None else recent - base
     row.update(_percentiles(None if frame.empty else {"latency": latency, "ttft": ttft}))
     return row
+
+
+def feature_first_day(*, project, feature) -> dt.date | None:
+    """The local day of the feature's first call (rollups are kept forever; the feature row's own
+    first_seen_at is when the server learned the name, which a backfill makes later)."""
+    from ..models import FeatureDay
+
+    return (FeatureDay.objects.filter(project=project, feature=feature).order_by("day")
+            .values_list("day", flat=True).first())
