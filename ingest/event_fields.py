@@ -7,7 +7,7 @@ compiled decoder and to the OpenAPI schema, so every consumer is built from this
 import time:
 - the error-reporting validator, `ingest.validation.event_validate` (`kind.check`);
 - the fast decoder's msgspec structs, `ingest.decoding` (`kind.struct_type`);
-- the COPY writer's defaults, `ingest.services.ROW_DEFAULTS` (`field.default`);
+- the COPY writer's defaults, `ingest.copytext.ROW_DEFAULTS` (`field.default`);
 - the OpenAPI component, `ingest.schema.EventSerializer` (`kind.serializer_field`).
 Enums are the Event model's choices. `tests/ingest/test_event_fields.py` walks every field
 through all four with a valid and an invalid value.

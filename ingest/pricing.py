@@ -287,7 +287,7 @@ def price_book(project) -> PriceBook:
     return book
 
 
-def price_rows(*, project, rows: list[dict]) -> PriceBook | None:
+def event_rows_price(*, project, rows: list[dict]) -> PriceBook | None:
     """Fill `tier`, `cost_usd`, `cost_source`, `price_id` in place on rows keyed by Event column names;
     returns the book used."""
     if not rows:
@@ -298,8 +298,8 @@ def price_rows(*, project, rows: list[dict]) -> PriceBook | None:
     return book
 
 
-def price_columns(*, project, columns: dict[str, list]) -> PriceBook | None:
-    """The column form of `price_rows`: adds the `tier`, `cost_usd`, `cost_source`, `price_id` columns.
+def event_columns_price(*, project, columns: dict[str, list]) -> PriceBook | None:
+    """The column form of `event_rows_price`: adds the `tier`, `cost_usd`, `cost_source`, `price_id` columns.
 
     Events are grouped by (model, provider, service_tier) and by price segment, so the match,
     tier and source are worked out once per group; only the cost is computed per event."""

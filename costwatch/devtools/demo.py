@@ -2,7 +2,7 @@
 
 Vectorised with numpy so 100k events take a second or two to generate and 10M events can be
 streamed in batches. Rows are keyed by Event column names with `feature` as its name, ready for
-`ingest.pricing.price_rows` and `ingest.services.event_rows_store`.
+`ingest.pricing.event_rows_price` and `ingest.services.event_rows_store`.
 
 The features tell the three stories costwatch exists for, and each one is loud enough that the
 first rule cycle after `seed_demo` (its "now" is the time of seeding) opens exactly its alert:

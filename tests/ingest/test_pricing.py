@@ -156,7 +156,7 @@ def test_an_unknown_model_is_stored_unpriced_and_client_cost_is_used_only_withou
 
 
 def test_pricing_columns_gives_what_pricing_rows_gives(project):
-    from ingest.pricing import price_columns, price_rows
+    from ingest.pricing import event_columns_price, event_rows_price
     from ingest.services import rows_to_columns
 
     change_at = recent(hours=3)
@@ -175,8 +175,8 @@ def test_pricing_columns_gives_what_pricing_rows_gives(project):
                      "output_tokens": 300, "reasoning_tokens": 50 * (i % 3),
                      "client_cost_usd": Decimal("0.5") if i == 6 else None})
     columns = rows_to_columns(rows)
-    price_rows(project=project, rows=rows)
-    price_columns(project=project, columns=columns)
+    event_rows_price(project=project, rows=rows)
+    event_columns_price(project=project, columns=columns)
     for name in ("tier", "cost_usd", "cost_source", "price_id"):
         assert columns[name] == [row[name] for row in rows], name
     assert len({row["price_id"] for row in rows}) == 4  # old, new, glob and none: every branch was taken

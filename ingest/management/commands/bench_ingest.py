@@ -224,7 +224,7 @@ class Command(BaseCommand):
             return cursor.fetchone()[0]
 
     def _run_copy(self, project, run_id, opts, meter):
-        from ingest.services import EVENT_COLUMNS
+        from ingest.copytext import EVENT_COLUMNS
 
         columns = ", ".join(EVENT_COLUMNS)
         with connection.cursor() as cursor:

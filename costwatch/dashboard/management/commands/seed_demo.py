@@ -8,14 +8,14 @@ from costwatch.devtools.demo import demo_global_prices_remove, demo_prices_ensur
 from costwatch.projects.selectors import project_by_slug_or_name
 from costwatch.projects.services import audit_record
 from ingest.models import Event
-from ingest.pricing import price_rows
+from ingest.pricing import event_rows_price
 from ingest.services import event_rows_store
 
 
 class Command(BaseCommand):
     help = ("Seed a project with a realistic multi-feature demo workload (Pro-default routing, Lite-to-Pro creep, "
             "uncapped output, triage/escalation/shadow traffic, an unpriced model), written by COPY through "
-            "ingest's price_rows + event_rows_store, then refresh its rollups.")
+            "ingest's event_rows_price + event_rows_store, then refresh its rollups.")
 
     def add_arguments(self, parser):
         parser.add_argument("--project", default="demo", help="slug or name of an existing project [demo]")
@@ -57,7 +57,7 @@ class Command(BaseCommand):
         stored = 0
         for rows in generate_batches(events=events, days=days, end=end, seed=seed, batch_size=batch_size,
                                      prefix=prefix):
-            price_rows(project=project, rows=rows)
+            event_rows_price(project=project, rows=rows)
             stored += event_rows_store(project=project, rows=rows).accepted
         written = time.perf_counter()
         from costwatch.metrics.services import refresh_dirty_rollups

@@ -1,7 +1,7 @@
 """manage.py bench_dashboard: server time of each dashboard page and read API call at scale.
 
 Seeds a separate bench project with N demo events over 90 days (seed_demo's generator,
-priced by ingest's price_rows and written by COPY through event_rows_store, never the HTTP
+priced by ingest's event_rows_price and written by COPY through event_rows_store, never the HTTP
 API), rebuilds its rollups, then times each URL through Django's test Client (in process,
 logged in): many iterations each, printing p50/p95 per URL against the 150 ms p95 target.
 """
@@ -72,7 +72,7 @@ class Command(BaseCommand):
 
     def _seed(self, bench, *, events, days):
         from costwatch.devtools.demo import demo_prices_ensure, generate_batches
-        from ingest.pricing import price_rows
+        from ingest.pricing import event_rows_price
         from ingest.services import event_rows_store
 
         started = time.perf_counter()
@@ -86,7 +86,7 @@ class Command(BaseCommand):
         stored = 0
         for rows in generate_batches(events=events, days=days, end=end, seed=11, batch_size=50_000,
                                      prefix="bench"):
-            price_rows(project=bench, rows=rows)
+            event_rows_price(project=bench, rows=rows)
             stored += event_rows_store(project=bench, rows=rows, mark_dirty=False).accepted
             self.stderr.write(f"  seeded {stored} events ({stored / (time.perf_counter() - started):,.0f}/s)")
         seeded = time.perf_counter()
