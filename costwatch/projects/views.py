@@ -2,6 +2,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
 
 from .health import health_report
@@ -20,18 +21,22 @@ def home(request):
 
 @login_required
 def api_keys(request, slug):
-    project = project_for_user(user=request.user, slug=slug)
-    is_admin = user_is_project_admin(user=request.user, project=project)
-    issued = request.session.pop("issued_key", None)
+    return _keys_page(request, project_for_user(user=request.user, slug=slug))
+
+
+def _keys_page(request, project, issued_key=None):
     context = {
         "project": project,
         "keys": project.api_keys.all(),
         "scopes": SCOPES,
-        "is_admin": is_admin,
-        "issued_key": issued,
+        "is_admin": user_is_project_admin(user=request.user, project=project),
+        "issued_key": issued_key,
         "nav": "keys",
     }
-    return render(request, "projects/api_keys.html", context)
+    response = render(request, "projects/api_keys.html", context)
+    if issued_key:
+        add_never_cache_headers(response)  # Cache-Control: no-store: no cache or back button keeps it
+    return response
 
 
 @login_required
@@ -44,9 +49,9 @@ def api_key_create(request, slug):
         return redirect("projects:keys", slug=slug)
     issued = api_key_issue(project=project, scopes=scopes, name=request.POST.get("name", "")[:100],
                            actor=request.user)
-    # Shown once on the next page view, then gone: the secret is never stored.
-    request.session["issued_key"] = issued.plaintext
-    return redirect("projects:keys", slug=slug)
+    # Shown once, in the answer to this POST, and kept nowhere: not in the session (whose table
+    # would hold it until the next visit), not in any table (only its SHA-256 is stored).
+    return _keys_page(request, project, issued_key=issued.plaintext)
 
 
 @login_required

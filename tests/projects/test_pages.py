@@ -54,6 +54,28 @@ def test_an_admin_issues_a_key_and_sees_it_exactly_once(client, user, project):
     assert "will not be shown again" not in again
 
 
+def test_a_new_keys_secret_is_kept_in_no_session_and_no_table_and_not_cached(client, user, project):
+    from django.contrib.sessions.models import Session
+    from django.db import connection
+
+    client.force_login(user)
+    response = client.post(f"/p/{project.slug}/keys/new", {"name": "web", "scopes": ["ingest"]})
+    assert response.status_code == 200  # shown in the answer to the POST itself, no redirect
+    assert "no-store" in response["Cache-Control"]
+    plaintext = response.content.decode().split('<pre class="key">')[1].split("</pre>")[0]
+    secret = plaintext.rsplit("_", 1)[1]
+    assert plaintext.startswith("cw_") and len(secret) >= 24
+    for session in Session.objects.all():
+        assert plaintext not in str(session.get_decoded()) and secret not in session.session_data
+    with connection.cursor() as cursor:  # every text column of every table
+        cursor.execute("SELECT table_name, column_name FROM information_schema.columns WHERE table_schema = "
+                       "'public' AND data_type IN ('text', 'character varying', 'jsonb', 'json')")
+        for table, column in cursor.fetchall():
+            cursor.execute(f'SELECT count(*) FROM "{table}" WHERE "{column}"::text LIKE %s', [f"%{secret}%"])
+            assert cursor.fetchone()[0] == 0, (table, column)
+    assert "no-store" not in client.get(f"/p/{project.slug}/keys/").get("Cache-Control", "")
+
+
 def test_healthz_reports_database_and_broker(client):
     response = client.get("/healthz")
     assert response.status_code == 200
