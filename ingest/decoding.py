@@ -161,7 +161,7 @@ def _row_function():
               f"    if attributes and len(json_text(attributes)) > ATTRIBUTES_MAX_BYTES:\n"
               f"        raise Invalid('max_length', '')\n"
               f"    return {{{', '.join(items)}}}\n")
-    exec(source, namespace)  # noqa: S102
+    exec(source, namespace)
     return namespace["struct_row"]
 
 

@@ -20,6 +20,7 @@ from .models import (
     COST_CATALOGUE,
     COST_CLIENT,
     COST_OVERRIDE,
+    PRICE_FIELDS,
     TIER_UNKNOWN,
     Price,
     glob_literal_length,
@@ -27,12 +28,8 @@ from .models import (
 
 STANDARD = "standard"
 MAX_CACHED_MODELS = 10_000
-_LOAD_FIELDS = [
-    "id", "project_id", "model", "is_glob", "provider", "service_tier", "tier", "effective_from",
-    "input_per_mtok", "cached_input_per_mtok", "cache_write_input_per_mtok", "output_per_mtok",
-    "reasoning_output_per_mtok", "long_context_threshold", "long_context_input_per_mtok",
-    "long_context_cached_input_per_mtok", "long_context_output_per_mtok",
-]
+_LOAD_FIELDS = ["id", "project_id", "model", "is_glob", "provider", "service_tier", "tier", "effective_from",
+                *PRICE_FIELDS]
 
 
 @dataclass(frozen=True, slots=True)

@@ -78,7 +78,8 @@ def _project_recompute(project, models, since, dry_run, batch_size, result, limi
                 _batch_write(project.pk, changed)
 
 
-def _batch_fetch(project_id, models, since, after, batch_size):
+def _events_where(project_id, models, since) -> tuple[list[str], list]:
+    """The WHERE terms and parameters of a project's events of `models` (None = all) since `since`."""
     where, params = ["project_id = %s"], [project_id]
     if models is not None:
         where.append("model = ANY(%s)")
@@ -86,6 +87,11 @@ def _batch_fetch(project_id, models, since, after, batch_size):
     if since is not None:
         where.append("ts >= %s")
         params.append(since)
+    return where, params
+
+
+def _batch_fetch(project_id, models, since, after, batch_size):
+    where, params = _events_where(project_id, models, since)
     if after is not None:
         where.append("(ts, id) > (%s, %s)")
         params.extend(after)
@@ -131,10 +137,7 @@ def _batch_write(project_id, rows):
 def events_matching_count(*, project, models, since, cap: int) -> int:
     """How many events a price change touches, counting at most `cap` + 1 index entries
     (cap + 1 means "more than cap"): bounded work however large the events table is."""
-    where, params = ["project_id = %s", "model = ANY(%s)"], [project.pk, list(models)]
-    if since is not None:
-        where.append("ts >= %s")
-        params.append(since)
+    where, params = _events_where(project.pk, models, since)
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*) FROM (SELECT 1 FROM ingest_event WHERE {' AND '.join(where)} "
                        f"LIMIT %s) AS matching", [*params, cap + 1])
