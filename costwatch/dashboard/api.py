@@ -37,8 +37,11 @@ def _query(name, description, type_=str, **kwargs):
 
 PROJECT_PARAM = _query("project", "Project slug; required for session (logged-in) requests, ignored with a key.")
 RANGE_PARAMS = [
-    _query("start", "RFC 3339 datetime with offset or a date (project timezone); default end - 30 days."),
-    _query("end", "Exclusive; default the start of the next hour (next day for daily data)."),
+    _query("start", "RFC 3339 datetime with offset or a date (project timezone), floored to the hour; "
+                    "default end - 30 days. On a project-timezone midnight for attr. filters, dimension "
+                    "breakdowns and groups."),
+    _query("end", "Exclusive, floored to the hour; default the start of the next hour (for data kept per "
+                  "day: the next project-timezone midnight)."),
     _query("environment", "Only this environment; absent = all."),
     PROJECT_PARAM,
 ]
@@ -173,8 +176,10 @@ ERRORS = {400: ReadErrors, 401: ReadErrors, 403: ReadErrors, 404: ReadErrors}
 
 # --- views ------------------------------------------------------------------------------------
 
-def _echo(params) -> dict:
-    return {"start": isoformat_z(params.start), "end": isoformat_z(params.end),
+def _echo(params, project) -> dict:
+    """The window answered, in the project's timezone offset."""
+    tzinfo = project.tzinfo
+    return {"start": isoformat_z(params.start.astimezone(tzinfo)), "end": isoformat_z(params.end.astimezone(tzinfo)),
             "environment": params.environment}
 
 
@@ -206,7 +211,7 @@ class FeaturesView(ReadView):
         params = parse_read_params(request.query_params, project=project, daily=True)
         rows = selectors.feature_metrics(project=project, start=params.start, end=params.end,
                                          environment=params.environment, attrs=params.attrs or None)
-        return Response({**_echo(params), "results": [_format_money(row) for row in rows]})
+        return Response({**_echo(params, project), "results": [_format_money(row) for row in rows]})
 
 
 class FeatureDetailView(APIView):
@@ -258,7 +263,7 @@ class TimeseriesView(ReadView):
             if "group" in point:
                 item["group"] = point["group"]
             results.append(item)
-        return Response({**_echo(params), "feature": feature, "metric": params.metric,
+        return Response({**_echo(params, project), "feature": feature, "metric": params.metric,
                          "granularity": params.granularity, "group_by": params.group_by, "results": results})
 
 
@@ -270,7 +275,7 @@ class ModelsView(ReadView):
         params = parse_read_params(request.query_params, project=project, daily=True, allow_attrs=False)
         rows = selectors.model_metrics(project=project, start=params.start, end=params.end,
                                        environment=params.environment)
-        return Response({**_echo(params), "results": [_format_money(row) for row in rows]})
+        return Response({**_echo(params, project), "results": [_format_money(row) for row in rows]})
 
 
 class BreakdownView(ReadView):
@@ -288,7 +293,7 @@ class BreakdownView(ReadView):
             code, detail = ("required", "give ?dimension=") if not dimension else ("unknown_dimension", "")
             raise ParamsInvalid([api_error("dimension", code, f"{detail or repr(dimension) + ' is not'} "
                                            f"a declared dimension ({', '.join(declared) or 'none declared'})")])
-        params = parse_read_params(request.query_params, project=project, daily=True)
+        params = parse_read_params(request.query_params, project=project, daily=True, day_only=True)
         feature = _known_feature(project, request.query_params.get("feature") or None)
         other = [d for d in params.attrs if d != dimension]
         if other:
@@ -298,5 +303,5 @@ class BreakdownView(ReadView):
                                              end=params.end, feature=feature, environment=params.environment)
         if params.attrs:
             rows = [row for row in rows if row["value"] == params.attrs[dimension]]
-        return Response({**_echo(params), "dimension": dimension, "feature": feature,
+        return Response({**_echo(params, project), "dimension": dimension, "feature": feature,
                          "results": [_format_money(row) for row in rows]})

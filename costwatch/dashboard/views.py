@@ -17,13 +17,15 @@ from django.db.models import Sum
 from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.http import urlencode
 
 from costwatch.metrics import buckets, selectors
-from costwatch.metrics.definitions import ROUTED_ROLES, WINDOW_7D, WINDOW_28D
+from costwatch.metrics.definitions import ROUTED_ROLES, WINDOW_7D, WINDOW_28D, day_start
 from costwatch.metrics.models import FeatureDay
-from costwatch.metrics.params import ParamsInvalid, parse_read_params
+from costwatch.metrics.params import ParamsInvalid, next_boundary, parse_read_params
 from costwatch.metrics.services import feature_settings_update
+from costwatch.metrics.windows import split
 from costwatch.projects.models import AuditLog, Membership
 from costwatch.projects.selectors import project_for_user, user_is_project_admin
 from costwatch.projects.services import membership_set
@@ -57,33 +59,43 @@ def _page_context(request, slug, nav):
     """Project (404 unless a member), validated range/environment and freshness for every page."""
     project = project_for_user(user=request.user, slug=slug)
     try:
-        params = parse_read_params(request.GET, project=project, daily=True, allow_attrs=False)
+        params = parse_read_params(request.GET, project=project, daily=True, allow_attrs=False, naive_local=True)
         param_errors = []
     except ParamsInvalid as exc:
         params, param_errors = parse_read_params({}, project=project, daily=True), exc.errors
     tzinfo = project.tzinfo
-    first, last = params.start.astimezone(tzinfo).date(), params.end.astimezone(tzinfo).date()
+    # Days the window touches (charts have one point per day; the edge days cover only its hours).
+    first, last = selectors.local_days(project, params.start, params.end)
+    start_local, end_local = params.start.astimezone(tzinfo), params.end.astimezone(tzinfo)
     has_data = project.features.exists()
     query = {k: v for k, v in (("start", request.GET.get("start")), ("end", request.GET.get("end")),
                                 ("environment", params.environment)) if v and not param_errors}
     return {
         "project": project, "nav": nav, "params": params, "param_errors": param_errors,
         "first_day": first, "last_day": last, "end_inclusive": last - dt.timedelta(days=1),
+        "start_input": start_local.strftime("%Y-%m-%dT%H:%M"), "end_input": end_local.strftime("%Y-%m-%dT%H:%M"),
+        "range_label": f"{start_local:%b %-d, %H:%M} – {end_local:%b %-d, %Y %H:%M} (excl., {project.timezone})",
         "environments": selectors.environments(project=project), "environment": params.environment or "",
         **freshness(project), "has_data": has_data, "page_has_freshness": True,
         "is_admin": user_is_project_admin(user=request.user, project=project),
-        "range_query": urlencode(query), "quick_ranges": _quick_ranges(last, params.environment),
+        "range_query": urlencode(query), "quick_ranges": _quick_ranges(project, params.environment),
         "site_url": request.build_absolute_uri("/").rstrip("/"),
     }
 
 
-def _quick_ranges(last: dt.date, environment):
+QUICK_RANGES = (("Last 24 h", dt.timedelta(hours=24)), ("7 d", dt.timedelta(days=7)),
+                ("30 d", dt.timedelta(days=30)), ("90 d", dt.timedelta(days=90)))
+
+
+def _quick_ranges(project, environment):
+    """Presets ending at the start of the next hour, so the current hour is in (hour-exact windows)."""
+    end = next_boundary(timezone.now(), "hour", project.tzinfo).astimezone(project.tzinfo)
     ranges = []
-    for days in (7, 30, 90):
-        query = {"start": (last - dt.timedelta(days=days)).isoformat(), "end": last.isoformat()}
+    for label, length in QUICK_RANGES:
+        query = {"start": (end - length).strftime("%Y-%m-%dT%H:%M"), "end": end.strftime("%Y-%m-%dT%H:%M")}
         if environment:
             query["environment"] = environment
-        ranges.append((f"{days}d", urlencode(query)))
+        ranges.append((label, urlencode(query)))
     return ranges
 
 
@@ -116,11 +128,18 @@ def overview(request, slug):
 
 
 def _breakdowns(project, params, feature=None, top=8):
-    """Cost per value of each declared dimension (e.g. per end customer) over the range, one query."""
+    """Cost per value of each declared dimension (e.g. per end customer), one query. Dimensions are
+    kept per day: over the whole project-timezone days inside the range, and the caption says which."""
     dimensions = project.dimensions or []
-    by_dimension = selectors.dimension_breakdowns(project=project, dimensions=dimensions, start=params.start,
-                                                  end=params.end, feature=feature, environment=params.environment)
-    return [{"dimension": dimension, "rows": by_dimension[dimension][:top],
+    window = split(project, params.start, params.end)
+    if not window.has_days:
+        return [{"dimension": dimension, "rows": [], "more": 0, "days": None} for dimension in dimensions]
+    tzinfo = project.tzinfo
+    start, end = day_start(window.first_day, tzinfo), day_start(window.last_day, tzinfo)
+    by_dimension = selectors.dimension_breakdowns(project=project, dimensions=dimensions, start=start, end=end,
+                                                  feature=feature, environment=params.environment)
+    days = (window.first_day, window.last_day - dt.timedelta(days=1))
+    return [{"dimension": dimension, "rows": by_dimension[dimension][:top], "days": days,
              "more": max(0, len(by_dimension[dimension]) - top)} for dimension in dimensions]
 
 
@@ -216,7 +235,7 @@ def feature_detail(request, slug, name):
     # One narrow read of calls per (day, tier, role) from the baseline's first day to the range's end:
     # the Pro-share chart and the KPI row's pro_share_change both come from it.
     history_first = first - dt.timedelta(days=BASELINE_DAYS + RECENT_DAYS)
-    calls = selectors.feature_daily_calls(project=project, feature=feature, first_day=history_first, last_day=last,
+    calls = selectors.feature_daily_calls(project=project, feature=feature, first_day=history_first, end=params.end,
                                           environment=params.environment)
     counts = pd.DataFrame([row for row in calls if row[2] in ROUTED_ROLES],
                           columns=["day", "tier", "role", "calls"])
@@ -229,6 +248,9 @@ def feature_detail(request, slug, name):
         "rates": charts.rates_figure(frame, days),
     }
     metrics = selectors.feature_metrics_from_daily(feature=feature, frame=frame, calls=calls, last_day=last)
+    # pro_share_change over the hour-exact 7 and 28 days before the window's end, as the read API has it.
+    metrics["pro_share_change"] = selectors.pro_share_changes(project, params.end, params.environment,
+                                                              feature_id=feature.pk).get(feature.pk)
     ctx.update(
         feature=feature, metrics=metrics, figures=figures,
         recent_calls=_recent_calls(project, feature, params.environment),

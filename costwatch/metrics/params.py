@@ -1,10 +1,13 @@
 """Query parameters shared by the read API and the dashboard pages (docs/rollups.md#read-api).
 
 `start`/`end` are RFC 3339 datetimes with an offset or plain dates (midnight in the project
-timezone); `end` is exclusive. Both are floored to the hour, or to the project-timezone day
-for daily data. Defaults: end = the start of the next hour (for daily data: the start of the
-next day, so today is included), start = end - 30 days. Errors are collected, each naming its
-parameter, and raised together as ParamsInvalid.
+timezone); `end` is exclusive. Every read answers the hour-aligned window it was asked: both are
+floored to the hour (a project-timezone midnight is kept as it is, also in zones whose midnight
+is not on a UTC hour). Defaults: end = the start of the next hour, start = end - 30 days.
+Data kept per day only (`attr.` filters, dimension breakdowns and groups) needs `start`/`end`
+on project-timezone midnights, else a 400 naming them; its defaults are whole days (end = the
+next midnight, so today is included). Errors are collected, each naming its parameter, and
+raised together as ParamsInvalid.
 """
 
 import datetime as dt
@@ -48,8 +51,21 @@ class ReadParams:
         return self.granularity == "day"
 
 
+def is_day_start(value: dt.datetime, tzinfo) -> bool:
+    local = value.astimezone(tzinfo)
+    return local == day_start(local.date(), tzinfo)
+
+
 def floor_to(value: dt.datetime, granularity: str, tzinfo) -> dt.datetime:
+    """The hour (UTC) or the project-timezone day that holds `value`."""
     return hour_floor(value) if granularity == "hour" else day_floor(value, tzinfo)
+
+
+def window_floor(value: dt.datetime, tzinfo) -> dt.datetime:
+    """A window bound: floored to the hour, except that a project-timezone midnight stays itself."""
+    if is_day_start(value, tzinfo):
+        return value.astimezone(dt.UTC)
+    return hour_floor(value)
 
 
 def next_boundary(now: dt.datetime, granularity: str, tzinfo) -> dt.datetime:
@@ -57,7 +73,7 @@ def next_boundary(now: dt.datetime, granularity: str, tzinfo) -> dt.datetime:
     if granularity == "hour":
         return hour_end
     today = now.astimezone(tzinfo).date()
-    return day_start(today + dt.timedelta(days=1), tzinfo)
+    return day_start(today + dt.timedelta(days=1), tzinfo).astimezone(dt.UTC)
 
 
 EARLIEST, LATEST = dt.datetime(1970, 1, 1, tzinfo=dt.UTC), dt.datetime(9000, 1, 1, tzinfo=dt.UTC)
@@ -76,7 +92,9 @@ def _within_range(name: str, value: dt.datetime, errors: list) -> dt.datetime | 
     return None
 
 
-def parse_instant(name: str, raw: str, tzinfo, errors: list) -> dt.datetime | None:
+def parse_instant(name: str, raw: str, tzinfo, errors: list, *, naive_local=False) -> dt.datetime | None:
+    """An RFC 3339 datetime or a date (its midnight in the project timezone). `naive_local`: a
+    datetime without an offset is project-timezone wall time (the pages' datetime-local pickers)."""
     raw = raw.strip()
     if "T" in raw or "t" in raw:
         raw = raw.replace(" ", "+")  # an unencoded '+' of the offset arrives as a space
@@ -86,6 +104,8 @@ def parse_instant(name: str, raw: str, tzinfo, errors: list) -> dt.datetime | No
         parsed = None
     if parsed is not None:
         if parsed.tzinfo is None:
+            if naive_local:
+                return _within_range(name, parsed.replace(tzinfo=tzinfo), errors)
             errors.append(param_error(name, "invalid", "an RFC 3339 datetime needs an offset (Z or +hh:mm)"))
             return None
         return _within_range(name, parsed, errors)
@@ -97,26 +117,40 @@ def parse_instant(name: str, raw: str, tzinfo, errors: list) -> dt.datetime | No
         errors.append(param_error(name, "invalid", f"{raw!r} is neither an RFC 3339 datetime nor a date "
                                                    "(e.g. 2026-11-01 or 2026-11-01T00:00:00Z)"))
         return None
-    return _within_range(name, dt.datetime.combine(day, dt.time(), tzinfo=tzinfo), errors)
+    return _within_range(name, day_start(day, tzinfo), errors)
 
 
-def _range(query, project, granularity, errors, now):
+def _range(query, project, granularity, errors, now, *, day_only=False, naive_local=False):
+    """The hour-aligned [start, end) window asked for; `day_only`: the data exists per
+    project-timezone day alone, so both bounds must be midnights there."""
     tzinfo, own_errors = project.tzinfo, []
-    start = parse_instant("start", query["start"], tzinfo, own_errors) if query.get("start") else None
-    end = parse_instant("end", query["end"], tzinfo, own_errors) if query.get("end") else None
+    start = (parse_instant("start", query["start"], tzinfo, own_errors, naive_local=naive_local)
+             if query.get("start") else None)
+    end = parse_instant("end", query["end"], tzinfo, own_errors, naive_local=naive_local) if query.get("end") else None
     if own_errors:
         errors.extend(own_errors)
         return None, None
-    end = floor_to(end, granularity, tzinfo) if end else next_boundary(now or utc_now(), granularity, tzinfo)
+    end = window_floor(end, tzinfo) if end else next_boundary(now or utc_now(), "day" if day_only else "hour",
+                                                              tzinfo)
     if start:
-        start = floor_to(start, granularity, tzinfo)
-    elif granularity == "day":
-        start = dt.datetime.combine(end.astimezone(tzinfo).date() - DEFAULT_RANGE, dt.time(), tzinfo=tzinfo)
+        start = window_floor(start, tzinfo)
+    elif day_only:
+        start = day_start(end.astimezone(tzinfo).date() - DEFAULT_RANGE, tzinfo).astimezone(dt.UTC)
     else:
         start = end - DEFAULT_RANGE
+    if day_only:
+        for name, value in (("start", start), ("end", end)):
+            if not is_day_start(value, tzinfo):
+                errors.append(param_error(
+                    name, "not_midnight",
+                    f"must be a midnight in the project timezone ({project.timezone}), e.g. a date such as "
+                    f"{value.astimezone(tzinfo).date().isoformat()}: attr. filters and dimension breakdowns are "
+                    "kept per day"))
+        if errors:
+            return start, end
     if start >= end:
-        errors.append(param_error("start", "start_not_before_end",
-                                  f"start must be before end (after flooring to the {granularity})"))
+        errors.append(param_error("start", "start_not_before_end", "start must be before end (after flooring "
+                                                                   "to the hour)"))
     elif end - start > MAX_RANGE[granularity] + dt.timedelta(hours=1):
         days = MAX_RANGE[granularity].days
         errors.append(param_error("start", "range_too_long",
@@ -167,13 +201,18 @@ def _environment(query, errors):
     return value
 
 
-def parse_read_params(query, *, project, daily=True, allow_attrs=None, now=None) -> ReadParams:
-    """Common parameters of a daily (features, breakdown) or hourly read; raises ParamsInvalid."""
+def parse_read_params(query, *, project, daily=True, allow_attrs=None, day_only=False, naive_local=False,
+                      now=None) -> ReadParams:
+    """Common parameters of a read over daily and hourly data (features, models, breakdown); raises
+    ParamsInvalid. `day_only` (breakdown) or an attr. filter: the window must be whole days."""
     errors: list[dict] = []
     granularity = "day" if daily else "hour"
     environment = _environment(query, errors)
     attrs = _attrs(query, project, allow_attrs=daily if allow_attrs is None else allow_attrs, errors=errors)
-    start, end = _range(query, project, granularity, errors, now)
+    if errors:
+        raise ParamsInvalid(errors)
+    start, end = _range(query, project, granularity, errors, now, day_only=day_only or bool(attrs),
+                        naive_local=naive_local)
     if errors:
         raise ParamsInvalid(errors)
     return ReadParams(start=start, end=end, granularity=granularity, environment=environment, attrs=attrs)
@@ -199,7 +238,9 @@ def parse_timeseries_params(query, *, project, now=None) -> ReadParams:
                                   f"dimension-filtered series cannot be grouped by {group_by}"))
     if attrs and group_by in dimensions and group_by not in attrs:
         errors.append(param_error("group_by", "not_with_attr", "group by the dimension you filter on, or none"))
-    start, end = _range(query, project, granularity, errors, now)
+    if errors:
+        raise ParamsInvalid(errors)
+    start, end = _range(query, project, granularity, errors, now, day_only=bool(attrs) or group_by in dimensions)
     if errors:
         raise ParamsInvalid(errors)
     return ReadParams(start=start, end=end, granularity=granularity, environment=environment, attrs=attrs,

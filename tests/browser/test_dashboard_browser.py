@@ -38,15 +38,18 @@ def test_manager_browses_overview_features_and_a_feature(live_server, page, demo
     page.wait_for_url("**sort=-calls**")
     assert names.all_inner_texts() == ["alpha", "beta"]
 
-    start = timezone.localdate().isoformat()  # today only: no calls yet
-    page.fill("input[name=start]", start)
+    today = timezone.localdate().isoformat()  # today only: no calls yet
+    page.fill("input[name=start]", f"{today}T00:00")  # a datetime-local picker, project timezone
     page.click(".range-picker button[type=submit]")
-    page.wait_for_url(f"**start={start}**")
+    page.wait_for_url(f"**start={today}T00%3A00**")
     assert "sort=-calls" in page.url  # the sort survives a range change
     assert page.locator("table.features tbody tr td.name a").all_inner_texts() == ["alpha", "beta"]  # ties: by name
     assert page.locator("table.features tbody tr").first.locator("td").nth(3).inner_text() == "0"
 
-    page.fill("input[name=start]", (timezone.localdate() - dt.timedelta(days=10)).isoformat())
+    page.click(".range-picker .quick >> text=Last 24 h")  # a preset: the 24 hours up to the next hour
+    page.wait_for_url("**end=**")
+    assert page.locator(".range-picker input[name=end]").input_value().endswith(":00")
+    page.fill("input[name=start]", f"{(timezone.localdate() - dt.timedelta(days=10)).isoformat()}T00:00")
     page.click(".range-picker button[type=submit]")
     page.click("table.features >> text=alpha")
     page.wait_for_url("**/features/alpha/**")

@@ -54,17 +54,17 @@ def test_a_bad_parameter_gets_a_400_naming_it(read_client, dims, url, query, fie
 
 
 @pytest.mark.django_db
-def test_dates_are_project_timezone_days_and_datetimes_are_floored(read_client, key_client, user):
+def test_dates_are_project_timezone_midnights_and_datetimes_are_floored_to_the_hour(read_client, key_client, user):
     project = make_project("Paris", owner=user, timezone_name="Europe/Paris")
     client = key_client(project, "read")
     body = client.get("/api/v1/features", {"start": "2026-11-01", "end": "2026-11-03T10:30:00+01:00"}).json()
-    assert (body["start"], body["end"]) == ("2026-11-01T00:00:00+01:00", "2026-11-03T00:00:00+01:00")
+    assert (body["start"], body["end"]) == ("2026-11-01T00:00:00+01:00", "2026-11-03T10:00:00+01:00")
     # an offset whose '+' was not URL-encoded arrives as a space
-    body = client.get("/api/v1/features?start=2026-11-01T05:00:00 01:00&end=2026-11-02").json()
-    assert body["start"] == "2026-11-01T00:00:00+01:00"
+    body = client.get("/api/v1/features?start=2026-11-01T05:20:00 01:00&end=2026-11-02").json()
+    assert body["start"] == "2026-11-01T05:00:00+01:00"
     body = client.get("/api/v1/timeseries", {"metric": "calls", "granularity": "hour",
                                              "start": "2026-11-01T10:45:00Z", "end": "2026-11-01T13:10:00Z"}).json()
-    assert (body["start"], body["end"]) == ("2026-11-01T10:00:00Z", "2026-11-01T13:00:00Z")
+    assert (body["start"], body["end"]) == ("2026-11-01T11:00:00+01:00", "2026-11-01T14:00:00+01:00")  # echoed
     assert [p["t"] for p in body["results"]] == ["2026-11-01T10:00:00Z", "2026-11-01T11:00:00Z",
                                                   "2026-11-01T12:00:00Z"]
     assert [p["value"] for p in body["results"]] == [0, 0, 0]

@@ -1,20 +1,31 @@
 """Per model (with where its price comes from) and per value of a declared dimension."""
 
+import datetime as dt
+
 from django.db import connection
 from django.utils import timezone
 
-from .parts import ZERO, _day_filter, _feature_id, _sum_parts, local_days, metrics_from_parts
+from ..windows import split
+from .parts import ZERO, _day_filter, _feature_id, _hour_filter, _sum_parts, local_days, metrics_from_parts
 
 
 def model_metrics(*, project, start, end, environment=None) -> list[dict]:
-    """Per (model, tier): calls, tokens, cost, unpriced calls and where its price comes from."""
-    first, last = local_days(project, start, end)
-    where, params = _day_filter(project, first, last, environment)
-    sql = f"""SELECT d.model, d.tier, sum(d.calls), sum(d.input_tokens), sum(d.output_tokens), sum(d.cost_usd),
-                     sum(d.priced_calls), sum(d.unpriced_calls), sum(d.client_priced_calls)
-              FROM metrics_modelday d WHERE {where} GROUP BY 1, 2"""
+    """Per (model, tier): calls, tokens, cost, unpriced calls and where its price comes from, over an
+    hour-exact window: whole days from ModelDay, the edge hours from HourlyRollup (same columns)."""
+    window = split(project, start, end)
+    sums = """d.model, d.tier, sum(d.calls), sum(d.input_tokens), sum(d.output_tokens), sum(d.cost_usd),
+              sum(d.priced_calls), sum(d.unpriced_calls), sum(d.client_priced_calls)"""
+    where, params = _day_filter(project, window.first_day or dt.date.min, window.last_day or dt.date.min,
+                                environment)
+    hour_where, hour_params = _hour_filter(project, window, environment)
+    sql = f"""SELECT u.model, u.tier, sum(u.calls), sum(u.input_tokens), sum(u.output_tokens), sum(u.cost),
+                     sum(u.priced), sum(u.unpriced), sum(u.client_priced)
+              FROM (SELECT {sums} FROM metrics_modelday d WHERE {where} GROUP BY 1, 2
+                    UNION ALL SELECT {sums} FROM metrics_hourlyrollup d WHERE {hour_where} GROUP BY 1, 2)
+                   AS u(model, tier, calls, input_tokens, output_tokens, cost, priced, unpriced, client_priced)
+              GROUP BY 1, 2"""
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(sql, {**params, **hour_params})
         rows = cursor.fetchall()
     sources = _price_sources(project, {row[0] for row in rows})
     result = []

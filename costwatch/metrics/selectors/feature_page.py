@@ -6,10 +6,11 @@ import numpy as np
 import pandas as pd
 from django.db import connection
 
-from ..definitions import ROUTED_ROLES, WINDOW_7D, WINDOW_35D
+from ..definitions import ROUTED_ROLES, WINDOW_7D, WINDOW_35D, day_start
+from ..windows import split
 from .features import _percentiles
 from .histograms import _trimmed_rows, hist_matrix, hist_sum
-from .parts import PART_NAMES, ZERO, _day_filter, _feature_id, _ratio, local_days, metrics_from_parts
+from .parts import PART_NAMES, ZERO, _day_filter, _feature_id, _hour_filter, _ratio, metrics_from_parts
 
 FEATURE_DAILY_COLUMNS = [
     "day", "tier", "role", "calls", "input_tokens", "output_tokens", "cost_usd", "priced_calls", "unpriced_calls",
@@ -23,15 +24,26 @@ def feature_daily(*, project, feature, start, end, environment=None) -> pd.DataF
 
     Rows of several environments are merged here (counters in Python, histograms as one numpy
     matrix per column): cheaper than a SQL array-sum aggregate for the few rows per group this has.
-    `feature` is a name or a Feature."""
-    first, last = local_days(project, start, end)
-    where, params = _day_filter(project, first, last, environment)
-    params["feature_id"] = _feature_id(project, feature)
-    columns = ", ".join(f"d.{c}" for c in FEATURE_DAILY_COLUMNS)
+    `feature` is a name or a Feature. The window is hour-exact: whole days from FeatureDay, the
+    partial days at its edges from HourlyRollup (their rows carry the local day they fall in)."""
+    window = split(project, start, end)
+    feature_id = _feature_id(project, feature)
+    rows = []
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM metrics_featureday d WHERE {where} "
-                       "AND d.feature_id = %(feature_id)s ORDER BY d.day, d.tier, d.role", params)
-        rows = cursor.fetchall()
+        if window.has_days:
+            where, params = _day_filter(project, window.first_day, window.last_day, environment, feature_id=feature_id)
+            columns = ", ".join(f"d.{c}" for c in FEATURE_DAILY_COLUMNS)
+            cursor.execute(f"SELECT {columns} FROM metrics_featureday d WHERE {where}", params)
+            rows += cursor.fetchall()
+        if window.edges:
+            where, params = _hour_filter(project, window, environment, feature_id)
+            counters = ", ".join(f"sum(d.{c})" + ("" if c == "cost_usd" else "::bigint")
+                                 for c in FEATURE_DAILY_COLUMNS[3:13])
+            hists = ", ".join(f"cw_hist_sum(d.{c})" for c in FEATURE_DAILY_COLUMNS[13:])
+            cursor.execute(f"SELECT (d.hour AT TIME ZONE %(tz)s)::date, d.tier, d.role, {counters}, {hists} "
+                           f"FROM metrics_hourlyrollup d WHERE {where} GROUP BY d.environment, 1, 2, 3", params)
+            rows += cursor.fetchall()
+    rows.sort(key=lambda row: row[:3])
     merged: list[list] = []
     starts: list[int] = []  # rows come ordered by (day, tier, role): each group is a run of rows
     for i, row in enumerate(rows):
@@ -63,14 +75,28 @@ def feature_daily(*, project, feature, start, end, environment=None) -> pd.DataF
     return pd.DataFrame(data)
 
 
-def feature_daily_calls(*, project, feature, first_day, last_day, environment=None) -> list[tuple]:
+def feature_daily_calls(*, project, feature, first_day, last_day=None, end=None, environment=None) -> list[tuple]:
     """[(day, tier, role, calls)] of one feature (a name or a Feature) over [first_day, last_day),
+    or from first_day's midnight to the hour-exact `end` (the last day's calls only up to it),
     summed over environments: the narrow read behind the feature page's Pro-share baseline."""
-    where, params = _day_filter(project, first_day, last_day, environment, feature_id=_feature_id(project, feature))
+    tzinfo = project.tzinfo
+    window = split(project, day_start(first_day, tzinfo), end or day_start(last_day, tzinfo))
+    feature_id = _feature_id(project, feature)
+    totals: dict = {}
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT d.day, d.tier, d.role, sum(d.calls)::bigint FROM metrics_featureday d WHERE {where} "
-                       "GROUP BY 1, 2, 3", params)
-        return cursor.fetchall()
+        if window.has_days:
+            where, params = _day_filter(project, window.first_day, window.last_day, environment, feature_id=feature_id)
+            cursor.execute(f"SELECT d.day, d.tier, d.role, sum(d.calls)::bigint FROM metrics_featureday d "
+                           f"WHERE {where} GROUP BY 1, 2, 3", params)
+            for day, tier, role, calls in cursor.fetchall():
+                totals[(day, tier, role)] = totals.get((day, tier, role), 0) + calls
+        if window.edges:
+            where, params = _hour_filter(project, window, environment, feature_id)
+            cursor.execute(f"SELECT (d.hour AT TIME ZONE %(tz)s)::date, d.tier, d.role, sum(d.calls)::bigint "
+                           f"FROM metrics_hourlyrollup d WHERE {where} GROUP BY 1, 2, 3", params)
+            for day, tier, role, calls in cursor.fetchall():
+                totals[(day, tier, role)] = totals.get((day, tier, role), 0) + calls
+    return [(*key, calls) for key, calls in totals.items()]
 
 
 def feature_metrics_from_daily(*, feature, frame: pd.DataFrame, calls: list[tuple], last_day: dt.date) -> dict:

@@ -1,32 +1,42 @@
-"""The features list: one row of metrics per feature, with percentiles and the Pro share's change."""
-
+"""The features list: one row of metrics per feature, with percentiles and the Pro share's change,
+over an hour-exact window (whole days from daily rollups, the edges from hourly ones)."""
 
 from django.db import connection
 
 from .. import buckets
-from ..definitions import WINDOW_7D, WINDOW_35D
+from ..windows import shifted_back, split
+from .histograms import hist_sum
 from .parts import (
-    ROUTED,
     ZERO,
     _daily_table,
     _day_filter,
     _feature_id,
+    _hour_filter,
     _ratio,
-    _sum_parts,
-    local_days,
+    _window_parts,
     metrics_from_parts,
 )
 
 
-def _histograms_by_feature(project, first, last, environment, feature_id=None) -> dict:
-    """{feature_id: {"latency": hist, "ttft": hist}} merged over the days, from the narrow
-    FeatureLatencyDay table."""
-    where, params = _day_filter(project, first, last, environment, feature_id=feature_id)
-    sql = (f"SELECT d.feature_id, cw_hist_sum(d.latency_hist), cw_hist_sum(d.ttft_hist) "
-           f"FROM metrics_featurelatencyday d WHERE {where} GROUP BY 1")
+def _histograms_by_feature(project, window, environment, feature_id=None) -> dict:
+    """{feature_id: {"latency": hist, "ttft": hist}} merged over the window: whole days from the
+    narrow FeatureLatencyDay table, edge hours from HourlyRollup; histograms add bucket by bucket."""
+    queries = []
+    if window.has_days:
+        where, params = _day_filter(project, window.first_day, window.last_day, environment, feature_id=feature_id)
+        queries.append(("metrics_featurelatencyday", where, params))
+    if window.edges:
+        where, params = _hour_filter(project, window, environment, feature_id)
+        queries.append(("metrics_hourlyrollup", where, params))
+    parts: dict = {}
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return {feature_id: {"latency": latency, "ttft": ttft} for feature_id, latency, ttft in cursor.fetchall()}
+        for table, where, params in queries:
+            cursor.execute(f"SELECT d.feature_id, cw_hist_sum(d.latency_hist), cw_hist_sum(d.ttft_hist) "
+                           f"FROM {table} d WHERE {where} GROUP BY 1", params)
+            for feature_id, latency, ttft in cursor.fetchall():
+                parts.setdefault(feature_id, []).append((latency, ttft))
+    return {feature_id: {"latency": hist_sum(h[0] for h in hists), "ttft": hist_sum(h[1] for h in hists)}
+            for feature_id, hists in parts.items()}
 
 
 def _percentiles(hists: dict | None) -> dict:
@@ -35,39 +45,38 @@ def _percentiles(hists: dict | None) -> dict:
             for kind in ("latency", "ttft") for q in (0.5, 0.95)}
 
 
-def _pro_share_changes(project, end_day, environment, attrs, feature_id=None) -> dict:
-    """{feature_id: pro_share over the 7 days before end minus over the 28 days before those}."""
+def pro_share_changes(project, end, environment=None, attrs=None, feature_id=None) -> dict:
+    """{feature_id: pro_share over the 7 days before `end` minus over the 28 days before those},
+    each window hour-exact (whole days from FeatureDay/DimensionDay, edge hours from FeatureHour;
+    days are wall-clock days in the project timezone)."""
+    tzinfo = project.tzinfo
+    recent_from, base_from = shifted_back(end, tzinfo, 7), shifted_back(end, tzinfo, 35)
     table = _daily_table(attrs)
-    recent_from, base_from = end_day - WINDOW_7D, end_day - WINDOW_35D
-    where, params = _day_filter(project, base_from, end_day, environment, attrs, table, feature_id)
-    params["recent_from"] = recent_from
-    routed, pro = ("d.routed_calls", "d.routed_pro_calls") if attrs else (
-        f"d.calls * ({ROUTED})::int", f"d.calls * ({ROUTED} AND d.tier = 'pro')::int")
-    sql = f"""SELECT d.feature_id,
-        sum({pro}) FILTER (WHERE d.day >= %(recent_from)s), sum({routed}) FILTER (WHERE d.day >= %(recent_from)s),
-        sum({pro}) FILTER (WHERE d.day < %(recent_from)s), sum({routed}) FILTER (WHERE d.day < %(recent_from)s)
-        FROM {table} d WHERE {where} GROUP BY 1"""
-    changes = {}
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        for feature_id, recent_pro, recent_all, base_pro, base_all in cursor.fetchall():
-            recent, base = _ratio(recent_pro or 0, recent_all), _ratio(base_pro or 0, base_all)
-            changes[feature_id] = None if recent is None or base is None else recent - base
-    return changes
+    shares = []
+    for low, high in ((recent_from, end), (base_from, recent_from)):
+        parts = _window_parts(project, split(project, low, high), day_table=table, hour_table="metrics_featurehour",
+                              day_group=["d.feature_id"], hour_group=["d.feature_id"], environment=environment,
+                              attrs=attrs, feature_id=feature_id)
+        shares.append({key[0]: _ratio(p.get("routed_pro_calls") or 0, p.get("routed_calls"))
+                       for key, p in parts.items()})
+    recent, base = shares
+    return {fid: None if recent.get(fid) is None or base.get(fid) is None else recent[fid] - base[fid]
+            for fid in set(recent) | set(base)}
 
 
 def feature_metrics(*, project, start, end, environment=None, attrs=None, feature=None) -> list[dict]:
     """One row of metrics per feature of the project (features without calls in range included),
     most expensive first; only `feature`'s row when a name is given. With an attr filter,
     latency/ttft percentiles are None (histograms are not kept per dimension value)."""
-    first, last = local_days(project, start, end)
+    window = split(project, start, end)
     table = _daily_table(attrs)
     features = project.features.all() if feature is None else project.features.filter(name=feature)
     feature_id = None if feature is None else _feature_id(project, feature)
-    where, params = _day_filter(project, first, last, environment, attrs, table, feature_id)
-    parts = _sum_parts(table, group_cols=["d.feature_id"], where=where, params=params)
-    hists = {} if attrs else _histograms_by_feature(project, first, last, environment, feature_id)
-    changes = _pro_share_changes(project, last, environment, attrs, feature_id)
+    parts = _window_parts(project, window, day_table=table, hour_table="metrics_hourlyrollup",
+                          day_group=["d.feature_id"], hour_group=["d.feature_id"], environment=environment,
+                          attrs=attrs, feature_id=feature_id)
+    hists = {} if attrs else _histograms_by_feature(project, window, environment, feature_id)
+    changes = pro_share_changes(project, end, environment, attrs, feature_id)
     rows = []
     for feature in features:
         row = {"feature": feature.name, "muted": feature.muted, "expected_pro_share": feature.expected_pro_share}

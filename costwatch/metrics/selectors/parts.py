@@ -18,6 +18,7 @@ from django.db import connection
 from ingest.models import Feature
 
 from ..definitions import routed_sql
+from ..windows import hours_filter
 
 ZERO = Decimal(0)
 
@@ -123,9 +124,57 @@ def _sum_parts(table, *, group_cols, where, params) -> dict:
 
 
 def local_days(project, start: dt.datetime, end: dt.datetime) -> tuple[dt.date, dt.date]:
-    """[first, last) project-timezone days of a day-floored range."""
+    """[first, last) project-timezone days that overlap [start, end)."""
     tzinfo = project.tzinfo
-    return start.astimezone(tzinfo).date(), end.astimezone(tzinfo).date()
+    last = (end - dt.timedelta(microseconds=1)).astimezone(tzinfo).date() + dt.timedelta(days=1)
+    return start.astimezone(tzinfo).date(), last
+
+
+def _add_parts(target: dict, parts: dict) -> dict:
+    """Add summed parts into `target` (None = no rows: stays None only when both are None)."""
+    for name, value in parts.items():
+        if value is None:
+            target.setdefault(name, None)
+        else:
+            target[name] = value if target.get(name) is None else target[name] + value
+    return target
+
+
+def _merge_part_maps(*maps: dict) -> dict:
+    merged: dict = {}
+    for parts_by_key in maps:
+        for key, parts in parts_by_key.items():
+            _add_parts(merged.setdefault(key, {}), parts)
+    return merged
+
+
+def _hour_filter(project, window, environment, feature_id=None) -> tuple[str, dict]:
+    """WHERE (alias d) of an hourly rollup table over the window's edge hours."""
+    condition, params = hours_filter(window)
+    where = ["d.project_id = %(project_id)s", condition]
+    params.update(project_id=project.pk, tz=project.timezone)
+    if feature_id is not None:
+        where.append("d.feature_id = %(feature_id)s")
+        params["feature_id"] = feature_id
+    if environment:
+        where.append("d.environment = %(environment)s")
+        params["environment"] = environment
+    return " AND ".join(where), params
+
+
+def _window_parts(project, window, *, day_table, hour_table, day_group, hour_group, environment, attrs=None,
+                  feature_id=None) -> dict:
+    """Parts per group over an hour-exact window (costwatch.metrics.windows): whole days from
+    `day_table`, edge hours from `hour_table` (the group expressions of both give the same keys)."""
+    maps = []
+    if window.has_days:
+        where, params = _day_filter(project, window.first_day, window.last_day, environment, attrs, day_table,
+                                    feature_id)
+        maps.append(_sum_parts(day_table, group_cols=day_group, where=where, params=params))
+    if window.edges:
+        where, params = _hour_filter(project, window, environment, feature_id)
+        maps.append(_sum_parts(hour_table, group_cols=hour_group, where=where, params=params))
+    return _merge_part_maps(*maps)
 
 
 def _day_filter(project, first, last, environment, attrs=None, table="metrics_featureday", feature_id=None):

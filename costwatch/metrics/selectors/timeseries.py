@@ -4,7 +4,17 @@ import datetime as dt
 
 from ..definitions import day_start
 from ..params import ParamsInvalid, param_error
-from .parts import PART_NAMES, ZERO, _feature_id, _sum_parts, local_days, metrics_from_parts
+from ..windows import split
+from .parts import (
+    PART_NAMES,
+    ZERO,
+    _feature_id,
+    _hour_filter,
+    _merge_part_maps,
+    _sum_parts,
+    local_days,
+    metrics_from_parts,
+)
 
 MAX_POINTS = 10_000
 MAX_GROUPS = 50
@@ -47,13 +57,16 @@ def _series_source(project, *, granularity, group_by, attrs):
 def timeseries(*, project, feature=None, metric, granularity, start, end, environment=None, group_by=None,
                attrs=None) -> list[dict]:
     """[{"t", "value"[, "group"]}] for every bucket (and group) in [start, end), zero-filled
-    (shares None on empty buckets). Timestamps: UTC hours, or local midnights for days."""
+    (shares None on empty buckets). Timestamps: UTC hours, or local midnights for days; a daily
+    series' first and last points cover only the window's hours (read from hourly rollups)."""
     table, bucket_expr, group_expr = _series_source(project, granularity=granularity, group_by=group_by,
                                                     attrs=attrs)
     where = ["d.project_id = %(project_id)s"]
     params = {"project_id": project.pk, "tz": project.timezone}
-    if table in ("metrics_dimensionday", "metrics_featureday", "metrics_modelday"):
-        params["first"], params["last"] = local_days(project, start, end)
+    window = split(project, start, end)
+    daily = table in ("metrics_dimensionday", "metrics_featureday", "metrics_modelday")
+    if daily:  # whole days here; the partial days at the edges from hourly rows, below
+        params["first"], params["last"] = (window.first_day, window.last_day) if window.has_days else (None, None)
         where += ["d.day >= %(first)s", "d.day < %(last)s"]
     else:
         params["start"], params["end"] = start, end
@@ -74,7 +87,15 @@ def timeseries(*, project, feature=None, metric, granularity, start, end, enviro
     buckets = len(bucket_starts(project, start, end, granularity))
     _points_check(buckets, 1, granularity)
     cols = [bucket_expr] + ([group_expr] if group_expr else [])
-    parts = _sum_parts(table, group_cols=cols, where=" AND ".join(where), params=params)
+    parts = {}
+    if not daily or window.has_days:
+        parts = _sum_parts(table, group_cols=cols, where=" AND ".join(where), params=params)
+    if daily and window.edges and table != "metrics_dimensionday":  # dimension data: midnights only
+        hour_table = "metrics_featurehour" if group_expr is None else "metrics_hourlyrollup"
+        hour_where, hour_params = _hour_filter(project, window, environment, params.get("feature_id"))
+        hour_cols = ["(d.hour AT TIME ZONE %(tz)s)::date"] + ([group_expr] if group_expr else [])
+        parts = _merge_part_maps(parts, _sum_parts(hour_table, group_cols=hour_cols, where=hour_where,
+                                                   params=hour_params))
     if group_expr is not None:
         parts = _top_groups(parts, metric)
         _points_check(buckets, len({key[1] for key in parts}), granularity)
