@@ -31,8 +31,10 @@ def per_mtok(value) -> Decimal | None:
 
 
 def tier_guess(model: str) -> str:
-    name = model.lower()
-    return "lite" if any(word in name for word in LITE_WORDS) else "pro"
+    """Lite when a word of the id says so (gpt-5-mini, gemini-2.5-flash-lite): words, not
+    substrings, or every gemini-* would be "mini"."""
+    words = set(re.split(r"[-_./:@ ]", model.lower()))
+    return "lite" if words & set(LITE_WORDS) else "pro"
 
 
 def litellm_load(path) -> dict:

@@ -364,9 +364,9 @@ def test_the_postgres_bucket_limits_when_redis_is_not_configured(settings, proje
 
 
 def test_cost_is_computed_at_ingest_through_the_api(ingest_client):
-    price("gemini-2.5-flash", provider="google", input_per_mtok="0.30", cached_input_per_mtok="0.075",
+    price("acme-flash-test", provider="google", input_per_mtok="0.30", cached_input_per_mtok="0.075",
           output_per_mtok="2.50", tier="lite")
-    response = post(ingest_client, [event("a", model="gemini-2.5-flash", provider="google", input_tokens=4000,
+    response = post(ingest_client, [event("a", model="acme-flash-test", provider="google", input_tokens=4000,
                                           cached_input_tokens=3000, output_tokens=500, reasoning_tokens=200)])
     assert response.status_code == 200
     stored = Event.objects.get(event_id="a")

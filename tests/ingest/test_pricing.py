@@ -101,12 +101,13 @@ def test_the_price_in_force_is_the_latest_effective_from_at_or_before_the_event(
 
 
 def test_exact_ids_beat_globs_and_the_longest_glob_wins(project):
-    price("gemini-*", input_per_mtok="9", output_per_mtok="9", tier="pro")
-    price("gemini-*-flash-lite*", input_per_mtok="0.1", output_per_mtok="0.4", tier="lite")
-    price("gemini-2.5-flash-lite", input_per_mtok="0.2", output_per_mtok="0.2", tier="lite")
-    by_glob = ingest_one(project, event_id="g", model="gemini-3.0-flash-lite-preview")
-    by_exact = ingest_one(project, event_id="x", model="gemini-2.5-flash-lite")
-    by_short = ingest_one(project, event_id="s", model="gemini-ultra")
+    # Not real model ids: the seeded catalogue prices those, and an exact seed row would win.
+    price("acmegem-*", input_per_mtok="9", output_per_mtok="9", tier="pro")
+    price("acmegem-*-flash-lite*", input_per_mtok="0.1", output_per_mtok="0.4", tier="lite")
+    price("acmegem-2.5-flash-lite", input_per_mtok="0.2", output_per_mtok="0.2", tier="lite")
+    by_glob = ingest_one(project, event_id="g", model="acmegem-3.0-flash-lite-preview")
+    by_exact = ingest_one(project, event_id="x", model="acmegem-2.5-flash-lite")
+    by_short = ingest_one(project, event_id="s", model="acmegem-ultra")
     assert by_glob.cost_usd == mtok(1000, "0.1") + mtok(200, "0.4")
     assert by_exact.cost_usd == mtok(1200, "0.2")
     assert (by_short.cost_usd, by_short.tier) == (mtok(1200, "9"), "pro")
