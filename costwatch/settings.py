@@ -261,6 +261,7 @@ RULES_INTERVAL_SECONDS = setting("RULES_INTERVAL_SECONDS", "float", 60.0)
 DELIVERY_SWEEP_SECONDS = setting("DELIVERY_SWEEP_SECONDS", "float", 15.0)
 DIGEST_CHECK_SECONDS = setting("DIGEST_CHECK_SECONDS", "float", 3600.0)
 RETENTION_SECONDS = setting("RETENTION_SECONDS", "float", 86400.0)
+PRICES_IMPORT_SECONDS = setting("PRICES_IMPORT_SECONDS", "float", 86400.0)
 
 
 def _every(task, seconds):
@@ -274,6 +275,7 @@ CELERY_BEAT_SCHEDULE = {
     "send-deliveries": _every("budgets.tasks.send_due_deliveries", DELIVERY_SWEEP_SECONDS),
     "daily-digests": _every("budgets.tasks.send_daily_digests", DIGEST_CHECK_SECONDS),
     "purge-old-events": _every("ingest.tasks.purge_old_events", RETENTION_SECONDS),
+    "import-prices": _every("ingest.tasks.import_prices_source", PRICES_IMPORT_SECONDS),
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
 
@@ -283,6 +285,10 @@ INGEST_RATE_LIMIT = setting("INGEST_RATE_LIMIT", "int", 20000)
 # Redis (the rate limiter's store) unreachable: true lets ingest through unthrottled, false answers 503.
 INGEST_RATE_LIMIT_FAIL_OPEN = setting("INGEST_RATE_LIMIT_FAIL_OPEN", "bool", True)
 RAW_RETENTION_DAYS = setting("RAW_RETENTION_DAYS", "int", 400)
+# A URL or path of a price file in LiteLLM's format, imported daily into the global catalogue
+# (docs/prices.md#keeping-the-catalogue-current); empty = off.
+PRICES_SOURCE = setting("PRICES_SOURCE", "str", "")
+PRICES_SOURCE_MAX_BYTES = setting("PRICES_SOURCE_MAX_BYTES", "int", 50 * 1024 * 1024)
 API_KEY_LAST_USED_RESOLUTION_SECONDS = 60
 # Alerts and deliveries (docs/alerts.md#delivery-and-retries): backoff for transient failures, then hourly up to the max age.
 DELIVERY_BACKOFF_SECONDS = setting("DELIVERY_BACKOFF_SECONDS", "int_list", [60, 300, 900, 3600])

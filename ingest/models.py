@@ -234,3 +234,28 @@ class PriceRecompute(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class PriceImport(models.Model):
+    """One run of an import of a LiteLLM-format price file into the global catalogue (the daily
+    PRICES_SOURCE import or `manage.py import_prices`): what it added and changed, or why it failed."""
+
+    OK, FAILED = "ok", "failed"
+    STATUSES = [(OK, "OK"), (FAILED, "Failed")]
+
+    source = models.TextField()
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField()
+    status = models.CharField(max_length=8, choices=STATUSES)
+    error = models.TextField(blank=True, default="", help_text="Why nothing was imported (a failed run).")
+    added = models.JSONField(default=list, help_text="Price series new to the catalogue (from 2000-01-01).")
+    changed = models.JSONField(default=list, help_text="Series with a new period from the import time.")
+    unchanged_count = models.PositiveIntegerField(default=0)
+    skipped = models.JSONField(default=list, help_text="[label, reason] of rows not imported.")
+    repriced_models = models.JSONField(default=list, help_text="Models that gained their first price.")
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+
+    def __str__(self):
+        return f"{self.source} at {self.started_at:%Y-%m-%d %H:%M} ({self.status})"

@@ -7,6 +7,7 @@ exists in the global catalogue is left alone, so reloading never overwrites hist
 import json
 from datetime import datetime
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 
 SEED_PATH = Path(__file__).resolve().parent / "data" / "prices.json"
@@ -24,6 +25,12 @@ def seed_rows(path=SEED_PATH) -> list[dict]:
         row.setdefault("effective_from", effective_from)
         rows.append(row)
     return rows
+
+
+@cache
+def seed_source(path=SEED_PATH) -> dict:
+    """Where the seed came from: {"name", "package", "version", "file", "url", "taken_on"}."""
+    return json.loads(Path(path).read_text()).get("source") or {}
 
 
 def prices_seed_load(price_model=None, path=SEED_PATH) -> int:

@@ -3,7 +3,7 @@
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
-from .models import Price, PriceRecompute, SeenModel
+from .models import Price, PriceImport, PriceRecompute, SeenModel
 
 
 def prices_in_effect(*, project, now=None, include_history=False):
@@ -32,3 +32,12 @@ def recomputes_recent(*, project, limit=10):
         recompute.models_visible = (recompute.models_matched if recompute.project_id is not None
                                     else [m for m in recompute.models_matched if m in visible])
     return recomputes
+
+
+def catalogue_refresh_status() -> dict:
+    """For the Prices page: the last successful import and, when the latest run failed, that run."""
+    latest = PriceImport.objects.order_by("-started_at", "-id").first()
+    last_ok = latest if latest is not None and latest.status == PriceImport.OK else (
+        PriceImport.objects.filter(status=PriceImport.OK).order_by("-started_at", "-id").first())
+    return {"last_import": last_ok, "failed_import": latest if latest is not None and latest.status ==
+            PriceImport.FAILED else None}

@@ -17,3 +17,12 @@ def recompute_costs(recompute_id: int) -> int:
 def purge_old_events() -> int:
     """Delete raw events older than RAW_RETENTION_DAYS in batches; rollups are kept."""
     return events_purge()
+
+
+@shared_task(acks_late=True)
+def import_prices_source() -> str:
+    """The daily import of PRICES_SOURCE into the global catalogue (a no-op when it is unset)."""
+    from .price_import import prices_import_configured
+
+    run = prices_import_configured()
+    return "off" if run is None else run.status

@@ -1,6 +1,7 @@
 """The Prices page `/p/<slug>/prices/`: prices in effect, unpriced models, and adding a price
 with a preview (events and dollars before/after) before it is saved and the recompute queued."""
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
@@ -14,7 +15,8 @@ from .catalogue import price_create, price_preview
 from .forms import PriceForm
 from .models import SeenModel
 from .pricing import PriceBook
-from .selectors import prices_in_effect, recomputes_recent
+from .seed import seed_source
+from .selectors import catalogue_refresh_status, prices_in_effect, recomputes_recent
 
 
 def _permissions(user, project):
@@ -39,6 +41,7 @@ def _render(request, project, form=None, preview=None, status=200):
         "project": project, "nav": "prices", "form": form, "preview": preview, **permissions,
         "overrides": [p for p in prices if p.project_id], "catalogue": [p for p in prices if not p.project_id],
         "unpriced_models": _unpriced_models(project), "recomputes": recomputes_recent(project=project),
+        "seed_source": seed_source(), "prices_source": settings.PRICES_SOURCE, **catalogue_refresh_status(),
     }
     return render(request, "ingest/prices.html", context, status=status)
 
