@@ -45,7 +45,7 @@ def _sums_by_hour(rows):
 def test_soak_run_reports_consistent_figures_and_passing_checks():
     out = StringIO()
     call_command("soak", "--seconds", "6", "--rate", "300", "--clients", "2", "--sample-seconds", "1",
-                 "--catchup-seconds", "60", "--keep", stdout=out)
+                 "--probe-seconds", "1", "--catchup-seconds", "60", "--keep", stdout=out)
     text = out.getvalue()
 
     for name in CHECKS:
@@ -74,8 +74,25 @@ def test_soak_run_reports_consistent_figures_and_passing_checks():
     project = Project.objects.get(slug="soak")
     events = list(Event.objects.filter(project=project).values_list("event_id", "ts", "input_tokens",
                                                                      "output_tokens", "cost_usd", "model"))
-    assert len(events) == accepted == len({e[0] for e in events})
-    assert all(e[0].startswith(f"{run_id}-") for e in events)
+    assert len(events) == len({e[0] for e in events})
+    probes = [e for e in events if e[0].startswith(f"probe-{run_id}-")]
+    load = [e for e in events if not e[0].startswith(f"probe-{run_id}-")]
+    assert len(load) == accepted and all(e[0].startswith(f"{run_id}-") for e in load)
+
+    # Freshness: each probe was acknowledged by the events API, then counted by the read API.
+    seen, acknowledged = (int(n) for n in re.search(
+        r"freshness lag p50 / p95 / max \(read API\) +[\d.]+ / [\d.]+ / [\d.]+ s over (\d+) of (\d+) probes",
+        text).groups())
+    assert seen == acknowledged == len(probes) >= 3
+    assert re.search(r"read API caught up after the load stopped +[\d.]+ s", text), text
+    # Refresh cost by minute: every stored event was added by a refresh exactly once, as a delta.
+    table = re.findall(r"^ +(\d+) +(\d+) +([\d,]+) +([\d.]+) +([\d.]+|-)$", text, re.M)
+    assert table, text
+    assert sum(int(events_added.replace(",", "")) for _, _, events_added, _, _ in table) == len(events)
+    for _minute, _runs, events_added, seconds, per_thousand in table:
+        if per_thousand != "-":
+            expected = float(seconds) * 1000 / int(events_added.replace(",", ""))
+            assert abs(float(per_thousand) - expected) <= 0.002 + expected * 0.01
     if retried:
         assert duplicates > 0
     assert not DirtyHour.objects.filter(project=project).exists()

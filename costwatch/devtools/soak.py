@@ -22,7 +22,8 @@ FEATURES = ["chat-answer", "search-rank", "summarize", "extract-fields", "transl
 LITE_MODELS = [("gemini-2.5-flash-lite", "google"), ("gpt-5-mini", "openai"), ("claude-haiku-4-5-20251001", "anthropic")]
 PRO_MODELS = [("gemini-2.5-pro", "google"), ("gpt-5", "openai"), ("claude-sonnet-4-5-20250929", "anthropic")]
 UNPRICED_MODEL = "soak-in-house-13b"  # in no price catalogue: stored unpriced, fires unpriced_traffic
-SPREAD_SECONDS = 48 * 3600  # timestamps spread over the last 48 h
+SPREAD_SECONDS = 48 * 3600  # the widest spread of timestamps (--spread-seconds), over the last 48 h
+PROBE_FEATURE = "soak-probe"
 RETRY_SHARE = 0.02  # share of batches re-sent whole, like a client retrying after a lost response
 BAD_SHARE = 0.01  # share of events inside good batches that break an event rule (docs/ingest.md#event-fields)
 RSS_LIMIT_MB = 300  # web and worker RSS < 300 MB (README.md#benchmarks)
@@ -44,7 +45,8 @@ def _bad_event(event: dict, rng: random.Random) -> dict:
     return event
 
 
-def make_batch(*, run_id: str, client: int, index: int, size: int, now: dt.datetime) -> tuple[bytes, int]:
+def make_batch(*, run_id: str, client: int, index: int, size: int, now: dt.datetime,
+               spread: float = SPREAD_SECONDS) -> tuple[bytes, int]:
     """One request body (deterministic per run, client and batch) and how many of its events are good."""
     rng = random.Random(f"{run_id}:{client}:{index}")
     events, good = [], 0
@@ -55,7 +57,7 @@ def make_batch(*, run_id: str, client: int, index: int, size: int, now: dt.datet
         output_tokens = rng.randint(5, 1_500)
         event = {
             "event_id": f"{run_id}-{client}-{index}-{i}",
-            "timestamp": (now - dt.timedelta(seconds=rng.uniform(0, SPREAD_SECONDS))).isoformat(),
+            "timestamp": (now - dt.timedelta(seconds=rng.uniform(0, spread))).isoformat(),
             "feature": rng.choice(FEATURES), "model": model, "input_tokens": input_tokens,
             "cached_input_tokens": rng.randint(0, input_tokens // 3), "output_tokens": output_tokens,
             "reasoning_tokens": rng.randint(0, output_tokens // 4),
@@ -133,7 +135,7 @@ def send_paced(args) -> ClientTally:
     """Client process: batches of `size` at `rate` events/s until `deadline` (epoch seconds)."""
     import requests
 
-    url, key, run_id, client, rate, size, deadline = args
+    url, key, run_id, client, rate, size, deadline, spread = args
     session = requests.Session()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
     rng = random.Random(f"{run_id}:{client}:retries")
@@ -147,7 +149,8 @@ def send_paced(args) -> ClientTally:
             time.sleep(min(due - time.time(), max(0.0, deadline - time.time())))
             if time.time() >= deadline:
                 break
-        body, good = make_batch(run_id=run_id, client=client, index=index, size=size, now=dt.datetime.now(dt.UTC))
+        body, good = make_batch(run_id=run_id, client=client, index=index, size=size, now=dt.datetime.now(dt.UTC),
+                                spread=spread)
         tally.batches += 1
         tally.events_sent += size
         tally.good_unique += good
@@ -160,6 +163,90 @@ def send_paced(args) -> ClientTally:
             _post(session, url, body, headers, tally)
         index += 1
     return tally
+
+
+class FreshnessProbe(threading.Thread):
+    """Freshness as a user sees it: every `interval` s one event (feature soak-probe, timestamp now)
+    is sent through the events API, and the read API is polled until it counts it; a probe's lag is
+    the time from its 200 to the first read that shows it."""
+
+    def __init__(self, *, base_url: str, ingest_key: str, read_key: str, run_id: str, interval: float):
+        super().__init__(daemon=True)
+        self.base_url, self.run_id, self.interval = base_url, run_id, interval
+        self.ingest_headers = {"Authorization": f"Bearer {ingest_key}", "Content-Type": "application/json"}
+        self.read_headers = {"Authorization": f"Bearer {read_key}"}
+        self.since = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+        self.acked: list[float] = []  # monotonic time of each probe's 200, in order
+        self.seen: list[float] = []  # monotonic time the read API first counted probe i
+        self.sent = 0
+        self.sending = threading.Event()
+        self.sending.set()
+        self.stopped = threading.Event()
+
+    def run(self):
+        import requests
+
+        session = requests.Session()
+        next_send = time.monotonic()
+        while not self.stopped.is_set():
+            if self.sending.is_set() and time.monotonic() >= next_send:
+                next_send = time.monotonic() + self.interval
+                self._send(session)
+            if len(self.seen) < len(self.acked):
+                self._poll(session)
+            self.stopped.wait(0.5)
+
+    def _send(self, session):
+        event = {"event_id": f"probe-{self.run_id}-{self.sent}", "timestamp": dt.datetime.now(dt.UTC).isoformat(),
+                 "feature": PROBE_FEATURE, "model": LITE_MODELS[0][0], "provider": LITE_MODELS[0][1],
+                 "input_tokens": 10, "output_tokens": 5}
+        self.sent += 1
+        try:
+            response = session.post(f"{self.base_url}/api/v1/events", json={"events": [event]},
+                                    headers=self.ingest_headers, timeout=60)
+        except Exception:  # noqa: BLE001 - a lost probe is counted as not acknowledged
+            return
+        if response.status_code == 200 and response.json().get("accepted") == 1:
+            self.acked.append(time.monotonic())
+
+    def _poll(self, session):
+        query = {"metric": "calls", "granularity": "hour", "feature": PROBE_FEATURE,
+                 "start": self.since.strftime("%Y-%m-%dT%H:%M:%SZ")}
+        try:
+            response = session.get(f"{self.base_url}/api/v1/timeseries", params=query, headers=self.read_headers,
+                                   timeout=60)
+        except Exception:  # noqa: BLE001 - try again at the next poll
+            return
+        if response.status_code != 200:  # e.g. the probe feature is not rolled up yet
+            return
+        counted = sum(point["value"] for point in response.json()["results"])
+        now = time.monotonic()
+        while len(self.seen) < min(counted, len(self.acked)):
+            self.seen.append(now)
+
+    def lags(self) -> list[float]:
+        return [seen - acked for acked, seen in zip(self.acked, self.seen, strict=False)]
+
+
+REFRESH_LINE = re.compile(r"\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d),\d+: \w+/[^\]]*\] refresh: project (\S+): "
+                          r"(\d+) events added, (\d+) hours rebuilt in ([\d.]+) s")
+
+
+def refresh_cost_by_minute(text: str, *, project_slug: str) -> list[tuple[int, int, int, float]]:
+    """From the worker log: per minute since the first refresh of the project, (minute, refreshes,
+    new events added, seconds spent), to print the refresh's cost per 1,000 new events over time."""
+    runs = [(dt.datetime.strptime(stamp, "%Y-%m-%d %H:%M:%S"), int(events), float(seconds))
+            for stamp, slug, events, _hours, seconds in REFRESH_LINE.findall(text) if slug == project_slug]
+    if not runs:
+        return []
+    first = runs[0][0]
+    minutes: dict[int, list] = {}
+    for when, events, seconds in runs:
+        entry = minutes.setdefault(int((when - first).total_seconds() // 60) + 1, [0, 0, 0.0])
+        entry[0] += 1
+        entry[1] += events
+        entry[2] += seconds
+    return [(minute, *minutes[minute]) for minute in sorted(minutes)]
 
 
 class RssSampler(threading.Thread):

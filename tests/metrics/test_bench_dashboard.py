@@ -4,14 +4,16 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from costwatch.metrics.models import FeatureDay
-from ingest.models import Event
+from ingest.models import Event, Feature
 
 
 @pytest.mark.smoke
-@pytest.mark.django_db
+@pytest.mark.django_db(transaction=True)  # the pages are timed through gunicorn, another process
 def test_bench_dashboard_smoke_prints_p95_for_every_page_and_api_call(capsys):
-    call_command("bench_dashboard", "--events", "2000", "--days", "10", "--iterations", "3")
+    call_command("bench_dashboard", "--events", "2000", "--days", "10", "--iterations", "3", "--features", "10")
     out = capsys.readouterr().out
+    assert "10 features; timing from an HTTP client against gunicorn (2 workers), full response" in out
+    assert Feature.objects.filter(project__slug="bench-dashboard").count() == 10
     seeded = int(re.search(r"seeded (\d+) events over 10 days", out).group(1))
     assert seeded == Event.objects.filter(project__slug="bench-dashboard").count() > 1500
     assert FeatureDay.objects.filter(project__slug="bench-dashboard").exists()
@@ -32,8 +34,10 @@ def test_bench_dashboard_smoke_prints_p95_for_every_page_and_api_call(capsys):
     overall = "MET" if all(v == "met" for v in verdicts) else "NOT MET"
     assert f"p95 < 150 ms on every URL (3 requests each): {overall}" in out
 
-    call_command("bench_dashboard", "--reuse", "--iterations", "1")
-    assert "reusing the events and rollups of bench-dashboard" in capsys.readouterr().out
+    call_command("bench_dashboard", "--reuse", "--iterations", "1", "--in-process")
+    out = capsys.readouterr().out
+    assert "reusing the events and rollups of bench-dashboard" in out
+    assert "timing in process (Django test Client, server time)" in out
     assert Event.objects.filter(project__slug="bench-dashboard").count() == seeded
 
 

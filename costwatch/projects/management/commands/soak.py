@@ -43,6 +43,7 @@ from ingest.models import DirtyHour
 
 ROOT = Path(settings.BASE_DIR)
 INTERVALS = {"ROLLUP_REFRESH_SECONDS": "2", "RULES_INTERVAL_SECONDS": "5", "DELIVERY_SWEEP_SECONDS": "2"}
+FRESHNESS_TARGET_S = 60  # the read API shows an acknowledged event within 60 s at p95
 USAGE_TABLES = ["ingest_event", "ingest_dirtyhour", "metrics_hourlyrollup", "metrics_featurehour",
                 "metrics_featureday", "metrics_modelday", "metrics_dimensionday"]
 
@@ -69,7 +70,7 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--seconds", type=float, default=300, help="How long to send [300]")
-        parser.add_argument("--rate", type=int, default=2000, help="Target events/s over all clients [2000]")
+        parser.add_argument("--rate", type=int, default=5000, help="Target events/s over all clients [5000]")
         parser.add_argument("--clients", type=int, default=4, help="Client processes [4]")
         parser.add_argument("--batch", type=int, default=0,
                             help="Events per request [0 = about 4 requests/s per client, 10-1000]")
@@ -77,6 +78,11 @@ class Command(BaseCommand):
         parser.add_argument("--sample-seconds", type=float, default=3, help="RSS sampling interval [3]")
         parser.add_argument("--catchup-seconds", type=float, default=180,
                             help="Deadline for rollups and a rule cycle to catch up after the load [180]")
+        parser.add_argument("--spread-seconds", type=float, default=60,
+                            help="Timestamps spread over this many seconds before now [60: near now; up to "
+                                 f"{soak.SPREAD_SECONDS} for a 48 h backfill]")
+        parser.add_argument("--probe-seconds", type=float, default=5,
+                            help="Send a freshness probe event this often and time until the read API shows it [5]")
         parser.add_argument("--project", default="soak", help="Project slug or name [soak]; created if missing")
         parser.add_argument("--keep", action="store_true", help="Keep the soak project's data afterwards")
 
@@ -85,10 +91,12 @@ class Command(BaseCommand):
         project, created = self._project(opts["project"])
         run_id = f"soak{uuid.uuid4().hex[:8]}"
         workdir = Path(tempfile.mkdtemp(prefix="costwatch-soak-"))
-        server = worker = sampler = None
+        server = worker = sampler = probe = None
         failed = True
         try:
             key = api_key_issue(project=project, scopes=["ingest"], name=f"soak {run_id}", actor_label="soak").plaintext
+            read_key = api_key_issue(project=project, scopes=["read"], name=f"soak {run_id} reads",
+                                     actor_label="soak").plaintext
             env = self._server_env(workdir)
             with _environ(env):
                 server, base_url = gunicorn_start(workers=opts["workers"])
@@ -99,11 +107,17 @@ class Command(BaseCommand):
             sampler = soak.RssSampler(gunicorn_pid=server.pid, celery_pid=worker.pid, interval=opts["sample_seconds"])
             sampler.sample()
             sampler.start()
+            probe = soak.FreshnessProbe(base_url=base_url, ingest_key=key, read_key=read_key, run_id=run_id,
+                                        interval=opts["probe_seconds"])
+            probe.start()
             tally, elapsed = self._send(base_url, key, run_id, opts)
-            catchup = self._wait_caught_up(project, worker, opts["catchup_seconds"])
+            probe.sending.clear()
+            catchup = self._wait_caught_up(project, worker, opts["catchup_seconds"], probe)
+            probe.stopped.set()
             sampler.stop()
             checks = self._checks(project, run_id, tally, workdir, sampler, catchup)
-            self._report(opts, tally, elapsed, sampler, checks, (workdir / "worker.log").read_text(errors="replace"))
+            self._report(opts, tally, elapsed, sampler, checks, (workdir / "worker.log").read_text(errors="replace"),
+                         probe, catchup, project)
             failed = not all(check.ok for check in checks)
         except KeyboardInterrupt:
             self.stderr.write("soak: interrupted; stopping gunicorn and the worker"
@@ -112,6 +126,8 @@ class Command(BaseCommand):
         finally:
             if sampler is not None and sampler.is_alive():
                 sampler.stop()
+            if probe is not None:
+                probe.stopped.set()
             self._stop(worker, server)
             self._cleanup(project, created, run_id, opts["keep"])
             if failed:
@@ -124,9 +140,12 @@ class Command(BaseCommand):
     # --- setup -------------------------------------------------------------------------------
 
     def _check_options(self, opts):
-        for name in ("seconds", "rate", "clients", "workers", "sample_seconds", "catchup_seconds"):
+        for name in ("seconds", "rate", "clients", "workers", "sample_seconds", "catchup_seconds", "spread_seconds",
+                     "probe_seconds"):
             if opts[name] <= 0:
                 raise CommandError(f"--{name.replace('_', '-')} must be > 0")
+        if opts["spread_seconds"] > soak.SPREAD_SECONDS:
+            raise CommandError(f"--spread-seconds must be at most {soak.SPREAD_SECONDS} (48 h)")
         if not 0 <= opts["batch"] <= MAX_BATCH_EVENTS:
             raise CommandError(f"--batch must be between 1 and {MAX_BATCH_EVENTS} (the API's limit per request), "
                                "or 0 for auto")
@@ -180,8 +199,8 @@ class Command(BaseCommand):
         context = multiprocessing.get_context("fork")
         started = time.time()
         deadline = started + opts["seconds"]
-        work = [(f"{base_url}/api/v1/events", key, run_id, client, rate_per_client, opts["batch"], deadline)
-                for client in range(opts["clients"])]
+        work = [(f"{base_url}/api/v1/events", key, run_id, client, rate_per_client, opts["batch"], deadline,
+                 opts["spread_seconds"]) for client in range(opts["clients"])]
         # Clients ignore SIGINT: on Ctrl-C only this process stops, and it terminates them (a client
         # killed by KeyboardInterrupt mid-task would leave pool.map waiting forever).
         pool = context.Pool(opts["clients"], initializer=signal.signal, initargs=(signal.SIGINT, signal.SIG_IGN))
@@ -196,19 +215,24 @@ class Command(BaseCommand):
             tally.merge(result)
         return tally, elapsed
 
-    def _wait_caught_up(self, project, worker, timeout) -> dict:
-        """Poll until no DirtyHour is left for the project and a rule cycle ran on the rolled-up data."""
+    def _wait_caught_up(self, project, worker, timeout, probe) -> dict:
+        """Poll until no DirtyHour is left for the project, the read API shows every acknowledged
+        probe and a rule cycle ran on the rolled-up data."""
         started = time.monotonic()
         deadline = started + timeout
-        rollups_seconds = rules_seconds = None
+        rollups_seconds = rules_seconds = probes_seconds = None
         while time.monotonic() < deadline and worker.poll() is None:
             if rollups_seconds is None and not DirtyHour.objects.filter(project=project).exists():
                 rollups_seconds = time.monotonic() - started
-            if rollups_seconds is not None and self._unpriced_alert(project) is not None:
+            if probes_seconds is None and len(probe.seen) >= len(probe.acked):
+                probes_seconds = (probe.seen[-1] if probe.seen else time.monotonic()) - started
+            if rules_seconds is None and rollups_seconds is not None and self._unpriced_alert(project) is not None:
                 rules_seconds = time.monotonic() - started
+            if None not in (rollups_seconds, rules_seconds, probes_seconds):
                 break
             time.sleep(0.25)
-        return {"rollups_seconds": rollups_seconds, "rules_seconds": rules_seconds}
+        return {"rollups_seconds": rollups_seconds, "rules_seconds": rules_seconds,
+                "probes_seconds": probes_seconds}
 
     def _unpriced_alert(self, project):
         return Alert.objects.filter(project=project, kind="unpriced_traffic", numbers__models__has_key=soak.UNPRICED_MODEL,
@@ -257,7 +281,7 @@ class Command(BaseCommand):
                   f"peak gunicorn worker {peaks['web_max']:.0f} MB, celery process {peaks['celery_max']:.0f} MB"),
         ]
 
-    def _report(self, opts, tally, elapsed, sampler, checks, worker_log):
+    def _report(self, opts, tally, elapsed, sampler, checks, worker_log, probe, catchup, project):
         out = self.stdout.write
         unique = tally.events_sent - tally.retries * opts["batch"]
         latencies_ms = [s * 1000 for s in tally.latencies]
@@ -285,9 +309,26 @@ class Command(BaseCommand):
             rows.append((f"worker {task} runs, all projects (p50 / max)", f"{len(seconds)} ({percentile(seconds, 0.5):.2f} / "
                                                             f"{max(seconds, default=0):.2f} s)"))
         rows.append(("worker tasks expired in the queue", str(expired)))
+        lags = probe.lags()
+        met = lags and len(probe.seen) == len(probe.acked) and percentile(lags, 0.95) < FRESHNESS_TARGET_S
+        rows.append(("freshness lag p50 / p95 / max (read API)",
+                     f"{percentile(lags, 0.5):.1f} / {percentile(lags, 0.95):.1f} / {max(lags, default=0):.1f} s over "
+                     f"{len(probe.seen)} of {len(probe.acked)} probes (p95 < {FRESHNESS_TARGET_S} s: "
+                     f"{'met' if met else 'NOT met'})"))
+        caught = catchup["probes_seconds"]
+        rows.append(("read API caught up after the load stopped",
+                     "not within the deadline" if caught is None else
+                     f"{max(caught, 0.0):.1f} s (< {FRESHNESS_TARGET_S} s: {'met' if caught < FRESHNESS_TARGET_S else 'NOT met'})"))
         width = max(len(name) for name, _ in rows)
         for name, value in rows:
             out(f"  {name:<{width}}  {value}")
+        minutes = soak.refresh_cost_by_minute(worker_log, project_slug=project.slug)
+        out(f"refresh cost per 1,000 new events, by minute since the first refresh of {project.slug} "
+            "(flat = the refresh grows with new events only):")
+        out(f"  {'minute':>6}  {'refreshes':>9}  {'new events':>10}  {'seconds':>8}  {'s per 1,000':>11}")
+        for minute, runs, events, seconds in minutes:
+            per_thousand = f"{seconds * 1000 / events:11.3f}" if events else f"{'-':>11}"
+            out(f"  {minute:>6}  {runs:>9}  {events:>10,}  {seconds:>8.2f}  {per_thousand}")
         if unique < 0.9 * opts["rate"] * elapsed:
             out(f"note: below the target rate: each client sends its next batch when the previous one is answered, "
                 f"so at {percentile(latencies_ms, 0.5):.0f} ms per request the server set the pace")
@@ -328,7 +369,7 @@ class Command(BaseCommand):
         now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
         hours = [now - dt.timedelta(hours=h) for h in range(-1, soak.SPREAD_SECONDS // 3600 + 2)]
         with transaction.atomic(), connection.cursor() as cursor:
-            cursor.execute("DELETE FROM ingest_event WHERE project_id = %s AND event_id LIKE %s",
-                           [project.pk, f"{run_id}-%"])
+            cursor.execute("DELETE FROM ingest_event WHERE project_id = %s AND (event_id LIKE %s OR event_id LIKE %s)",
+                           [project.pk, f"{run_id}-%", f"probe-{run_id}-%"])
             DirtyHour.objects.bulk_create([DirtyHour(project=project, hour=hour) for hour in hours])
         refresh_dirty_rollups(project=project)
