@@ -7,6 +7,7 @@
 import { performance } from 'node:perf_hooks';
 
 const ITERATOR_METHODS = new Set(['next', 'return', 'throw']);
+const FINAL_METHODS = new Set(['finalMessage', 'finalChatCompletion', 'finalResponse']);
 
 export function isStream(value) {
   return value !== null && typeof value === 'object' && typeof value[Symbol.asyncIterator] === 'function';
@@ -73,16 +74,17 @@ export function wrapStream(stream, onEnd, startedAt) {
         const iterator = shared();
         return iterator[prop].bind(iterator);
       }
-      if (prop === 'finalMessage' && typeof target.finalMessage === 'function') {
-        // @anthropic-ai/sdk MessageStream: an app that only awaits finalMessage() never
-        // iterates; record the final message (its usage is complete) instead.
+      if (FINAL_METHODS.has(prop) && typeof target[prop] === 'function') {
+        // The SDKs' stream helpers (anthropic messages.stream(), openai chat.completions.stream()
+        // and responses.stream()): an app that only awaits the final object never iterates;
+        // record that object instead (its usage is complete when the SDK put it there).
         return async (...args) => {
-          const message = await target.finalMessage(...args);
+          const final = await target[prop](...args);
           if (!state.done) {
-            state.chunks = [message];
+            state.chunks = [final];
             finish(null);
           }
-          return message;
+          return final;
         };
       }
       const value = Reflect.get(target, prop, target);

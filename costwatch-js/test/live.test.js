@@ -68,7 +68,7 @@ describe('against a live costwatch', options, () => {
     report({ check: 'record', eventId });
   });
 
-  test('anthropic messages.stream(): awaiting finalMessage() without iterating records the message', async () => {
+  test('stream helpers: awaiting finalMessage() / finalResponse() without iterating records the final object', async () => {
     const c = caseNamed('anthropic_stream');
     provider.state.current = c;
     const anthropic = sdkClients(provider.url).anthropic;
@@ -80,9 +80,17 @@ describe('against a live costwatch', options, () => {
     stream.on('text', (text) => texts.push(text));
     const message = await stream.finalMessage();
 
+    const r = caseNamed('responses_stream');
+    provider.state.current = r;
+    const openai = sdkClients(provider.url).openai;
+    const helper = await cw.call((p) => openai.responses.stream(p), r.params, { feature: 'message-stream',
+      requestId: 'js-response-stream' });
+    const response = await helper.finalResponse();
+
     await cw.close();
     assert.deepEqual([texts.join(''), message.usage.output_tokens], ['Sent Monday.', 15]);
-    assert.equal(cw.stats().sent, 1);
+    assert.equal(response.usage.output_tokens, 300);
+    assert.equal(cw.stats().sent, 2);
     report({ check: 'message_stream' });
   });
 

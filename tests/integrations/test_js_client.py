@@ -205,6 +205,9 @@ def test_the_js_client_records_real_sdk_calls_into_a_live_costwatch(priced_proje
     streamed = row_by_request(project, "js-message-stream")  # messages.stream() + finalMessage()
     assert (streamed.feature.name, streamed.input_tokens, streamed.cached_input_tokens, streamed.output_tokens,
             streamed.max_output_tokens, streamed.finish_reason) == ("message-stream", 125, 100, 15, 1024, "stop")
+    streamed = row_by_request(project, "js-response-stream")  # responses.stream() + finalResponse()
+    assert (streamed.input_tokens, streamed.output_tokens, streamed.reasoning_tokens, streamed.max_output_tokens,
+            streamed.finish_reason) == (1200, 300, 250, 2048, "stop")
 
     piped = row_by_request(project, "js-readable-stream")  # stream.toReadableStream() read by a Response
     assert (piped.feature.name, piped.input_tokens, piped.cached_input_tokens, piped.output_tokens,
