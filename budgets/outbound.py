@@ -17,6 +17,7 @@ urllib3's connection classes:
 import concurrent.futures
 import ipaddress
 import socket
+import ssl
 import threading
 import time
 from http.client import HTTPException
@@ -160,6 +161,8 @@ def post(url: str, *, body: bytes, headers: dict) -> int:
         return response.status
     except OutboundError:
         raise
+    except ssl.SSLCertVerificationError:
+        raise OutboundError(f"TLS certificate of {parts.hostname} not trusted", permanent=False) from None
     except (OSError, HTTPException, Urllib3Error) as exc:
         if deadline.expired:
             raise OutboundError("timed out", permanent=False) from None

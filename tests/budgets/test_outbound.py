@@ -187,3 +187,46 @@ def test_a_slack_channel_saved_elsewhere_before_the_rule_is_refused_at_send_time
     delivery = _deliver(project, "https://example.com/services/x", kind="slack")
     assert (delivery.status, delivery.permanent) == ("failed", True)
     assert delivery.last_error == "a Slack target must start with https://hooks.slack.com/"
+
+
+def _self_signed(tmp_path):
+    import datetime as dt
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes, serialization
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "localhost")])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(key.public_key())
+            .serial_number(x509.random_serial_number()).not_valid_before(now - dt.timedelta(days=1))
+            .not_valid_after(now + dt.timedelta(days=1))
+            .add_extension(x509.SubjectAlternativeName([x509.DNSName("localhost")]), critical=False)
+            .sign(key, hashes.SHA256()))
+    cert_path, key_path = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+    key_path.write_bytes(key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
+                                           serialization.NoEncryption()))
+    return cert_path, key_path
+
+
+def test_https_receivers_must_present_a_certificate_a_public_ca_signed(project, firing, tmp_path):
+    import ssl
+
+    from pytest_httpserver import HTTPServer
+
+    cert_path, key_path = _self_signed(tmp_path)
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.load_cert_chain(cert_path, key_path)
+    server = HTTPServer(host="localhost", ssl_context=context)
+    server.expect_request("/hook", method="POST").respond_with_data("ok")
+    server.start()
+    try:
+        delivery = _deliver(project, f"https://localhost:{server.port}/hook")
+    finally:
+        server.clear()
+        server.stop()
+    assert (delivery.status, delivery.last_error) == ("pending", "TLS certificate of localhost not trusted")
+    assert server.log == []  # the handshake failed: no request was sent
