@@ -144,20 +144,24 @@ class GuardedHTTPSConnection(_Guarded, HTTPSConnection):
 def post(url: str, *, body: bytes, headers: dict) -> int:
     """POST `body` to `url` under the rules above; returns the status code or raises OutboundError."""
     parts = urlsplit(url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise OutboundError("the URL's port is not a number from 0 to 65535", permanent=True) from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise OutboundError("not an http(s) URL", permanent=True)
     deadline = _Deadline(settings.DELIVERY_TIMEOUT_SECONDS)
     if parts.scheme == "https":
-        connection = GuardedHTTPSConnection(parts.hostname, parts.port, timeout=settings.DELIVERY_TIMEOUT_SECONDS,
+        connection = GuardedHTTPSConnection(parts.hostname, port, timeout=settings.DELIVERY_TIMEOUT_SECONDS,
                                             ca_certs=certifi.where())
     else:
-        connection = GuardedHTTPConnection(parts.hostname, parts.port, timeout=settings.DELIVERY_TIMEOUT_SECONDS)
+        connection = GuardedHTTPConnection(parts.hostname, port, timeout=settings.DELIVERY_TIMEOUT_SECONDS)
     connection.deadline, connection.allow_private = deadline, settings.WEBHOOK_ALLOW_PRIVATE_IPS
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     try:
         connection.request("POST", path, body=body, headers=headers, preload_content=False)
         response = connection.getresponse()
-        response.read(MAX_ANSWER_BYTES, decode_content=False)  # read a little so the receiver sees us finish
+        response.read(MAX_ANSWER_BYTES, decode_content=False)  # at most 64 KB, then hang up
         return response.status
     except OutboundError:
         raise

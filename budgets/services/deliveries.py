@@ -125,5 +125,8 @@ def channel_test(*, channel, now=None) -> str:
         TRANSPORTS[channel.kind](channel).notify(message)
     except TransportError as exc:
         error = exc.message + (" (permanent)" if exc.permanent else " (transient)")
+    except Exception as exc:  # a bug must still end the page's "waiting for the worker"
+        logger.exception("channel %s test crashed", channel.pk)
+        error = f"internal error: {exc.__class__.__name__}"
     Channel.objects.filter(pk=channel.pk).update(last_test_at=now or timezone.now(), last_test_error=error)
     return error

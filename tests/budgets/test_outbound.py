@@ -230,3 +230,9 @@ def test_https_receivers_must_present_a_certificate_a_public_ca_signed(project, 
         server.stop()
     assert (delivery.status, delivery.last_error) == ("pending", "TLS certificate of localhost not trusted")
     assert server.log == []  # the handshake failed: no request was sent
+
+
+def test_a_target_with_an_impossible_port_fails_for_good_with_a_clear_error(project, firing):
+    delivery = _deliver(project, "http://example.com:99999/hook")
+    assert (delivery.status, delivery.permanent) == ("failed", True)
+    assert delivery.last_error == "the URL's port is not a number from 0 to 65535"
