@@ -31,7 +31,7 @@ def evaluate_project(project_id: int):
     project = Project.objects.filter(pk=project_id).first()
     if project is None:
         return 0
-    evaluations = services.evaluate_project(project=project)
+    evaluations = services.rules_evaluate(project=project)
     fired = [e for e in evaluations if e.verdict.fired]
     logger.info("rules: project %s evaluated %d verdicts, %d firing", project.slug, len(evaluations), len(fired))
     if fired:

@@ -16,7 +16,7 @@ from .cycle import (
     budget_period_elapsed,
     budget_value_counts,
     default_rules_ensure,
-    evaluate_project,
+    rules_evaluate,
 )
 from .deliveries import (
     CLAIM_LEASE,
@@ -35,6 +35,6 @@ __all__ = [
     "CLAIM_LEASE", "Evaluation", "alert_acknowledge", "alerts_close_silently", "backoff_seconds",
     "budget_numbers", "budget_period_elapsed", "budget_status", "budget_value_counts", "channel_create",
     "channel_delete", "channel_test", "channel_test_request", "channel_update", "default_rules_ensure",
-    "deliveries_claim_due", "deliveries_send_due", "delivery_attempt", "digests_send_due", "evaluate_project",
+    "deliveries_claim_due", "deliveries_send_due", "delivery_attempt", "digests_send_due", "rules_evaluate",
     "rule_create", "rule_delete", "rule_update",
 ]

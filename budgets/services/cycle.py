@@ -41,7 +41,7 @@ def default_rules_ensure(*, project, now=None) -> int:
     return len(created)
 
 
-def evaluate_project(*, project, now=None) -> list[Evaluation]:
+def rules_evaluate(*, project, now=None) -> list[Evaluation]:
     """One rule cycle for one project: verdicts for every rule and scope, then the alert lifecycle."""
     now = now or timezone.now()
     default_rules_ensure(project=project, now=now)

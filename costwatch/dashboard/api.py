@@ -16,8 +16,8 @@ from costwatch.api import api_error, error_response, request_project
 from costwatch.metrics import selectors
 from costwatch.metrics.definitions import isoformat_z, money_str
 from costwatch.metrics.params import ParamsInvalid, parse_read_params, parse_timeseries_params
-from costwatch.metrics.services import FEATURE_SETTINGS, feature_settings_update
 from costwatch.projects.auth import HasManageScope, HasReadScope, request_api_key
+from ingest.features import FEATURE_SETTINGS, feature_settings_update
 from ingest.models import Feature
 
 

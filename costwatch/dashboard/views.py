@@ -24,16 +24,15 @@ from costwatch.metrics import buckets, selectors
 from costwatch.metrics.definitions import ROUTED_ROLES, WINDOW_7D, WINDOW_28D, day_start
 from costwatch.metrics.models import FeatureDay
 from costwatch.metrics.params import ParamsInvalid, next_boundary, parse_read_params
-from costwatch.metrics.services import feature_settings_update
 from costwatch.metrics.windows import split
 from costwatch.projects.models import AuditLog, Membership
 from costwatch.projects.selectors import project_for_user, user_is_project_admin
-from costwatch.projects.services import membership_set
+from costwatch.projects.services import membership_set, project_settings_update
+from ingest.features import feature_settings_update
 from ingest.models import Event, Feature
 
 from . import charts, whatif
 from .forms import FeatureSettingsForm, MemberForm, ProjectSettingsForm, WhatIfForm
-from .services import project_settings_update
 from .templatetags.costwatch_dashboard import freshness
 
 BASELINE_DAYS, RECENT_DAYS = WINDOW_28D.days, WINDOW_7D.days

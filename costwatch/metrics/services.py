@@ -453,7 +453,7 @@ def dirty_project_ids() -> list[int]:
         return sorted(row[0] for row in cursor.fetchall())
 
 
-def refresh_dirty_rollups(*, project: Project | None = None) -> RefreshResult:
+def rollups_refresh_dirty(*, project: Project | None = None) -> RefreshResult:
     """Refresh one project, or every project with dirty marks."""
     if project is not None:
         return project_refresh(project=project)
@@ -506,27 +506,3 @@ def rollups_rebuild(*, project: Project, since: dt.datetime | None = None) -> in
     A full rebuild starts the day-level rows afresh (see project_mark_all_dirty)."""
     project_mark_all_dirty(project=project, since=since, drop_days=since is None)
     return project_refresh(project=project).hours_rebuilt
-
-
-FEATURE_SETTINGS = ("expected_pro_share", "muted")
-
-
-def feature_settings_update(*, feature, changes: dict, actor=None, actor_label: str = ""):
-    """Change a feature's expected_pro_share / muted and record it in the audit log.
-
-    `changes` holds already-validated values for some of FEATURE_SETTINGS; returns the feature.
-    """
-    changes = {name: value for name, value in changes.items() if name in FEATURE_SETTINGS}
-    before = {name: getattr(feature, name) for name in changes}
-    if not changes or before == changes:
-        return feature
-    from costwatch.projects.services import audit_record
-    from ingest.models import Feature
-
-    with transaction.atomic():
-        Feature.objects.filter(pk=feature.pk).update(**changes)
-        for name, value in changes.items():
-            setattr(feature, name, value)
-        audit_record(project=feature.project, actor=actor, actor_label=actor_label, action="update",
-                     target_type="feature", target_id=feature.name, before=before, after=changes)
-    return feature

@@ -9,6 +9,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
+from costwatch.metrics.services import project_mark_all_dirty
+
 from .models import SCOPES, ApiKey, AuditLog, Membership, Project, hash_secret, validate_timezone
 
 KEY_PATTERN = re.compile(r"^cw_([A-Za-z0-9]{4,24})_([A-Za-z0-9_-]{24,})$")
@@ -113,3 +115,28 @@ def user_get_or_create_admin(*, username: str, password: str, email: str = ""):
         user.set_password(password)
         user.save(update_fields=["password"])
     return user, created
+
+
+# Settings whose change alters what the rollups hold (cap classification, dimension rows, local days).
+ROLLUP_SETTINGS = ("huge_cap_tokens", "dimensions", "timezone")
+PROJECT_SETTINGS = ("timezone", "dimensions", "ingest_rate_limit", "huge_cap_tokens")
+
+
+def project_settings_update(*, project, values: dict, actor) -> list[str]:
+    """Apply the changed settings; when one that shapes the rollups changed, mark every hour
+    with events dirty so the next refresh rebuilds them. Returns the names that changed."""
+    changed = [name for name in PROJECT_SETTINGS if name in values and getattr(project, name) != values[name]]
+    if not changed:
+        return []
+    before = {name: getattr(project, name) for name in changed}
+    with transaction.atomic():
+        for name in changed:
+            setattr(project, name, values[name])
+        project.full_clean()
+        project.save(update_fields=changed)
+        audit_record(project=project, actor=actor, action="update", target_type="project_settings",
+                     target_id=project.slug, before=before, after={name: values[name] for name in changed})
+        if any(name in ROLLUP_SETTINGS for name in changed):
+            # A new timezone cuts days on other midnights: old-zone day rows must go, not linger.
+            project_mark_all_dirty(project=project, drop_days="timezone" in changed)
+    return changed

@@ -7,7 +7,7 @@ import pytest
 from django.utils import timezone
 
 from budgets.models import Alert, Channel, Rule
-from budgets.services import evaluate_project
+from budgets.services import rules_evaluate
 from costwatch.projects.models import AuditLog
 
 from .helpers import NOW, feature, hourly, only_rules, uncapped_day
@@ -67,7 +67,7 @@ def test_patch_merges_params_and_delete_closes_alerts_and_is_audited(project, ma
     feat = feature(project)
     uncapped_day(project, feat)
     [rule] = only_rules(project, "unbounded_output")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     response = manage_client.patch(f"/api/v1/rules/{rule.pk}", {"params": {"uncapped_share": 0.2},
                                                                  "environment": None}, format="json")
     assert response.status_code == 200
@@ -148,7 +148,7 @@ def test_alerts_list_by_state_and_ack(project, read_client):
     feat = feature(project)
     uncapped_day(project, feat)
     only_rules(project, "unbounded_output")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     alert = Alert.objects.get()
     body = read_client.get("/api/v1/alerts?state=open").json()
     [row] = body["results"]
@@ -257,7 +257,7 @@ def test_acking_a_resolved_alert_is_a_conflict(project, read_client):
     feat = feature(project)
     uncapped_day(project, feat)
     only_rules(project, "unbounded_output")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     alert = Alert.objects.get()
     Alert.objects.filter(pk=alert.pk).update(state="resolved", resolved_at=NOW)
     response = read_client.post(f"/api/v1/alerts/{alert.pk}/ack")

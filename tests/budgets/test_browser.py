@@ -4,7 +4,7 @@ import pytest
 from django.utils import timezone
 
 from budgets.models import Alert, Channel
-from budgets.services import evaluate_project
+from budgets.services import rules_evaluate
 from tests.conftest import browser_login
 
 from .helpers import feature, only_rules, uncapped_day
@@ -18,7 +18,7 @@ def test_an_admin_acknowledges_an_alert_then_adds_and_tests_a_webhook(live_serve
     now = timezone.now()
     uncapped_day(project, feature(project), now=now)
     only_rules(project, "unbounded_output")
-    evaluate_project(project=project, now=now)
+    rules_evaluate(project=project, now=now)
     errors = browser_login(page, live_server.url, user)
     page.click("nav.sidenav >> text=Alerts")
     page.wait_for_url("**/alerts/")

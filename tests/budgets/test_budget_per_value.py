@@ -12,8 +12,8 @@ from django.core import mail
 from django.utils import timezone
 
 from budgets.models import Alert, Channel, Rule
-from budgets.services import deliveries_send_due, evaluate_project
-from costwatch.metrics.services import refresh_dirty_rollups
+from budgets.services import deliveries_send_due, rules_evaluate
+from costwatch.metrics.services import rollups_refresh_dirty
 
 pytestmark = pytest.mark.django_db
 _ids = itertools.count()
@@ -39,7 +39,7 @@ def customers_project(project, key_client):
     now = timezone.now()
     sent = key_client(project, "ingest").post("/api/v1/events", {"events": _events(now)}, format="json")
     assert sent.status_code == 200 and sent.json()["accepted"] == 5
-    refresh_dirty_rollups(project=project)
+    rollups_refresh_dirty(project=project)
     return project, now
 
 
@@ -57,7 +57,7 @@ def test_only_the_customer_over_its_monthly_budget_alerts(customers_project, man
     settings.EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
     Channel.objects.create(project=project, kind=Channel.EMAIL, name="ops", target="ops@example.com")
     rule = _per_value_budget(manage_client)
-    evaluate_project(project=project, now=now)
+    rules_evaluate(project=project, now=now)
 
     amount = Decimal("0.50")
     spent = {customer: sum(Decimal(c) for c in costs) for customer, costs in SPEND.items()}
@@ -78,8 +78,8 @@ def test_only_the_customer_over_its_monthly_budget_alerts(customers_project, man
 def test_each_value_gets_its_own_alert_and_a_second_cycle_opens_none(customers_project, manage_client):
     project, now = customers_project
     rule = _per_value_budget(manage_client, amount="0.18")  # acme 361%, globex 83%, initech 111%
-    evaluate_project(project=project, now=now)
-    evaluate_project(project=project, now=now)
+    rules_evaluate(project=project, now=now)
+    rules_evaluate(project=project, now=now)
     by_value = {a.scope["dimension"]["customer"]: a.level for a in Alert.objects.filter(rule=rule)}
     assert by_value == {"acme": 100, "globex": 80, "initech": 100}
 

@@ -6,7 +6,7 @@ import logging
 import pytest
 
 from budgets.models import Channel
-from budgets.services import deliveries_send_due, evaluate_project
+from budgets.services import deliveries_send_due, rules_evaluate
 from tests.factories import make_user
 
 from .helpers import NOW, feature, only_rules, uncapped_day
@@ -65,7 +65,7 @@ def test_failed_sends_log_no_target_path(project, httpserver, settings, caplog):
     only_rules(project, "unbounded_output")
     Channel.objects.create(project=project, kind="webhook", name="hook", secret="s3cret-sig",
                            target=httpserver.url_for("/XYZsecretpath"))
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     deliveries_send_due(now=NOW)
     assert "refused" in caplog.text
     assert "XYZsecretpath" not in caplog.text and "s3cret-sig" not in caplog.text

@@ -29,7 +29,7 @@ def _race(project, now, monkeypatch):
 
     def cycle():
         try:
-            services.evaluate_project(project=project, now=now)
+            services.rules_evaluate(project=project, now=now)
         except Exception as exc:  # surfaced below
             errors.append(exc)
         finally:

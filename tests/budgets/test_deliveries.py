@@ -10,7 +10,7 @@ import pytest
 from django.test import override_settings
 
 from budgets.models import Alert, Channel, Delivery
-from budgets.services import backoff_seconds, deliveries_send_due, evaluate_project
+from budgets.services import backoff_seconds, deliveries_send_due, rules_evaluate
 from costwatch.devtools import free_port
 from costwatch.metrics.models import FeatureHour
 
@@ -37,7 +37,7 @@ def _parts(envelope):
 
 def test_an_alert_email_arrives_with_html_and_text_and_the_numbers(project, firing, smtp_server, settings):
     Channel.objects.create(project=project, kind="email", name="ops", target="ops@example.com, cto@example.com")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     assert deliveries_send_due(now=NOW) == 1
     [envelope] = smtp_server.messages
     assert sorted(envelope.rcpt_tos) == ["cto@example.com", "ops@example.com"]
@@ -53,7 +53,7 @@ def test_an_alert_email_arrives_with_html_and_text_and_the_numbers(project, firi
 def test_slack_gets_block_kit_with_the_numbers_and_a_link(project, firing, httpserver, settings):
     httpserver.expect_request("/slack", method="POST").respond_with_data("ok")
     webhook_channel(project, httpserver.url_for("/slack"), kind="slack")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     deliveries_send_due(now=NOW)
     [(request, _)] = httpserver.log
     body = json.loads(request.data)
@@ -68,7 +68,7 @@ def test_slack_gets_block_kit_with_the_numbers_and_a_link(project, firing, https
 def test_webhooks_are_signed_with_hmac_sha256_over_timestamp_and_body(project, firing, httpserver):
     httpserver.expect_request("/hook", method="POST").respond_with_data("", status=204)
     webhook_channel(project, httpserver.url_for("/hook"), secret="s3cret")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     deliveries_send_due(now=NOW)
     [(request, _)] = httpserver.log
     parts = dict(p.split("=", 1) for p in request.headers["X-Costwatch-Signature"].split(","))
@@ -85,7 +85,7 @@ def test_a_slack_500_is_retried_with_backoff_then_delivered(project, firing, htt
     httpserver.expect_ordered_request("/slack", method="POST").respond_with_data("boom", status=500)
     httpserver.expect_ordered_request("/slack", method="POST").respond_with_data("ok")
     webhook_channel(project, httpserver.url_for("/slack"), kind="slack")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     assert deliveries_send_due(now=NOW) == 0
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.attempts, delivery.permanent) == ("pending", 1, False)
@@ -100,7 +100,7 @@ def test_a_slack_500_is_retried_with_backoff_then_delivered(project, firing, htt
 def test_a_slack_404_is_permanent(project, firing, httpserver):
     httpserver.expect_request("/slack", method="POST").respond_with_data("no_service", status=404)
     webhook_channel(project, httpserver.url_for("/slack"), kind="slack")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     deliveries_send_due(now=NOW)
     deliveries_send_due(now=NOW + dt.timedelta(hours=2))
     delivery = Delivery.objects.get()
@@ -112,7 +112,7 @@ def test_a_slack_404_is_permanent(project, firing, httpserver):
 def test_a_429_is_transient(project, firing, httpserver):
     httpserver.expect_request("/hook", method="POST").respond_with_data("slow down", status=429)
     webhook_channel(project, httpserver.url_for("/hook"))
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     deliveries_send_due(now=NOW)
     assert Delivery.objects.get().status == "pending"
 
@@ -120,7 +120,7 @@ def test_a_429_is_transient(project, firing, httpserver):
 def test_one_dead_channel_never_holds_up_another(project, firing, smtp_server):
     webhook_channel(project, f"http://127.0.0.1:{free_port()}/nobody-listens", name="dead")
     Channel.objects.create(project=project, kind="email", name="ops", target="ops@example.com")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     assert deliveries_send_due(now=NOW) == 1
     assert len(smtp_server.messages) == 1
     dead = Delivery.objects.get(channel__name="dead")
@@ -131,7 +131,7 @@ def test_one_dead_channel_never_holds_up_another(project, firing, smtp_server):
 def test_backoff_steps_from_the_environment_then_hourly_until_the_max_age(project, firing):
     assert [backoff_seconds(n) for n in (1, 2, 3, 4)] == [2, 7, 3600, 3600]
     webhook_channel(project, f"http://127.0.0.1:{free_port()}/down")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     moments = [NOW, NOW + 2 * SECOND, NOW + 9 * SECOND, NOW + 3609 * SECOND, NOW + 7209 * SECOND]
     for moment in moments:
         deliveries_send_due(now=moment)
@@ -143,10 +143,10 @@ def test_backoff_steps_from_the_environment_then_hourly_until_the_max_age(projec
 def test_a_resolved_condition_sends_exactly_one_resolve_message(project, firing, httpserver):
     httpserver.expect_request("/hook", method="POST").respond_with_data("")
     webhook_channel(project, httpserver.url_for("/hook"))
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     FeatureHour.objects.filter(project=project).update(uncapped_calls=0)
     for minute in (1, 30, 61, 62, 120):
-        evaluate_project(project=project, now=NOW + dt.timedelta(minutes=minute))
+        rules_evaluate(project=project, now=NOW + dt.timedelta(minutes=minute))
         deliveries_send_due(now=NOW + dt.timedelta(minutes=minute))
     types = [json.loads(request.data)["type"] for request, _ in httpserver.log]
     assert types == ["alert.opened", "alert.resolved"]
@@ -159,13 +159,13 @@ def test_a_channel_limited_to_some_rules_only_gets_their_alerts(project, firing,
     other = Rule.objects.create(project=project, kind="pro_default", params={})
     channel = webhook_channel(project, httpserver.url_for("/hook"))
     channel.rules.set([other])
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     assert not Delivery.objects.exists()
 
 
 def test_a_refused_email_address_is_a_permanent_failure(project, firing, smtp_server):
     Channel.objects.create(project=project, kind="email", name="gone", target="bounce@example.com")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     deliveries_send_due(now=NOW)
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.permanent) == ("failed", True)
@@ -175,7 +175,7 @@ def test_a_refused_email_address_is_a_permanent_failure(project, firing, smtp_se
 
 def test_a_temporarily_refused_email_address_is_retried_not_given_up(project, firing, smtp_server):
     Channel.objects.create(project=project, kind="email", name="grey", target="greylisted@example.com")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     deliveries_send_due(now=NOW)
     delivery = Delivery.objects.get()
     assert (delivery.status, delivery.permanent, delivery.attempts) == ("pending", False, 1)
@@ -186,18 +186,18 @@ def test_a_temporarily_refused_email_address_is_retried_not_given_up(project, fi
 def test_slack_messages_escape_free_text_so_a_model_name_cannot_ping_the_channel(project, httpserver):
     from django.utils import timezone
 
-    from costwatch.metrics.services import refresh_dirty_rollups
+    from costwatch.metrics.services import rollups_refresh_dirty
     from ingest.services import event_batch_ingest
 
     now = timezone.now()
     event = {"event_id": "x1", "timestamp": (now - dt.timedelta(minutes=5)).isoformat(), "feature": "chat",
              "model": "<!channel> <https://evil.example|click>", "input_tokens": 10, "output_tokens": 5}
     assert event_batch_ingest(project=project, events=[event]).accepted == 1
-    refresh_dirty_rollups(project=project)
+    rollups_refresh_dirty(project=project)
     only_rules(project, "unpriced_traffic")
     httpserver.expect_request("/slack", method="POST").respond_with_data("ok")
     webhook_channel(project, httpserver.url_for("/slack"), kind="slack")
-    evaluate_project(project=project, now=now)
+    rules_evaluate(project=project, now=now)
     deliveries_send_due(now=now)
     [(request, _)] = httpserver.log
     body = json.loads(request.data)
@@ -212,7 +212,7 @@ def test_a_sender_whose_claim_was_taken_over_neither_sends_nor_records(project, 
 
     webhook_channel(project, httpserver.url_for("/hook"))
     httpserver.expect_request("/hook").respond_with_data("ok")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     [(delivery_id, lease_end)] = deliveries_claim_due(now=NOW)
     # The lease ran out before this sender started; another sweep claimed the row meanwhile.
     [(again_id, new_lease_end)] = deliveries_claim_due(now=lease_end)

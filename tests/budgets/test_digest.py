@@ -7,7 +7,7 @@ from decimal import Decimal
 import pytest
 
 from budgets.models import Channel, DigestSent
-from budgets.services import digests_send_due, evaluate_project
+from budgets.services import digests_send_due, rules_evaluate
 from costwatch.devtools import free_port
 from costwatch.metrics.models import FeatureDay
 
@@ -34,7 +34,7 @@ def test_the_digest_is_sent_once_at_8_local_with_spend_movers_and_open_alerts(pr
     _day(project, search, dt.date(2026, 11, 25), "0.25")
     uncapped_day(project, chat, now=at_8_paris)
     only_rules(project, "unbounded_output")
-    evaluate_project(project=project, now=at_8_paris)
+    rules_evaluate(project=project, now=at_8_paris)
     smtp_server.messages.clear()
 
     assert digests_send_due(now=at_8_paris - dt.timedelta(hours=1)) == 0  # 07:05 in Paris

@@ -12,8 +12,8 @@ import pytest
 from django.utils import timezone
 
 from budgets.models import Alert, Rule
-from budgets.services import evaluate_project
-from costwatch.metrics.services import refresh_dirty_rollups
+from budgets.services import rules_evaluate
+from costwatch.metrics.services import rollups_refresh_dirty
 
 pytestmark = pytest.mark.django_db
 _ids = itertools.count()
@@ -37,12 +37,12 @@ def send(client, project, events):
         response = client.post("/api/v1/events", {"events": events[start:start + 1000]}, format="json")
         assert response.status_code == 200, response.json()
         assert response.json()["accepted"] == len(events[start:start + 1000])
-    refresh_dirty_rollups(project=project)
-    return evaluate_project(project=project, now=timezone.now())
+    rollups_refresh_dirty(project=project)
+    return rules_evaluate(project=project, now=timezone.now())
 
 
 def keep_only(project, kind):
-    evaluate_project(project=project, now=timezone.now())  # the first cycle creates the defaults
+    rules_evaluate(project=project, now=timezone.now())  # the first cycle creates the defaults
     Rule.objects.filter(project=project).exclude(kind=kind).delete()
 
 

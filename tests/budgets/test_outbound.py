@@ -10,7 +10,7 @@ from werkzeug import Response
 
 from budgets.models import Delivery
 from budgets.outbound import address_is_public
-from budgets.services import deliveries_send_due, evaluate_project
+from budgets.services import deliveries_send_due, rules_evaluate
 
 from .helpers import NOW, feature, only_rules, uncapped_day, webhook_channel
 
@@ -33,7 +33,7 @@ def strict(settings):
 
 def _deliver(project, url, *, kind="webhook"):
     webhook_channel(project, url, kind=kind)
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     deliveries_send_due(now=NOW)
     return Delivery.objects.get()
 

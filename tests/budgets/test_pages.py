@@ -3,7 +3,7 @@
 import pytest
 
 from budgets.models import Alert, Channel, Delivery, Rule
-from budgets.services import deliveries_send_due, evaluate_project
+from budgets.services import deliveries_send_due, rules_evaluate
 from budgets.tasks import send_channel_test
 from costwatch.projects.services import membership_set
 from tests.factories import make_project, make_user
@@ -25,7 +25,7 @@ def open_alert(project):
     feat = feature(project)
     uncapped_day(project, feat)
     only_rules(project, "unbounded_output")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     return Alert.objects.get()
 
 
@@ -142,7 +142,7 @@ def test_the_channels_page_highlights_permanent_failures(client, user, project, 
     httpserver.expect_request("/slack", method="POST").respond_with_data("no_service", status=404)
     Channel.objects.create(project=project, kind="slack", name="#costs", target=httpserver.url_for("/slack"))
     Alert.objects.all().delete()
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     deliveries_send_due(now=NOW)
     assert Delivery.objects.get().permanent
     client.force_login(user)

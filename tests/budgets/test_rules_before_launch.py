@@ -7,8 +7,8 @@ import pytest
 from django.utils import timezone
 
 from budgets.models import Alert, Rule
-from budgets.services import evaluate_project
-from costwatch.metrics.services import refresh_dirty_rollups
+from budgets.services import rules_evaluate
+from costwatch.metrics.services import rollups_refresh_dirty
 from ingest.models import Feature
 
 pytestmark = pytest.mark.django_db
@@ -30,14 +30,14 @@ def test_a_budget_created_before_its_features_first_event_fires_after_it(project
     assert rule.feature_id is None and not Feature.objects.filter(project=project).exists()
 
     now = timezone.now()
-    assert not [e for e in evaluate_project(project=project, now=now) if e.rule.pk == rule.pk]
+    assert not [e for e in rules_evaluate(project=project, now=now) if e.rule.pk == rule.pk]
 
     costs = ["0.40", "0.35", "0.30"]  # 1.05 in all: over the $1.00 day budget
     events = [_event("ticket-route", cost, ts=now) for cost in costs]
     sent = key_client(project, "ingest").post("/api/v1/events", {"events": events}, format="json")
     assert sent.status_code == 200 and sent.json()["accepted"] == 3
-    refresh_dirty_rollups(project=project)
-    evaluate_project(project=project, now=now)
+    rollups_refresh_dirty(project=project)
+    rules_evaluate(project=project, now=now)
 
     rule.refresh_from_db()
     assert rule.feature.name == "ticket-route" and rule.awaited_feature == ""
@@ -53,7 +53,7 @@ def test_a_feature_rule_named_before_launch_replaces_the_project_rule_once_bound
     assert created.status_code == 201, created.json()
     assert manage_client.get(f"/api/v1/rules/{created.json()['id']}").json()["feature"] == "search-rank"
     Feature.objects.create(project=project, name="search-rank")
-    evaluate_project(project=project, now=timezone.now())
+    rules_evaluate(project=project, now=timezone.now())
     assert Rule.objects.get(pk=created.json()["id"]).feature.name == "search-rank"
 
 

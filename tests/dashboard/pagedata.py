@@ -6,7 +6,7 @@ import datetime as dt
 import itertools
 from decimal import Decimal
 
-from costwatch.metrics.services import refresh_dirty_rollups
+from costwatch.metrics.services import rollups_refresh_dirty
 from ingest.services import event_rows_store
 
 UTC = dt.UTC
@@ -30,7 +30,7 @@ def row(**overrides) -> dict:
 
 def store(project, rows) -> None:
     event_rows_store(project=project, rows=rows)
-    refresh_dirty_rollups(project=project)
+    rollups_refresh_dirty(project=project)
 
 
 def alpha_beta_rows(ts=None) -> list[dict]:

@@ -68,7 +68,7 @@ def ingested(project, ingest_client, priced_models):
     events = events_at(base)
     response = ingest_client.post("/api/v1/events", {"events": events}, format="json")
     assert response.status_code == 200, response.content
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     return events
 
 
@@ -144,7 +144,7 @@ def test_rollups_follow_a_price_change_after_recompute(read_client, manage_clien
         "effective_from": "2000-01-01T00:00:00Z"}, format="json")
     assert response.status_code in (200, 201, 202), response.content
     recompute.costs_recompute(project=project)  # what the queued task runs, synchronously here
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     [row] = read_client.get("/api/v1/features").json()["results"]
     mystery = {"input": Decimal(2), "cached": Decimal(2), "output": Decimal(4)}
     total = sum(cost(price_of(e) or mystery, e) for e in ingested)

@@ -8,7 +8,7 @@ from django.core.management import CommandError, call_command
 from django.utils import timezone
 
 from budgets.selectors import open_alerts
-from budgets.services import evaluate_project
+from budgets.services import rules_evaluate
 from costwatch.devtools.demo import generate_batches
 from costwatch.metrics.models import FeatureDay
 from ingest.models import DirtyHour, Event
@@ -92,7 +92,7 @@ def test_first_rule_cycle_after_seed_demo_opens_exactly_the_three_stories(projec
     # 36 days cover the rules' longest reach (the 7 days and the 28 before them).
     call_command("seed_demo", "--project", project.slug, "--events", "20000", "--days", "36", stdout=StringIO())
     now = timezone.now()
-    evaluate_project(project=project, now=now)
+    rules_evaluate(project=project, now=now)
 
     alerts = {(a.kind, a.feature.name if a.feature else None): a for a in open_alerts(project=project)}
     assert set(alerts) == {("unbounded_output", "code-review"), ("pro_default", "draft-reply"),

@@ -84,14 +84,14 @@ def test_admin_adds_and_promotes_members_by_username(admin_client, project):
 
 def test_changing_timezone_rebuilds_days_in_the_new_zone(admin_client, project):
     from costwatch.metrics.models import FeatureDay
-    from costwatch.metrics.services import refresh_dirty_rollups
+    from costwatch.metrics.services import rollups_refresh_dirty
 
     rows = alpha_beta_rows()  # Oct 10 12:00 UTC etc.
     store(project, rows)
     admin_client.post(f"/p/{project.slug}/settings/", settings_post(timezone="Pacific/Kiritimati"))  # UTC+14
     project.refresh_from_db()
     assert project.timezone == "Pacific/Kiritimati"
-    refresh_dirty_rollups(project=project)
+    rollups_refresh_dirty(project=project)
     days = set(FeatureDay.objects.filter(project=project).values_list("day", flat=True))
     # 12:00 UTC is 02:00 the next day in UTC+14: every event moves one local day on, none stay behind
     assert days == {(r["ts"] + dt.timedelta(hours=14)).date() for r in rows}

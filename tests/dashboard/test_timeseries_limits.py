@@ -20,7 +20,7 @@ def sixty_models(project, ingest_client):
     for start in range(0, len(events), 1000):
         response = ingest_client.post("/api/v1/events", {"events": events[start:start + 1000]}, format="json")
         assert response.status_code == 200
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     return when
 
 

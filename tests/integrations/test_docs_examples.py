@@ -14,7 +14,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from costwatch.devtools import database_url
-from costwatch.metrics.services import refresh_dirty_rollups
+from costwatch.metrics.services import rollups_refresh_dirty
 from costwatch.projects.models import Membership, Project
 from costwatch.projects.services import api_key_issue
 from ingest.models import Event
@@ -88,7 +88,7 @@ def test_every_readme_example_runs_as_written(live_server, tmp_path):
         if block["skip"]:
             continue
         code = block["code"].replace("http://127.0.0.1:8000", live_server.url)
-        refresh_dirty_rollups(project=project)  # what beat does every 20 s between a user's commands
+        rollups_refresh_dirty(project=project)  # what beat does every 20 s between a user's commands
         command = ["bash", "-euo", "pipefail", "-c", code] if block["lang"] == "sh" else [sys.executable, "-c", code]
         result = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=180)
         assert result.returncode == 0, (block["code"], result.stdout, result.stderr)

@@ -49,7 +49,7 @@ def mixed(project):
     project.save()
     rows = random_rows(11, 700, start=START, hours=30)
     store_events(project, rows)
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     return rows
 
 
@@ -148,14 +148,14 @@ def test_uncapped_counts_caps_at_or_above_huge_cap_and_leaves_out_unknown_caps(p
     caps = [(None, True), (8191, True), (8192, True), (20000, True), (None, False), (100, True)]
     store_events(project, [event_row(ts=ts, max_output_tokens=cap, cap_known=known,
                                      finish_reason="length" if cap == 100 else "stop") for cap, known in caps])
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     row = FeatureHour.objects.get(project=project)
     assert (row.uncapped_calls, row.cap_known_calls, row.cap_hit_calls, row.calls) == (3, 5, 1, 6)
 
     project.huge_cap_tokens = 20001
     project.save()
     assert services.project_mark_all_dirty(project=project) == 1
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     row = FeatureHour.objects.get(project=project)
     assert (row.uncapped_calls, row.cap_known_calls) == (1, 5)
 
@@ -170,7 +170,7 @@ def test_days_follow_the_project_timezone_across_dst(user):
         dt.datetime(2026, 11, 2, 4, 30, tzinfo=UTC),  # Nov 1, 23:30 EST
     ]
     store_events(project, [event_row(ts=ts, output_tokens=10 * (i + 1)) for i, ts in enumerate(times)])
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     days = dict(FeatureDay.objects.filter(project=project).values_list("day", "output_tokens"))
     assert days == {dt.date(2026, 11, 19): 10, dt.date(2026, 11, 20): 20, dt.date(2026, 11, 1): 30 + 40}
 
@@ -184,7 +184,7 @@ def test_days_in_a_half_hour_timezone_split_a_utc_hour(user):
     late = dt.datetime(2026, 11, 20, 18, 45, tzinfo=UTC)  # Nov 21, 00:15 IST
     store_events(project, [event_row(ts=early, output_tokens=7, attributes={"customer": "acme"}),
                            event_row(ts=late, output_tokens=9, attributes={"customer": "acme"})])
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     days = dict(FeatureDay.objects.filter(project=project).values_list("day", "output_tokens"))
     assert days == {dt.date(2026, 11, 20): 7, dt.date(2026, 11, 21): 9}
     assert dict(ModelDay.objects.filter(project=project).values_list("day", "output_tokens")) == days
@@ -196,10 +196,10 @@ def test_days_in_a_half_hour_timezone_split_a_utc_hour(user):
 def test_a_second_refresh_of_the_same_hour_never_double_counts(project):
     ts = dt.datetime(2026, 11, 20, 9, 5, tzinfo=UTC)
     store_events(project, [event_row(ts=ts), event_row(ts=ts)])
-    assert services.refresh_dirty_rollups(project=project) == services.RefreshResult(events_added=2)
-    assert services.refresh_dirty_rollups(project=project) == services.RefreshResult()
+    assert services.rollups_refresh_dirty(project=project) == services.RefreshResult(events_added=2)
+    assert services.rollups_refresh_dirty(project=project) == services.RefreshResult()
     store_events(project, [event_row(ts=ts + dt.timedelta(minutes=10))])
-    assert services.refresh_dirty_rollups() == services.RefreshResult(events_added=1)
+    assert services.rollups_refresh_dirty() == services.RefreshResult(events_added=1)
     assert FeatureHour.objects.get(project=project).calls == 3
     assert FeatureDay.objects.get(project=project).calls == 3
     state = RollupState.objects.get(project=project)
@@ -210,7 +210,7 @@ def test_a_second_refresh_of_the_same_hour_never_double_counts(project):
 def test_rebuild_since_restores_deleted_rollups(project):
     rows = random_rows(5, 120, start=START, hours=10)
     store_events(project, rows)
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     FeatureHour.objects.all().delete()
     HourlyRollup.objects.all().delete()
     since = START + dt.timedelta(hours=5)
@@ -223,11 +223,11 @@ def test_rebuild_since_restores_deleted_rollups(project):
 @pytest.mark.django_db
 def test_a_full_rebuild_after_a_timezone_change_leaves_no_old_days(project):
     store_events(project, [event_row(ts=dt.datetime(2026, 11, 20, 2, 0, tzinfo=UTC))])
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     project.timezone = "America/Los_Angeles"
     project.save()
     services.project_mark_all_dirty(project=project, drop_days=True)
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     assert list(FeatureDay.objects.values_list("day", flat=True)) == [dt.date(2026, 11, 19)]
     assert list(ModelDay.objects.values_list("day", flat=True)) == [dt.date(2026, 11, 19)]
     project.timezone = "Asia/Tokyo"

@@ -30,7 +30,7 @@ def test_an_event_committed_during_a_refresh_is_folded_in_by_the_next_run(projec
 
     def run_refresh():
         try:
-            services.refresh_dirty_rollups(project=project)
+            services.rollups_refresh_dirty(project=project)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -51,7 +51,7 @@ def test_an_event_committed_during_a_refresh_is_folded_in_by_the_next_run(projec
     assert errors == []
     assert FeatureHour.objects.get(project=project).calls == 1  # the refresh could not see it yet
     assert list(DirtyHour.objects.filter(project=project).values_list("hour", flat=True)) == [HOUR]
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     assert FeatureHour.objects.get(project=project).calls == 2
     assert not DirtyHour.objects.filter(project=project).exists()
 

@@ -103,7 +103,7 @@ def test_batches_added_as_deltas_equal_python_and_a_rebuild(kolkata):
     stored = []
     for seed in range(4):
         stored += store_events(kolkata, random_rows(100 + seed, 150, start=START, hours=8))
-        result = services.refresh_dirty_rollups(project=kolkata)
+        result = services.rollups_refresh_dirty(project=kolkata)
         assert result == services.RefreshResult(events_added=150, hours_rebuilt=0)
         assert not DirtyHour.objects.filter(project=kolkata).exists()
         assert stored_hourly(kolkata) == expected_hourly(stored)
@@ -112,7 +112,7 @@ def test_batches_added_as_deltas_equal_python_and_a_rebuild(kolkata):
     retried = stored[-40:] + fresh
     assert event_rows_store(project=kolkata, rows=retried).accepted == 40
     stored += retried[40:]
-    assert services.refresh_dirty_rollups(project=kolkata) == services.RefreshResult(events_added=40)
+    assert services.rollups_refresh_dirty(project=kolkata) == services.RefreshResult(events_added=40)
     assert_rollups_match(kolkata, stored)
 
 
@@ -122,9 +122,9 @@ def test_deltas_of_one_hour_merge_histograms_bucket_by_bucket(project):
     first = [event_row(ts=ts, latency_ms=value) for value in (0, 1, 3, 800)]
     second = [event_row(ts=ts + dt.timedelta(minutes=20), latency_ms=value) for value in (800, 30000, None)]
     store_events(project, first)
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     store_events(project, second)
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     row = HourlyRollup.objects.get(project=project)
     expected = histogram([0, 1, 3, 800, 800, 30000, None])
     assert row.latency_hist == expected and sum(expected) == 6
@@ -137,7 +137,7 @@ def test_deltas_of_one_hour_merge_histograms_bucket_by_bucket(project):
 def test_hours_changed_in_place_are_rebuilt_beside_new_batches(kolkata):
     rows = random_rows(7, 200, start=START, hours=6)
     store_events(kolkata, rows)
-    services.refresh_dirty_rollups(project=kolkata)
+    services.rollups_refresh_dirty(project=kolkata)
     # A recompute changes the cost of the stored events of one hour in place and marks it (no
     # first_event_id); a new batch arrives in the same hour before the next refresh.
     hour = utc_hour(rows[0]["ts"])
@@ -150,7 +150,7 @@ def test_hours_changed_in_place_are_rebuilt_beside_new_batches(kolkata):
             row["cost_usd"] = Decimal("0.5")
     late = random_rows(8, 60, start=hour, hours=1)
     store_events(kolkata, late)
-    result = services.refresh_dirty_rollups(project=kolkata)
+    result = services.rollups_refresh_dirty(project=kolkata)
     assert result == services.RefreshResult(events_added=60, hours_rebuilt=1)
     assert_rollups_match(kolkata, rows + late)
 
@@ -159,11 +159,11 @@ def test_hours_changed_in_place_are_rebuilt_beside_new_batches(kolkata):
 def test_a_settings_change_rebuilds_every_hour(kolkata):
     rows = random_rows(9, 120, start=START, hours=5)
     store_events(kolkata, rows)
-    services.refresh_dirty_rollups(project=kolkata)
+    services.rollups_refresh_dirty(project=kolkata)
     kolkata.huge_cap_tokens = 300
     kolkata.save()
     marked = services.project_mark_all_dirty(project=kolkata)
-    assert services.refresh_dirty_rollups(project=kolkata).hours_rebuilt == marked == len(
+    assert services.rollups_refresh_dirty(project=kolkata).hours_rebuilt == marked == len(
         {utc_hour(r["ts"]) for r in rows})
     uncapped = sum(1 for r in rows if r["cap_known"] and (r["max_output_tokens"] is None
                                                           or r["max_output_tokens"] >= 300))
@@ -191,7 +191,7 @@ def test_concurrent_ingest_during_refreshes_is_counted_once(kolkata):
     def refresh():
         try:
             while not done.is_set():
-                services.refresh_dirty_rollups(project=kolkata)
+                services.rollups_refresh_dirty(project=kolkata)
         except Exception as exc:  # pragma: no cover - reported below
             errors.append(exc)
         finally:
@@ -207,7 +207,7 @@ def test_concurrent_ingest_during_refreshes_is_counted_once(kolkata):
     done.set()
     refresher.join(timeout=120)
     assert errors == []
-    services.refresh_dirty_rollups(project=kolkata)
+    services.rollups_refresh_dirty(project=kolkata)
     assert not DirtyHour.objects.filter(project=kolkata).exists()
     assert len(sent) == sum(HourlyRollup.objects.filter(project=kolkata).values_list("calls", flat=True))
     assert_rollups_match(kolkata, sent)

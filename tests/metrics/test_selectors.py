@@ -44,7 +44,7 @@ def mixed(project):
     project.save()
     rows = random_rows(21, 900, start=START - dt.timedelta(days=2), hours=24 * 14)
     store_events(project, rows)
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     return rows
 
 
@@ -103,7 +103,7 @@ def test_pro_share_change_compares_the_last_7_days_with_the_28_before(project):
                  event_row(ts=ts, tier="pro"), event_row(ts=ts), event_row(ts=ts, tier="unknown")]
     rows.append(event_row(ts=end - dt.timedelta(days=40), tier="pro"))  # outside both windows
     store_events(project, rows)
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     [row] = selectors.feature_metrics(project=project, start=end - dt.timedelta(days=2), end=end)
     assert row["pro_share_change"] == pytest.approx(3 / 5 - 1 / 4)
 
@@ -118,7 +118,7 @@ def test_daily_timeseries_is_zero_filled_in_the_project_timezone(user):
             event_row(ts=dt.datetime(2026, 11, 16, 6, 0, tzinfo=UTC)),  # Nov 16 01:00 local
             event_row(ts=dt.datetime(2026, 11, 16, 7, 0, tzinfo=UTC), cost_usd=None, cost_source="")]
     store_events(project, rows)
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     series = selectors.timeseries(project=project, metric="pro_share", granularity="day", start=start, end=end)
     assert [(p["t"], p["value"]) for p in series] == [
         (dt.datetime(2026, 11, 15, tzinfo=tz), 1.0), (dt.datetime(2026, 11, 16, tzinfo=tz), 0.0),
@@ -201,7 +201,7 @@ def test_overview_month_to_date_forecast_and_last_month(project):
             event_row(ts=dt.datetime(2026, 11, 9, tzinfo=UTC), cost_usd=None, model="mystery", cost_source=""),
             event_row(ts=dt.datetime(2026, 10, 20, tzinfo=UTC), cost_usd=Decimal("9"))]
     store_events(project, rows)
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     result = selectors.overview(project=project, now=now)
     assert result["spent_usd"] == Decimal("5.25")
     assert result["forecast_usd"] == pytest.approx(Decimal("5.25") * 30 / Decimal("10.5"))
@@ -222,7 +222,7 @@ def test_overview_change_leaves_out_todays_partial_day(project):
             event_row(ts=dt.datetime(2026, 11, 4, 12, tzinfo=UTC), cost_usd=Decimal("3")),  # the last 7 full days
             event_row(ts=dt.datetime(2026, 11, 11, 8, tzinfo=UTC), cost_usd=Decimal("50"))]  # today: not yet a day
     store_events(project, rows)
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     (row,) = selectors.overview(project=project, now=now)["top_by_change"]
     assert (row["week_cost_usd"], row["previous_week_cost_usd"], row["change_usd"]) == (
         Decimal(3), Decimal(2), Decimal(1))
@@ -266,7 +266,7 @@ def test_feature_metrics_from_daily_keeps_role_costs_and_empty_ranges(project):
             event_row(ts=end - dt.timedelta(days=20)), event_row(ts=end - dt.timedelta(days=20), tier="pro"),
             event_row(ts=end - dt.timedelta(days=20)), event_row(ts=end - dt.timedelta(days=20))]
     store_events(project, rows)
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     start = end - dt.timedelta(days=5)
     row = _page_row(project, "ticket-triage", start, end)
     assert [row] == selectors.feature_metrics(project=project, start=start, end=end, feature="ticket-triage")
@@ -338,7 +338,7 @@ def test_role_costs_filtered_by_a_dimension_tell_unpriced_from_absent(project):
     # acme: priced primary and escalation calls, an unpriced shadow call, no triage call at all.
     store_events(project, [event_row(ts=ts, attributes=acme), event_row(ts=ts, role="escalation", attributes=acme),
                            event_row(ts=ts, role="shadow", cost_usd=None, cost_source="", attributes=acme)])
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     start = end - dt.timedelta(days=5)
     for attrs in (None, {"customer": "acme"}):  # FeatureDay rows, then DimensionDay rows
         [row] = selectors.feature_metrics(project=project, start=start, end=end, attrs=attrs)

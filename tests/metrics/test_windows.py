@@ -53,7 +53,7 @@ def ny(user, key_client):
     project.dimensions = ["customer"]
     project.save()
     rows = store_events(project, hand_built_events())
-    services.refresh_dirty_rollups(project=project)
+    services.rollups_refresh_dirty(project=project)
     return project, rows, key_client(project, "read")
 
 

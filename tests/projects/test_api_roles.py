@@ -9,7 +9,7 @@ import pytest
 from rest_framework.test import APIClient
 
 from budgets.models import Alert, Channel, Rule
-from budgets.services import evaluate_project
+from budgets.services import rules_evaluate
 from ingest.models import Event, Feature, Price
 from tests.budgets.helpers import NOW, feature, only_rules, uncapped_day
 from tests.factories import make_user
@@ -23,7 +23,7 @@ def world(project):
     feat = feature(project, "ticket-triage")
     uncapped_day(project, feat)
     only_rules(project, "unbounded_output")
-    evaluate_project(project=project, now=NOW)
+    rules_evaluate(project=project, now=NOW)
     channel = Channel.objects.create(project=project, kind="email", name="ops", target="ops@example.com")
     return {"rule": Rule.objects.get(), "channel": channel, "alert": Alert.objects.get(), "feature": feat}
 

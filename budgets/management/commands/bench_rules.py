@@ -19,7 +19,7 @@ from django.utils import timezone
 
 from budgets.models import Alert, Rule
 from budgets.rules import params_clean
-from budgets.services import evaluate_project
+from budgets.services import rules_evaluate
 from costwatch.devtools.bench import rss_mb
 from costwatch.metrics.models import DimensionDay, FeatureHour, HourlyRollup
 from costwatch.projects.models import Project
@@ -58,7 +58,7 @@ class Command(BaseCommand):
         timings = []
         for cycle in range(cycles):
             began = time.perf_counter()
-            evaluations = evaluate_project(project=project, now=now + dt.timedelta(minutes=cycle))
+            evaluations = rules_evaluate(project=project, now=now + dt.timedelta(minutes=cycle))
             timings.append(time.perf_counter() - began)
             fired = sum(e.verdict.fired for e in evaluations)
             self.stdout.write(f"cycle {cycle + 1}: {timings[-1]:.2f} s, {len(evaluations)} verdicts, {fired} firing, "

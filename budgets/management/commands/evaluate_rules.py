@@ -5,9 +5,9 @@ import json
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from budgets.services import deliveries_send_due, evaluate_project
+from budgets.services import deliveries_send_due, rules_evaluate
 from costwatch.cli import parse_when
-from costwatch.metrics.services import refresh_dirty_rollups
+from costwatch.metrics.services import rollups_refresh_dirty
 from costwatch.projects.models import Project
 from costwatch.projects.selectors import project_by_slug_or_name
 
@@ -29,8 +29,8 @@ class Command(BaseCommand):
         if not projects:
             raise CommandError("no projects yet: create one with `manage.py create_project NAME`")
         for project in projects:
-            refreshed = refresh_dirty_rollups(project=project)
-            evaluations = evaluate_project(project=project, now=now)
+            refreshed = rollups_refresh_dirty(project=project)
+            evaluations = rules_evaluate(project=project, now=now)
             fired = [e for e in evaluations if e.verdict.fired]
             self.stdout.write(f"{project.slug}: rollups refreshed ({refreshed}), {len(evaluations)} verdicts, "
                               f"{len(fired)} firing at {now.isoformat()}")

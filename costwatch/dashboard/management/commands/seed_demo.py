@@ -60,9 +60,9 @@ class Command(BaseCommand):
             event_rows_price(project=project, rows=rows)
             stored += event_rows_store(project=project, rows=rows).accepted
         written = time.perf_counter()
-        from costwatch.metrics.services import refresh_dirty_rollups
+        from costwatch.metrics.services import rollups_refresh_dirty
 
-        refreshed = refresh_dirty_rollups(project=project)
+        refreshed = rollups_refresh_dirty(project=project)
         self.stdout.write(
             f"seeded {stored} events over {days} days into {project.slug} ({prices} demo price overrides added) in "
             f"{written - started:.1f}s; rollups refreshed ({refreshed}) in {time.perf_counter() - written:.1f}s"

@@ -25,7 +25,7 @@ class Command(BaseCommand):
             if since_at is not None:
                 result = services.RefreshResult(hours_rebuilt=services.rollups_rebuild(project=each, since=since_at))
             else:
-                result = services.refresh_dirty_rollups(project=each)
+                result = services.rollups_refresh_dirty(project=each)
             total += result
             self.stdout.write(f"{each.slug}: {result}")
         self.stdout.write(self.style.SUCCESS(f"refreshed {len(projects)} project(s): {total}"))

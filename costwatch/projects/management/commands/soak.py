@@ -364,7 +364,7 @@ class Command(BaseCommand):
             project.delete()
             return
         # A project that existed before: remove only this run's events and rebuild the hours they touched.
-        from costwatch.metrics.services import refresh_dirty_rollups
+        from costwatch.metrics.services import rollups_refresh_dirty
 
         now = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
         hours = [now - dt.timedelta(hours=h) for h in range(-1, soak.SPREAD_SECONDS // 3600 + 2)]
@@ -372,4 +372,4 @@ class Command(BaseCommand):
             cursor.execute("DELETE FROM ingest_event WHERE project_id = %s AND (event_id LIKE %s OR event_id LIKE %s)",
                            [project.pk, f"{run_id}-%", f"probe-{run_id}-%"])
             DirtyHour.objects.bulk_create([DirtyHour(project=project, hour=hour) for hour in hours])
-        refresh_dirty_rollups(project=project)
+        rollups_refresh_dirty(project=project)
