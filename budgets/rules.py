@@ -374,13 +374,3 @@ def spend_budget_floor(*, elapsed_fraction: float, params: dict) -> Decimal | No
         return None
     return lowest * Decimal(str(elapsed_fraction)) * Decimal("0.999")
 
-
-RULES = {
-    "unbounded_output": unbounded_output,
-    "pro_default": pro_default,
-    "share_drift": share_drift,
-    "escalation_band": escalation_band,
-    "unpriced_traffic": unpriced_traffic,
-    "spend_spike": spend_spike,
-    "spend_budget": spend_budget,
-}

@@ -55,8 +55,8 @@ def send_due_deliveries():
 
 
 @shared_task(name="budgets.tasks.send_delivery", ignore_result=True)
-def send_delivery(delivery_id: int, lease_end: str | None = None):
-    lease = dt.datetime.fromisoformat(lease_end) if lease_end else None
+def send_delivery(delivery_id: int, lease_end: str):
+    lease = dt.datetime.fromisoformat(lease_end)
     sent = services.delivery_attempt(delivery_id=delivery_id, lease_end=lease, now=timezone.now())
     logger.info("delivery %s %s", delivery_id, "sent" if sent else "failed")
     return sent

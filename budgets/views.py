@@ -8,6 +8,7 @@ import json
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import transaction
 from django.shortcuts import get_object_or_404, redirect, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -18,7 +19,7 @@ from costwatch.projects.selectors import project_for_user, user_is_project_admin
 from ingest.models import Feature
 
 from . import rules as rule_functions
-from . import selectors, services
+from . import selectors, services, tasks
 from .models import RULE_KINDS, Alert, Channel, Delivery, Rule
 from .serializers import ChannelInputSerializer, RuleInputSerializer
 
@@ -181,6 +182,7 @@ def channel_test(request, slug, channel_id):
     project = project_for_user(user=request.user, slug=slug, admin=True)
     channel = get_object_or_404(Channel.objects.select_related("project"), project=project, pk=channel_id)
     services.channel_test_request(channel=channel)
+    transaction.on_commit(lambda: tasks.send_channel_test.delay(channel.pk))
     messages.info(request, f"Test queued for {channel.name}: its outcome shows below once the worker has sent it.")
     return redirect("budgets:channels", slug=slug)
 

@@ -8,11 +8,6 @@ from costwatch.projects.services import audit_record
 from ..models import Alert, Channel, Rule
 from .lifecycle import alerts_close_silently
 
-RULE_FIELDS = ["kind", "feature", "model", "tier", "environment", "dimension", "params", "cooldown_hours", "enabled"]
-
-
-CHANNEL_FIELDS = ["kind", "name", "enabled", "rules"]
-
 
 def rule_snapshot(rule) -> dict:
     return {"kind": rule.kind, "feature": rule.feature_name, "model": rule.model,

@@ -6,7 +6,6 @@ import datetime as dt
 import logging
 
 from django.conf import settings
-from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -57,13 +56,10 @@ def deliveries_send_due(*, now=None, limit: int = 200) -> int:
                for delivery_id, lease_end in deliveries_claim_due(now=now, limit=limit))
 
 
-def delivery_attempt(*, delivery_id: int, lease_end: dt.datetime | None, now) -> bool:
+def delivery_attempt(*, delivery_id: int, lease_end: dt.datetime, now) -> bool:
     """Send one claimed delivery, only while this claim still holds it: a row whose lease ran
-    out and was claimed again (or was settled meanwhile) is left to its new holder. (None:
-    a task queued before claims carried their lease end; only the pending state is checked.)"""
-    rows = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING)
-    if lease_end is not None:
-        rows = rows.filter(next_attempt_at=lease_end)
+    out and was claimed again (or was settled meanwhile) is left to its new holder."""
+    rows = Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING, next_attempt_at=lease_end)
     delivery = rows.select_related("channel", "notice__alert__project").first()
     if delivery is None:
         logger.info("delivery %s: claim no longer held, not sent", delivery_id)
@@ -106,13 +102,10 @@ def sample_alert(*, project) -> Alert:
 
 
 def channel_test_request(*, channel, now=None) -> None:
-    """The Test button: the worker sends (never the web process, which must not wait on a
-    stranger's server); the page shows the outcome once `channel_test` has recorded it."""
-    from ..tasks import send_channel_test  # tasks import this module
-
-    now = now or timezone.now()
-    Channel.objects.filter(pk=channel.pk).update(test_requested_at=now)
-    transaction.on_commit(lambda: send_channel_test.delay(channel.pk))
+    """The Test button: record the request; the caller queues `budgets.tasks.send_channel_test`
+    (the worker sends, never the web process, which must not wait on a stranger's server) and
+    the page shows the outcome once `channel_test` has recorded it."""
+    Channel.objects.filter(pk=channel.pk).update(test_requested_at=now or timezone.now())
 
 
 def channel_test(*, channel, now=None) -> str:
