@@ -2,13 +2,15 @@
 validate, services write (with the audit log), selectors read."""
 
 from django.shortcuts import get_object_or_404
-from drf_spectacular.utils import OpenApiParameter, extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.generics import GenericAPIView
 from rest_framework.response import Response
 
 from costwatch.api import CreatedCursorPagination, api_error, error_response, request_project
+from costwatch.openapi import ErrorsSerializer
 from costwatch.projects.auth import HasManageScope, HasReadScope, request_api_key, scope_permission
+from ingest.event_fields import FEATURE
 
 from . import selectors, services
 from .models import Alert, Channel, Rule
@@ -21,7 +23,6 @@ from .serializers import (
     RuleSerializer,
 )
 
-ERRORS = inline_serializer("Errors", {"errors": serializers.ListField(child=serializers.DictField())})
 PROJECT_PARAM = OpenApiParameter("project", str, required=False,
                                  description="Project slug; only for logged-in sessions (a key knows its project).")
 
@@ -60,7 +61,7 @@ class RuleListView(PagedListMixin, GenericAPIView):
         return self.paged(Rule.objects.filter(project=project).select_related("feature"), RuleSerializer)
 
     @extend_schema(operation_id="rules_create", parameters=[PROJECT_PARAM], request=RuleInputSerializer,
-                   responses={201: RuleSerializer, 400: ERRORS})
+                   responses={201: RuleSerializer})
     def post(self, request):
         project = request_project(request)
         serializer = RuleInputSerializer(data=request.data, project=project)
@@ -82,7 +83,7 @@ class RuleDetailView(GenericAPIView):
         return Response(RuleSerializer(self.rule(request_project(request), rule_id)).data)
 
     @extend_schema(operation_id="rules_update", parameters=[PROJECT_PARAM], request=RuleInputSerializer,
-                   responses={200: RuleSerializer, 400: ERRORS})
+                   responses={200: RuleSerializer})
     def patch(self, request, rule_id):
         project = request_project(request)
         rule = self.rule(project, rule_id)
@@ -111,7 +112,7 @@ class ChannelListView(PagedListMixin, GenericAPIView):
         return self.paged(Channel.objects.filter(project=project).prefetch_related("rules"), ChannelSerializer)
 
     @extend_schema(operation_id="channels_create", parameters=[PROJECT_PARAM], request=ChannelInputSerializer,
-                   responses={201: ChannelSerializer, 400: ERRORS})
+                   responses={201: ChannelSerializer})
     def post(self, request):
         project = request_project(request)
         serializer = ChannelInputSerializer(data=request.data, project=project)
@@ -134,7 +135,7 @@ class ChannelDetailView(GenericAPIView):
         return Response(ChannelSerializer(self.channel(request_project(request), channel_id)).data)
 
     @extend_schema(operation_id="channels_update", parameters=[PROJECT_PARAM], request=ChannelInputSerializer,
-                   responses={200: ChannelSerializer, 400: ERRORS})
+                   responses={200: ChannelSerializer})
     def patch(self, request, channel_id):
         project = request_project(request)
         channel = self.channel(project, channel_id)
@@ -160,7 +161,7 @@ class AlertListView(PagedListMixin, GenericAPIView):
 
     @extend_schema(operation_id="alerts_list", parameters=[
         PROJECT_PARAM, OpenApiParameter("state", str, enum=[s for s, _ in Alert.STATES], required=False)],
-        responses={200: paged_response("AlertList", AlertSerializer), 400: ERRORS})
+        responses={200: paged_response("AlertList", AlertSerializer)})
     def get(self, request):
         project = request_project(request)
         state = request.query_params.get("state") or None
@@ -174,7 +175,7 @@ class AlertAckView(GenericAPIView):
     serializer_class = AlertSerializer
 
     @extend_schema(operation_id="alerts_ack", parameters=[PROJECT_PARAM], request=None,
-                   responses={200: AlertSerializer, 409: ERRORS})
+                   responses={200: AlertSerializer, 409: OpenApiResponse(ErrorsSerializer, description="The alert is already resolved.")})
     def post(self, request, alert_id):
         project = request_project(request)
         alert = get_object_or_404(Alert.objects.select_related("project"), project=project, pk=alert_id)
@@ -201,13 +202,15 @@ class BudgetStatusView(GenericAPIView):
                     OpenApiParameter("feature", str, required=False,
                                      description="The feature about to call; required unless an attr.<dimension> "
                                                  "is given.")],
-        responses={200: BudgetStatusSerializer, 400: ERRORS})
+        responses={200: BudgetStatusSerializer})
     def get(self, request):
         project = request_project(request)
         feature = (request.query_params.get("feature") or "").strip()
         errors, dimension_value = [], None
         if len(feature) > 100:
             errors.append(api_error("feature", "max_length", "at most 100 characters"))
+        elif feature and not FEATURE.pattern.match(feature):
+            errors.append(api_error("feature", "invalid", FEATURE.charset_message))
         attrs = [key for key in request.query_params if key.startswith("attr.")]
         for key in attrs:
             dimension, value = key[len("attr."):], request.query_params.get(key).strip()

@@ -3,7 +3,9 @@
 import re
 
 from django.core.exceptions import PermissionDenied
-from django.http import Http404
+from django.db import InterfaceError, OperationalError
+from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions, status
 from rest_framework.pagination import CursorPagination
 from rest_framework.parsers import JSONParser
@@ -13,6 +15,8 @@ from rest_framework.utils import json
 from rest_framework.views import exception_handler as drf_exception_handler
 
 from costwatch.projects.selectors import project_for_user, user_is_project_admin
+
+DB_RETRY_AFTER_SECONDS = 5
 
 
 def api_error(field, code, message, **extra):
@@ -38,6 +42,11 @@ def errors_flatten(detail, field=None):
 
 
 def exception_handler(exc, context):
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        # PostgreSQL unreachable (restarting, failing over): clients back off and retry.
+        return error_response(
+            [api_error(None, "database_unavailable", "the database is unreachable; retry later")],
+            status_code=status.HTTP_503_SERVICE_UNAVAILABLE, headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)})
     if isinstance(exc, Http404):
         exc = exceptions.NotFound()
     elif isinstance(exc, PermissionDenied):
@@ -71,11 +80,26 @@ def request_project(request):
     return project
 
 
+@csrf_exempt  # like every API view: no session form posts here, and a 404 must not turn into a CSRF 403
+def api_not_found(request, path=""):
+    """Any path under /api/v1/ that names no operation (or an id that is not one): the envelope, not HTML."""
+    return JsonResponse({"errors": [api_error(None, "not_found", f"no API operation at {request.path}")]},
+                        status=404)
+
+
 class CreatedCursorPagination(CursorPagination):
     page_size = 50
     ordering = "-id"
     page_size_query_param = "limit"
     max_page_size = 500
+
+    def decode_cursor(self, request):
+        try:
+            return super().decode_cursor(request)
+        except exceptions.NotFound:
+            # A cursor is a parameter like any other: a bad one is a 400 naming it, not a 404.
+            raise exceptions.ValidationError({self.cursor_query_param: [
+                "invalid cursor; use the `next` link of the previous page"]}) from None
 
 
 MAX_JSON_DEPTH = 32

@@ -1,8 +1,9 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from costwatch.api import api_not_found
 from costwatch.projects import views as project_views
 from costwatch.projects.api import KeyInfoView
 
@@ -11,6 +12,7 @@ api_v1 = [
     path("", include("ingest.api_urls")),
     path("", include("costwatch.dashboard.api_urls")),
     path("", include("budgets.api_urls")),
+    re_path(r"^(?P<path>.*)$", api_not_found),
 ]
 
 urlpatterns = [

@@ -8,7 +8,6 @@ serializers of `ingest.schema` describe the shapes for the OpenAPI schema only.
 
 import msgspec
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import InterfaceError, OperationalError
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.parsers import JSONParser
@@ -24,6 +23,7 @@ from costwatch.api import (
     request_project,
 )
 from costwatch.metrics.definitions import isoformat_z
+from costwatch.openapi import AnyOf, ErrorsSerializer
 from costwatch.projects.auth import HasIngestScope, HasManageScope, request_api_key, scope_permission
 
 from . import schema
@@ -36,7 +36,6 @@ from .selectors import prices_in_effect
 from .services import event_batch_ingest, event_batch_ingest_json
 
 MAX_BODY_BYTES = 5 * 1024 * 1024
-DB_RETRY_AFTER_SECONDS = 5
 _decode_json = msgspec.json.Decoder().decode
 
 
@@ -69,20 +68,11 @@ def _parse_events(body: bytes) -> list:
     return events
 
 
-class DatabaseUnavailableMixin:
-    """PostgreSQL unreachable -> 503 with Retry-After, so clients back off and retry the batch."""
-
-    def handle_exception(self, exc):
-        if isinstance(exc, (OperationalError, InterfaceError)):
-            return error_response(
-                [api_error(None, "database_unavailable", "the database is unreachable; retry the batch later")],
-                status_code=status.HTTP_503_SERVICE_UNAVAILABLE,
-                headers={"Retry-After": str(DB_RETRY_AFTER_SECONDS)},
-            )
-        return super().handle_exception(exc)
+PROJECT_PARAM = OpenApiParameter("project", str, required=False,
+                                 description="Project slug; only for logged-in sessions (a key knows its project).")
 
 
-class EventsView(DatabaseUnavailableMixin, APIView):
+class EventsView(APIView):
     permission_classes = [HasIngestScope]
     parser_classes = [JSONParser]  # documents the media type; the body is read and parsed below
 
@@ -91,19 +81,17 @@ class EventsView(DatabaseUnavailableMixin, APIView):
         summary="Send usage events (1 to 1000 per batch)",
         description=schema.EVENTS_DESCRIPTION,
         request=schema.EventBatchSerializer,
+        parameters=[PROJECT_PARAM],
         responses={
             200: OpenApiResponse(schema.IngestResultSerializer, description="Every event stored or a duplicate."),
             207: OpenApiResponse(schema.IngestResultSerializer,
                                  description="Some events rejected (see errors), the others stored."),
-            400: OpenApiResponse(schema.IngestResultSerializer,
-                                 description="Every event rejected, or the body is not {\"events\": [...]}."),
-            401: OpenApiResponse(schema.IngestErrorsSerializer, description="Missing, unknown or revoked key."),
-            403: OpenApiResponse(schema.IngestErrorsSerializer, description="The key lacks the ingest scope."),
-            413: OpenApiResponse(schema.IngestErrorsSerializer, description="Body over 5 MB (after decompression)."),
-            415: OpenApiResponse(schema.IngestErrorsSerializer, description="Content-Type is not JSON."),
-            429: OpenApiResponse(schema.IngestErrorsSerializer, description="Over the project's rate limit; "
-                                                                      "see Retry-After."),
-            503: OpenApiResponse(schema.IngestErrorsSerializer, description="Database unreachable; see Retry-After."),
+            400: OpenApiResponse(AnyOf((schema.IngestResultSerializer, ErrorsSerializer)),
+                                 description="Every event rejected (the result, with counts), or the request "
+                                             "itself refused (the body is not {\"events\": [...]}: errors only)."),
+            403: OpenApiResponse(ErrorsSerializer, description="The key lacks the ingest scope."),
+            413: OpenApiResponse(ErrorsSerializer, description="Body over 5 MB (after decompression)."),
+            429: OpenApiResponse(ErrorsSerializer, description="Over the project's rate limit; see Retry-After."),
         },
         examples=schema.EVENTS_EXAMPLES,
         tags=["events"],
@@ -153,7 +141,7 @@ def validation_errors(exc: DjangoValidationError):
             for field, errors in exc.error_dict.items() for error in errors]
 
 
-class PricesView(DatabaseUnavailableMixin, APIView):
+class PricesView(APIView):
     pagination_class = CreatedCursorPagination
 
     def get_permissions(self):
@@ -162,8 +150,9 @@ class PricesView(DatabaseUnavailableMixin, APIView):
     @extend_schema(
         operation_id="prices_list",
         summary="Prices in effect for the project (its overrides and the global catalogue, marked by scope)",
-        parameters=[OpenApiParameter("history", bool, description="Every period, not only the ones in force.")],
-        responses={200: schema.PriceSerializer(many=True), 401: schema.IngestErrorsSerializer},
+        parameters=[OpenApiParameter("history", bool, description="Every period, not only the ones in force."),
+                    PROJECT_PARAM],
+        responses={200: schema.PriceSerializer(many=True)},
         tags=["prices"],
     )
     def get(self, request):
@@ -178,8 +167,8 @@ class PricesView(DatabaseUnavailableMixin, APIView):
         operation_id="prices_create",
         summary="Add a project price override (a new period; history is kept) and queue the recompute",
         request=schema.PriceInputSerializer,
-        responses={201: schema.PriceCreatedSerializer, 400: schema.IngestErrorsSerializer,
-                   403: schema.IngestErrorsSerializer},
+        parameters=[PROJECT_PARAM],
+        responses={201: schema.PriceCreatedSerializer},
         examples=schema.PRICE_EXAMPLES,
         tags=["prices"],
     )

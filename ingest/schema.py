@@ -3,6 +3,8 @@
 from drf_spectacular.utils import OpenApiExample
 from rest_framework import serializers
 
+from costwatch.openapi import ErrorSerializer
+
 from .event_fields import EVENT_FIELDS
 from .models import PRICE_TIERS, SERVICE_TIER_NAMES
 
@@ -38,24 +40,12 @@ class EventBatchSerializer(serializers.Serializer):
     events = EventSerializer(many=True, help_text="1 to 1000 events.")
 
 
-class EventErrorSerializer(serializers.Serializer):
-    field = serializers.CharField(allow_null=True)
-    code = serializers.CharField()
-    message = serializers.CharField()
-    index = serializers.IntegerField(required=False, help_text="The event's position in the batch.")
-    event_id = serializers.CharField(required=False, allow_null=True)
-
-
-class IngestErrorsSerializer(serializers.Serializer):
-    errors = EventErrorSerializer(many=True)
-
-
 class IngestResultSerializer(serializers.Serializer):
     accepted = serializers.IntegerField()
     duplicates = serializers.IntegerField()
     rejected = serializers.IntegerField()
-    errors = EventErrorSerializer(many=True)
-    warnings = EventErrorSerializer(many=True)
+    errors = ErrorSerializer(many=True)
+    warnings = ErrorSerializer(many=True)
 
 
 EVENTS_EXAMPLES = [

@@ -161,19 +161,6 @@ class Breakdown(RangeEcho):
     results = BreakdownRow(many=True)
 
 
-class ReadErrorItem(serializers.Serializer):
-    field = serializers.CharField(allow_null=True)
-    code = serializers.CharField()
-    message = serializers.CharField()
-
-
-class ReadErrors(serializers.Serializer):
-    errors = ReadErrorItem(many=True)
-
-
-ERRORS = {400: ReadErrors, 401: ReadErrors, 403: ReadErrors, 404: ReadErrors}
-
-
 # --- views ------------------------------------------------------------------------------------
 
 def _echo(params, project) -> dict:
@@ -205,7 +192,7 @@ class ReadView(APIView):
 class FeaturesView(ReadView):
     @extend_schema(operation_id="features_list", summary="Per-feature metrics",
                    description="One row per feature, most expensive first. Daily data." + ATTR_NOTE,
-                   parameters=RANGE_PARAMS, responses={200: FeatureList, **ERRORS})
+                   parameters=RANGE_PARAMS, responses={200: FeatureList})
     def get(self, request):
         project = request_project(request)
         params = parse_read_params(request.query_params, project=project, daily=True)
@@ -219,7 +206,7 @@ class FeatureDetailView(APIView):
 
     @extend_schema(operation_id="features_update", summary="Change a feature's expected Pro share or mute it",
                    parameters=[OpenApiParameter("name", OpenApiTypes.STR, OpenApiParameter.PATH), PROJECT_PARAM],
-                   request=FeatureSettings, responses={200: FeatureSettingsOut, **ERRORS})
+                   request=FeatureSettings, responses={200: FeatureSettingsOut})
     def patch(self, request, name):
         project = request_project(request)
         api_key = request_api_key(request)
@@ -246,7 +233,7 @@ class TimeseriesView(ReadView):
             _query("feature", "Only this feature; absent = the whole project."),
             *RANGE_PARAMS,
         ],
-        responses={200: Series, **ERRORS},
+        responses={200: Series},
     )
     def get(self, request):
         project = request_project(request)
@@ -269,7 +256,7 @@ class TimeseriesView(ReadView):
 
 class ModelsView(ReadView):
     @extend_schema(operation_id="models_list", summary="Per model: tier, price source, calls, tokens, cost",
-                   parameters=RANGE_PARAMS, responses={200: ModelList, **ERRORS})
+                   parameters=RANGE_PARAMS, responses={200: ModelList})
     def get(self, request):
         project = request_project(request)
         params = parse_read_params(request.query_params, project=project, daily=True, allow_attrs=False)
@@ -283,7 +270,7 @@ class BreakdownView(ReadView):
         operation_id="breakdown", summary="Cost, calls and Pro share per value of a declared dimension",
         parameters=[_query("dimension", "A declared dimension, e.g. customer.", required=True),
                     _query("feature", "Only this feature."), *RANGE_PARAMS],
-        responses={200: Breakdown, **ERRORS},
+        responses={200: Breakdown},
     )
     def get(self, request):
         project = request_project(request)

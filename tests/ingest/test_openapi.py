@@ -21,7 +21,10 @@ def test_the_ingest_schema_generates_without_warnings_or_errors():
 def test_the_events_operation_documents_every_status_and_examples():
     schema, _, _ = ingest_schema()
     operation = schema["paths"]["/api/v1/events"]["post"]
-    assert set(operation["responses"]) == {"200", "207", "400", "401", "403", "413", "415", "429", "503"}
+    assert set(operation["responses"]) == {"200", "207", "400", "401", "403", "404", "413", "415", "429", "503"}
+    bad_request = operation["responses"]["400"]["content"]["application/json"]["schema"]
+    assert bad_request == {"anyOf": [{"$ref": "#/components/schemas/IngestResult"},
+                                     {"$ref": "#/components/schemas/Errors"}]}
     request_examples = operation["requestBody"]["content"]["application/json"]["examples"]
     (example,) = request_examples.values()
     assert example["value"]["events"][0]["feature"] == "ticket-triage"
