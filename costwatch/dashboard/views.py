@@ -232,8 +232,8 @@ def feature_detail(request, slug, name):
     frame = selectors.feature_daily(project=project, feature=feature, start=params.start, end=params.end,
                                     environment=params.environment)
     days = charts.day_range(first, last)
-    # One narrow read of calls per (day, tier, role) from the baseline's first day to the range's end:
-    # the Pro-share chart and the KPI row's pro_share_change both come from it.
+    # One narrow read of calls per (day, tier, role) from the baseline's first day to the range's end,
+    # for the Pro-share chart.
     history_first = first - dt.timedelta(days=BASELINE_DAYS + RECENT_DAYS)
     calls = selectors.feature_daily_calls(project=project, feature=feature, first_day=history_first, end=params.end,
                                           environment=params.environment)
@@ -247,10 +247,10 @@ def feature_detail(request, slug, name):
         "latency": charts.latency_figure(frame, days),
         "rates": charts.rates_figure(frame, days),
     }
-    metrics = selectors.feature_metrics_from_daily(feature=feature, frame=frame, calls=calls, last_day=last)
     # pro_share_change over the hour-exact 7 and 28 days before the window's end, as the read API has it.
-    metrics["pro_share_change"] = selectors.pro_share_changes(project, params.end, params.environment,
-                                                              feature_id=feature.pk).get(feature.pk)
+    change = selectors.pro_share_changes(project, params.end, params.environment, feature_id=feature.pk)
+    metrics = selectors.feature_metrics_from_daily(feature=feature, frame=frame,
+                                                   pro_share_change=change.get(feature.pk))
     ctx.update(
         feature=feature, metrics=metrics, figures=figures,
         recent_calls=_recent_calls(project, feature, params.environment),

@@ -233,11 +233,9 @@ def test_overview_change_leaves_out_todays_partial_day(project):
 def _page_row(project, name, start, end, environment=None):
     """feature_metrics_from_daily the way the feature page calls it."""
     feature = project.features.get(name=name)
-    first, last = selectors.local_days(project, start, end)
     frame = selectors.feature_daily(project=project, feature=feature, start=start, end=end, environment=environment)
-    calls = selectors.feature_daily_calls(project=project, feature=feature, first_day=first - dt.timedelta(days=35),
-                                          last_day=last, environment=environment)
-    return selectors.feature_metrics_from_daily(feature=feature, frame=frame, calls=calls, last_day=last)
+    change = selectors.pro_share_changes(project, end, environment, feature_id=feature.pk).get(feature.pk)
+    return selectors.feature_metrics_from_daily(feature=feature, frame=frame, pro_share_change=change)
 
 
 @pytest.mark.django_db

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 from django.db import connection
 
-from ..definitions import ROUTED_ROLES, WINDOW_7D, WINDOW_35D, day_start
+from ..definitions import ROUTED_ROLES, day_start
 from ..windows import split
 from .features import _percentiles
 from .histograms import _trimmed_rows, hist_matrix, hist_sum
-from .parts import PART_NAMES, ZERO, _day_filter, _feature_id, _hour_filter, _ratio, metrics_from_parts
+from .parts import PART_NAMES, ZERO, _day_filter, _feature_id, _hour_filter, metrics_from_parts
 
 FEATURE_DAILY_COLUMNS = [
     "day", "tier", "role", "calls", "input_tokens", "output_tokens", "cost_usd", "priced_calls", "unpriced_calls",
@@ -99,10 +99,10 @@ def feature_daily_calls(*, project, feature, first_day, last_day=None, end=None,
     return [(*key, calls) for key, calls in totals.items()]
 
 
-def feature_metrics_from_daily(*, feature, frame: pd.DataFrame, calls: list[tuple], last_day: dt.date) -> dict:
+def feature_metrics_from_daily(*, feature, frame: pd.DataFrame, pro_share_change: float | None) -> dict:
     """feature_metrics' row of one feature, from data the feature page has already read instead of
-    three more queries: `frame` is feature_daily over the range, `calls` (day, tier, role, calls)
-    rows covering at least the 35 days before `last_day` (for pro_share_change).
+    more queries: `frame` is feature_daily over the range; `pro_share_change` is the caller's
+    (pro_share_changes, as feature_metrics has it).
 
     Same parts as ROLE_ROWS_PARTS sums in SQL (a role's priced count is None when the role has no
     rows, as a FILTERed SQL sum is NULL), same metrics_from_parts; the latency/ttft percentiles come
@@ -134,23 +134,7 @@ def feature_metrics_from_daily(*, feature, frame: pd.DataFrame, calls: list[tupl
         latency, ttft = hist_sum(frame["latency_hist"]), hist_sum(frame["ttft_hist"])
     row = {"feature": feature.name, "muted": feature.muted, "expected_pro_share": feature.expected_pro_share}
     row.update(metrics_from_parts(parts))
-    recent_from, base_from = last_day - WINDOW_7D, last_day - WINDOW_35D
-    recent_pro = recent_all = base_pro = base_all = 0
-    seen = False
-    for day, tier, role, count in calls:
-        if not base_from <= day < last_day:
-            continue
-        seen = True
-        if role not in ROUTED_ROLES:
-            continue
-        if day >= recent_from:
-            recent_all += count
-            recent_pro += count if tier == "pro" else 0
-        else:
-            base_all += count
-            base_pro += count if tier == "pro" else 0
-    recent, base = _ratio(recent_pro, recent_all), _ratio(base_pro, base_all)
-    row["pro_share_change"] = None if not seen or recent is None or base is None else recent - base
+    row["pro_share_change"] = pro_share_change
     row.update(_percentiles(None if frame.empty else {"latency": latency, "ttft": ttft}))
     return row
 

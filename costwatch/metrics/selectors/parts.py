@@ -153,13 +153,18 @@ def _hour_filter(project, window, environment, feature_id=None) -> tuple[str, di
     condition, params = hours_filter(window)
     where = ["d.project_id = %(project_id)s", condition]
     params.update(project_id=project.pk, tz=project.timezone)
+    _scope_where(where, params, environment=environment, feature_id=feature_id)
+    return " AND ".join(where), params
+
+
+def _scope_where(where: list, params: dict, *, environment, feature_id) -> None:
+    """Add the feature (an id) and environment conditions, where given, to a WHERE on alias d."""
     if feature_id is not None:
         where.append("d.feature_id = %(feature_id)s")
         params["feature_id"] = feature_id
     if environment:
         where.append("d.environment = %(environment)s")
         params["environment"] = environment
-    return " AND ".join(where), params
 
 
 def _window_parts(project, window, *, day_table, hour_table, day_group, hour_group, environment, attrs=None,
@@ -180,12 +185,7 @@ def _window_parts(project, window, *, day_table, hour_table, day_group, hour_gro
 def _day_filter(project, first, last, environment, attrs=None, table="metrics_featureday", feature_id=None):
     where = ["d.project_id = %(project_id)s", "d.day >= %(first)s", "d.day < %(last)s"]
     params = {"project_id": project.pk, "first": first, "last": last}
-    if feature_id is not None:
-        where.append("d.feature_id = %(feature_id)s")
-        params["feature_id"] = feature_id
-    if environment:
-        where.append("d.environment = %(environment)s")
-        params["environment"] = environment
+    _scope_where(where, params, environment=environment, feature_id=feature_id)
     if attrs and table == "metrics_dimensionday":
         (dimension, value), = attrs.items()
         where += ["d.dimension = %(dimension)s", "d.value = %(value)s"]

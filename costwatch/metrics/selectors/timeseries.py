@@ -11,6 +11,7 @@ from .parts import (
     _feature_id,
     _hour_filter,
     _merge_part_maps,
+    _scope_where,
     _sum_parts,
     local_days,
     metrics_from_parts,
@@ -78,12 +79,7 @@ def timeseries(*, project, feature=None, metric, granularity, start, end, enviro
         if value is not None:
             where.append("d.value = %(value)s")
             params["value"] = value
-    if environment:
-        where.append("d.environment = %(environment)s")
-        params["environment"] = environment
-    if feature is not None:
-        where.append("d.feature_id = %(feature_id)s")
-        params["feature_id"] = _feature_id(project, feature)
+    _scope_where(where, params, environment=environment, feature_id=_feature_id(project, feature))
     buckets = len(bucket_starts(project, start, end, granularity))
     _points_check(buckets, 1, granularity)
     cols = [bucket_expr] + ([group_expr] if group_expr else [])
