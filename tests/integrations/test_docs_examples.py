@@ -18,6 +18,7 @@ from costwatch.metrics.services import rollups_refresh_dirty
 from costwatch.projects.models import Membership, Project
 from costwatch.projects.services import api_key_issue
 from ingest.models import Event
+from ingest.seed import prices_seed_load
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "sending-events.md"
@@ -77,6 +78,7 @@ def contains(actual, documented) -> bool:
 def test_every_readme_example_runs_as_written(live_server, tmp_path):
     from tests.factories import make_project, make_user
 
+    prices_seed_load()  # the shipped catalogue, which a transactional test before this one may have flushed
     owner = make_user("readme-owner")
     project = make_project("README", owner=owner)
     key = api_key_issue(project=project, scopes=["ingest", "read"]).plaintext
