@@ -203,6 +203,15 @@ def budget_rules_covering(*, project, feature_name: str | None, dimension_value:
     return list(rules.filter(covering).select_related("project", "feature").order_by("id"))
 
 
+def value_budget_rules(*, project, dimension: str, values: list[str]) -> list[Rule]:
+    """Enabled budgets on one of `values` of `dimension`, or on each of its values ("*")."""
+    on_values = Q(dimension={dimension: EVERY_VALUE})
+    for value in values:
+        on_values |= Q(dimension={dimension: value})
+    return list(Rule.objects.filter(on_values, project=project, kind=KIND_SPEND_BUDGET, enabled=True)
+                .select_related("project", "feature").order_by("id"))
+
+
 # --- alerts and deliveries --------------------------------------------------------------
 
 def open_alerts(*, project):

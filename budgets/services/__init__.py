@@ -28,7 +28,7 @@ from .deliveries import (
     delivery_attempt,
 )
 from .digest import digests_send_due
-from .guard import budget_status
+from .guard import budget_status, value_budget_levels
 from .lifecycle import Evaluation, alert_acknowledge, alerts_close_silently
 
 __all__ = [
@@ -36,5 +36,5 @@ __all__ = [
     "budget_numbers", "budget_period_elapsed", "budget_status", "budget_value_counts", "channel_create",
     "channel_delete", "channel_test", "channel_test_request", "channel_update", "default_rules_ensure",
     "deliveries_claim_due", "deliveries_send_due", "delivery_attempt", "digests_send_due", "rules_evaluate",
-    "rule_create", "rule_delete", "rule_update",
+    "rule_create", "rule_delete", "rule_update", "value_budget_levels",
 ]

@@ -36,3 +36,23 @@ def budget_status(*, project, feature_name: str | None, dimension_value: tuple[s
               "over_budget": any(over), "budgets": budgets}
     cache.set(cache_key, status, timeout=settings.BUDGET_STATUS_CACHE_SECONDS)
     return status
+
+
+def value_budget_levels(*, project, dimension: str, values: list[str], now=None) -> dict[str, dict]:
+    """For the Customers page: per value, the budget on it (its own or a per-value one) that is
+    furthest spent: {value: {"rule_id", "period", "amount_usd", "spent_usd", "spent_percent", "level"}}."""
+    now = now or timezone.now()
+    rules = [rule for rule in selectors.value_budget_rules(project=project, dimension=dimension, values=values)]
+    levels = {}
+    for value in values:
+        for rule in rules:
+            if not rule.is_per_value and rule.dimension[dimension] != value:
+                continue
+            verdict, _start, _end = budget_numbers(rule=rule, now=now, value=value)
+            numbers = verdict.numbers
+            best = levels.get(value)
+            if best is None or (numbers["spent_percent"] or 0) > (best["spent_percent"] or 0):
+                levels[value] = {"rule_id": rule.pk, "period": numbers["period"], "amount_usd": numbers["amount_usd"],
+                                 "spent_usd": numbers["spent_usd"], "spent_percent": numbers["spent_percent"],
+                                 "level": verdict.level}
+    return levels

@@ -27,7 +27,13 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import numpy as np
+from django.db.models import Sum
+from django.utils import timezone
 
+from budgets.models import Rule
+from budgets.rules import params_clean
+from budgets.services import rule_create
+from costwatch.metrics.models import DimensionDay
 from ingest.catalogue import price_create, price_delete
 from ingest.models import Price
 from ingest.pricing import PriceBook
@@ -326,3 +332,24 @@ def demo_global_prices_remove() -> int:
         price_delete(price=price, actor_label="seed_demo")
         removed += 1
     return removed
+
+
+def demo_customer_budget_ensure(*, project, now=None):
+    """A budget on each customer ({"customer": "*"}) this month that exactly one customer is over:
+    halfway between the biggest customer's month-to-date production spend and the next one's.
+    Returns (the rule or None when there is one already or too little spend, that customer)."""
+    if "customer" not in (project.dimensions or []) or Rule.objects.filter(
+            project=project, kind="spend_budget", dimension={"customer": "*"}).exists():
+        return None, None
+    today = (now or timezone.now()).astimezone(project.tzinfo).date()
+    spend = list(DimensionDay.objects.filter(project=project, dimension="customer", environment="production",
+                                             day__gte=today.replace(day=1), day__lte=today)
+                 .values("value").annotate(cost=Sum("cost_usd")).order_by("-cost", "value")
+                 .values_list("value", "cost")[:2])
+    if len(spend) < 2 or not spend[1][1] or spend[0][1] <= spend[1][1]:
+        return None, None
+    amount = ((spend[0][1] + spend[1][1]) / 2).quantize(Decimal("0.000001"))
+    params, _errors = params_clean("spend_budget", {"period": "month", "amount_usd": str(amount)})
+    rule = rule_create(project=project, data={"kind": "spend_budget", "dimension": {"customer": "*"},
+                                              "params": params}, actor_label="seed_demo")
+    return rule, spend[0][0]

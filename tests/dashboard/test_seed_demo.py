@@ -96,7 +96,24 @@ def test_first_rule_cycle_after_seed_demo_opens_exactly_the_three_stories(projec
 
     alerts = {(a.kind, a.feature.name if a.feature else None): a for a in open_alerts(project=project)}
     assert set(alerts) == {("unbounded_output", "code-review"), ("pro_default", "draft-reply"),
-                           ("share_drift", "summarize-thread"), ("unpriced_traffic", None)}
+                           ("share_drift", "summarize-thread"), ("unpriced_traffic", None), ("spend_budget", None)}
+
+    # The budget on each customer: halfway between the two biggest customers' production spend this month.
+    month_first = now.astimezone(dt.UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    by_customer = {}
+    for ts, cost, attributes in Event.objects.filter(project=project, environment="production").values_list(
+            "ts", "cost_usd", "attributes"):
+        if ts >= month_first and cost is not None:
+            by_customer[attributes["customer"]] = by_customer.get(attributes["customer"], Decimal(0)) + cost
+    (top, top_cost), (_, second_cost) = sorted(by_customer.items(), key=lambda item: -item[1])[:2]
+    amount = ((top_cost + second_cost) / 2).quantize(Decimal("0.000001"))
+    budgets = [a for a in open_alerts(project=project) if a.kind == "spend_budget"]
+    assert {Decimal(a.rule.params["amount_usd"]) for a in budgets} == {amount}
+    crossed = {customer: max([t for t in (50, 80, 100) if cost * 100 >= amount * t], default=None)
+               for customer, cost in by_customer.items()}
+    assert {(a.scope["dimension"]["customer"], a.level) for a in budgets} == {
+        (customer, level) for customer, level in crossed.items() if level}
+    assert [c for c, level in crossed.items() if level == 100] == [top]  # exactly one customer is over
 
     # The numbers, recounted in Python from the stored production events (default rules' scope).
     events = list(Event.objects.filter(project=project, environment="production").values(

@@ -4,7 +4,12 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from costwatch.devtools.demo import demo_global_prices_remove, demo_prices_ensure, generate_batches
+from costwatch.devtools.demo import (
+    demo_customer_budget_ensure,
+    demo_global_prices_remove,
+    demo_prices_ensure,
+    generate_batches,
+)
 from costwatch.projects.selectors import project_by_slug_or_name
 from costwatch.projects.services import audit_record
 from ingest.models import Event
@@ -67,3 +72,7 @@ class Command(BaseCommand):
             f"seeded {stored} events over {days} days into {project.slug} ({prices} demo price overrides added) in "
             f"{written - started:.1f}s; rollups refreshed ({refreshed}) in {time.perf_counter() - written:.1f}s"
         )
+        budget, over = demo_customer_budget_ensure(project=project)
+        if budget is not None:
+            self.stdout.write(f"added a monthly budget of ${budget.params['amount_usd']} for each customer; "
+                              f"{over} is over it")
