@@ -78,7 +78,7 @@ class EventsView(APIView):
 
     @extend_schema(
         operation_id="events_ingest",
-        summary="Send usage events (1 to 1000 per batch)",
+        summary=f"Send usage events (1 to {MAX_BATCH_EVENTS} per batch)",
         description=schema.EVENTS_DESCRIPTION,
         request=schema.EventBatchSerializer,
         parameters=[PROJECT_PARAM],

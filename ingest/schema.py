@@ -5,7 +5,7 @@ from rest_framework import serializers
 
 from costwatch.openapi import ErrorSerializer
 
-from .event_fields import EVENT_FIELDS
+from .event_fields import EVENT_FIELDS, MAX_BATCH_EVENTS
 from .models import PRICE_TIERS, SERVICE_TIER_NAMES
 
 EVENTS_DESCRIPTION = """
@@ -37,7 +37,7 @@ EventSerializer = type("EventSerializer", (serializers.Serializer,),
 
 
 class EventBatchSerializer(serializers.Serializer):
-    events = EventSerializer(many=True, help_text="1 to 1000 events.")
+    events = EventSerializer(many=True, help_text=f"1 to {MAX_BATCH_EVENTS} events.")
 
 
 class IngestResultSerializer(serializers.Serializer):
