@@ -11,6 +11,7 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
+from costwatch.celery import app as celery_app
 from costwatch.metrics.definitions import isoformat_z
 from costwatch.projects.services import audit_record
 
@@ -25,8 +26,13 @@ from .models import (
     is_glob,
 )
 from .pricing import model_matches
-from .recompute import RecomputeResult, costs_recompute, events_matching_count, models_matching
-from .tasks import recompute_costs
+from .recompute import (
+    RECOMPUTE_TASK,
+    RecomputeResult,
+    costs_recompute,
+    events_matching_count,
+    models_matching,
+)
 
 SEED_EFFECTIVE_FROM = datetime(2000, 1, 1, tzinfo=UTC)
 PRICE_QUANTUM = Decimal("0.000001")
@@ -145,7 +151,8 @@ def price_validate(*, project, values: dict) -> None:
 def recompute_queue(*, project, models, since) -> PriceRecompute:
     """Record a recompute and hand it to Celery once the price change commits."""
     recompute = PriceRecompute.objects.create(project=project, models_matched=list(models), since=since)
-    transaction.on_commit(lambda: recompute_costs.delay(recompute.pk))
+    # Sent by the task's name: ingest.tasks imports the services, so no service imports it.
+    transaction.on_commit(lambda: celery_app.send_task(RECOMPUTE_TASK, args=[recompute.pk]))
     return recompute
 
 

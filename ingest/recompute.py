@@ -18,6 +18,7 @@ from .models import PriceRecompute, SeenModel
 from .pricing import PriceBook, catalogue_version, model_matches
 
 BATCH_SIZE = 5000
+RECOMPUTE_TASK = "ingest.tasks.recompute_costs"  # the Celery task that runs `recompute_run`
 _COLUMNS = ["id", "ts", "model", "provider", "service_tier", "input_tokens", "cached_input_tokens",
             "cache_write_input_tokens", "output_tokens", "reasoning_tokens", "client_tier", "client_cost_usd",
             "tier", "cost_usd", "cost_source", "price_id"]

@@ -2,11 +2,12 @@
 
 from celery import shared_task
 
-from .recompute import recompute_run
+from .price_import import prices_import_configured
+from .recompute import RECOMPUTE_TASK, recompute_run
 from .retention import events_purge
 
 
-@shared_task(acks_late=True)
+@shared_task(name=RECOMPUTE_TASK, acks_late=True)
 def recompute_costs(recompute_id: int) -> int:
     """Re-price the events of a queued PriceRecompute; returns the number of events changed."""
     recompute = recompute_run(recompute_id=recompute_id)
@@ -22,7 +23,5 @@ def purge_old_events() -> int:
 @shared_task(acks_late=True)
 def import_prices_source() -> str:
     """The daily import of PRICES_SOURCE into the global catalogue (a no-op when it is unset)."""
-    from .price_import import prices_import_configured
-
     run = prices_import_configured()
     return "off" if run is None else run.status
