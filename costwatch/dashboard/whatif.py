@@ -19,6 +19,8 @@ from django.utils import timezone
 from costwatch.metrics import buckets, selectors
 from costwatch.metrics.definitions import ROUTED_ROLES
 from costwatch.metrics.models import ModelDay
+from ingest.models import Price
+from ingest.pricing import PriceBook
 
 ZERO = Decimal(0)
 MILLION = Decimal(1_000_000)
@@ -69,9 +71,6 @@ def pro_share_whatif(frame: pd.DataFrame, *, pro_share: float) -> WhatIf:
 def output_prices_by_tier(*, project, feature, first_day, last_day, environment=None) -> dict[str, Decimal]:
     """Per tier: the feature's output price per token, weighted by each model's output tokens.
     Prices are the ones in force now (ingest's matching), read as the Price rows' own Decimals."""
-    from ingest.models import Price
-    from ingest.pricing import PriceBook
-
     where = "project_id = %s AND feature_id = %s AND day >= %s AND day < %s"
     params = [project.pk, feature.pk, first_day, last_day]
     if environment:

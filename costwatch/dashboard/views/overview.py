@@ -3,6 +3,7 @@
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import render
 
+from budgets.selectors import open_alerts
 from costwatch.metrics import selectors
 
 from .. import charts
@@ -10,10 +11,6 @@ from .common import _breakdowns, _page_context
 
 
 def _open_alerts(project):
-    try:  # the Alerts app (budgets) is optional for this page: it works before it exists
-        from budgets.selectors import open_alerts
-    except ImportError:
-        return None
     return list(open_alerts(project=project)[:10])
 
 

@@ -5,6 +5,8 @@ import datetime as dt
 from django.db import connection
 from django.utils import timezone
 
+from ingest.pricing import PriceBook
+
 from ..windows import split
 from .parts import ZERO, _day_filter, _feature_id, _hour_filter, _sum_parts, local_days, metrics_from_parts
 
@@ -43,8 +45,6 @@ def model_metrics(*, project, start, end, environment=None) -> list[dict]:
 
 def _price_sources(project, models) -> dict:
     """{model: 'override' | 'catalogue'} for models with a standard price in force now."""
-    from ingest.pricing import PriceBook
-
     if not models:
         return {}
     book, now = PriceBook.load(project=project, models=models), timezone.now()

@@ -7,6 +7,7 @@ import pandas as pd
 from django.db import connection
 
 from ..definitions import ROUTED_ROLES, day_start
+from ..models import FeatureDay
 from ..windows import split
 from .features import _percentiles
 from .histograms import _trimmed_rows, hist_matrix, hist_sum
@@ -142,7 +143,5 @@ def feature_metrics_from_daily(*, feature, frame: pd.DataFrame, pro_share_change
 def feature_first_day(*, project, feature) -> dt.date | None:
     """The local day of the feature's first call (rollups are kept forever; the feature row's own
     first_seen_at is when the server learned the name, which a backfill makes later)."""
-    from ..models import FeatureDay
-
     return (FeatureDay.objects.filter(project=project, feature=feature).order_by("day")
             .values_list("day", flat=True).first())
