@@ -25,6 +25,13 @@ def _error(field, message, code="invalid"):
     return serializers.ValidationError({parts[0]: detail})
 
 
+def _kind_written(instance, attrs, noun: str) -> str:
+    """The kind a write is for: the new object's, or the instance's, which cannot change."""
+    if instance is not None and "kind" in attrs and attrs["kind"] != instance.kind:
+        raise _error("kind", f"cannot change; create a new {noun} instead")
+    return attrs.get("kind") or instance.kind
+
+
 class RuleInputSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=[k for k, _ in RULE_KINDS])
     feature = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
@@ -45,9 +52,7 @@ class RuleInputSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         rule = self.instance_rule
-        if rule is not None and "kind" in attrs and attrs["kind"] != rule.kind:
-            raise _error("kind", "cannot change; create a new rule instead")
-        kind = attrs.get("kind") or rule.kind
+        kind = _kind_written(rule, attrs, "rule")
         clean = {"kind": kind}
         if "feature" in attrs:
             clean["feature"], clean["awaited_feature"] = self._feature(attrs["feature"])
@@ -158,9 +163,7 @@ class ChannelInputSerializer(serializers.Serializer):
 
     def validate(self, attrs):
         channel = self.instance_channel
-        if channel is not None and "kind" in attrs and attrs["kind"] != channel.kind:
-            raise _error("kind", "cannot change; create a new channel instead")
-        kind = attrs.get("kind") or channel.kind
+        kind = _kind_written(channel, attrs, "channel")
         if "target" in attrs:
             attrs["target"] = self._target(kind, attrs["target"].strip())
         if "rules" in attrs:
