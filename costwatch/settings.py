@@ -119,6 +119,7 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "costwatch.dbrouting.ReplicaReadsMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -146,11 +147,18 @@ EMBEDDED_PG_DIR = DATA_DIR / "pg"
 DATABASES = {
     "default": setting("DATABASE_URL", "postgres_url", f"postgres://postgres@/costwatch?host={EMBEDDED_PG_DIR}"),
 }
-if "host" in DATABASES["default"].get("OPTIONS", {}):  # a Unix socket given as ?host=/dir
-    DATABASES["default"]["HOST"] = DATABASES["default"]["OPTIONS"].pop("host")
-DATABASES["default"]["CONN_MAX_AGE"] = setting("CONN_MAX_AGE", "int", 60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = 5
+# A PostgreSQL streaming replica of the same database: pages and the read API read usage data
+# there (costwatch/dbrouting.py); writes, rules and everything else stay on the primary.
+if setting("DATABASE_REPLICA_URL", "str", ""):
+    DATABASES["replica"] = setting("DATABASE_REPLICA_URL", "postgres_url")
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+for _alias in DATABASES:
+    if "host" in DATABASES[_alias].get("OPTIONS", {}):  # a Unix socket given as ?host=/dir
+        DATABASES[_alias]["HOST"] = DATABASES[_alias]["OPTIONS"].pop("host")
+    DATABASES[_alias]["CONN_MAX_AGE"] = setting("CONN_MAX_AGE", "int", 60)
+    DATABASES[_alias]["CONN_HEALTH_CHECKS"] = True
+    DATABASES[_alias].setdefault("OPTIONS", {})["connect_timeout"] = 5
+DATABASE_ROUTERS = ["costwatch.dbrouting.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = setting("REDIS_URL", "str", "")

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from decimal import Decimal
 
 import pandas as pd
-from django.db import connection
 from django.utils import timezone
 
+from costwatch.dbrouting import read_connection
 from costwatch.metrics import buckets, selectors
 from costwatch.metrics.definitions import ROUTED_ROLES
 from costwatch.metrics.models import ModelDay
@@ -76,7 +76,7 @@ def output_prices_by_tier(*, project, feature, first_day, last_day, environment=
     if environment:
         where += " AND environment = %s"
         params.append(environment)
-    with connection.cursor() as cursor:  # plain SQL: the ORM's query building cost more than the query
+    with read_connection().cursor() as cursor:  # plain SQL: the ORM's query building cost more than the query
         cursor.execute(f"SELECT model, tier, sum(output_tokens)::bigint FROM {ModelDay._meta.db_table} WHERE {where} "
                        "GROUP BY 1, 2", params)
         per_model = [{"model": model, "tier": tier, "tokens": tokens} for model, tier, tokens in cursor.fetchall()]

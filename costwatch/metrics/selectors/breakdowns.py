@@ -2,9 +2,9 @@
 
 import datetime as dt
 
-from django.db import connection
 from django.utils import timezone
 
+from costwatch.dbrouting import read_connection
 from ingest.pricing import PriceBook
 
 from ..windows import split
@@ -26,7 +26,7 @@ def model_metrics(*, project, start, end, environment=None) -> list[dict]:
                     UNION ALL SELECT {sums} FROM metrics_hourlyrollup d WHERE {hour_where} GROUP BY 1, 2)
                    AS u(model, tier, calls, input_tokens, output_tokens, cost, priced, unpriced, client_priced)
               GROUP BY 1, 2"""
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(sql, {**params, **hour_params})
         rows = cursor.fetchall()
     sources = _price_sources(project, {row[0] for row in rows})

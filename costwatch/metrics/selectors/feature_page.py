@@ -4,7 +4,8 @@ import datetime as dt
 
 import numpy as np
 import pandas as pd
-from django.db import connection
+
+from costwatch.dbrouting import read_connection
 
 from ..definitions import ROUTED_ROLES, day_start
 from ..models import FeatureDay
@@ -30,7 +31,7 @@ def feature_daily(*, project, feature, start, end, environment=None) -> pd.DataF
     window = split(project, start, end)
     feature_id = _feature_id(project, feature)
     rows = []
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         if window.has_days:
             where, params = _day_filter(project, window.first_day, window.last_day, environment, feature_id=feature_id)
             columns = ", ".join(f"d.{c}" for c in FEATURE_DAILY_COLUMNS)
@@ -84,7 +85,7 @@ def feature_daily_calls(*, project, feature, first_day, last_day=None, end=None,
     window = split(project, day_start(first_day, tzinfo), end or day_start(last_day, tzinfo))
     feature_id = _feature_id(project, feature)
     totals: dict = {}
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         if window.has_days:
             where, params = _day_filter(project, window.first_day, window.last_day, environment, feature_id=feature_id)
             cursor.execute(f"SELECT d.day, d.tier, d.role, sum(d.calls)::bigint FROM metrics_featureday d "

@@ -1,7 +1,7 @@
 """The features list: one row of metrics per feature, with percentiles and the Pro share's change,
 over an hour-exact window (whole days from daily rollups, the edges from hourly ones)."""
 
-from django.db import connection
+from costwatch.dbrouting import read_connection
 
 from .. import buckets
 from ..windows import shifted_back, split
@@ -29,7 +29,7 @@ def _histograms_by_feature(project, window, environment, feature_id=None) -> dic
         where, params = _hour_filter(project, window, environment, feature_id)
         queries.append(("metrics_hourlyrollup", where, params))
     parts: dict = {}
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         for table, where, params in queries:
             cursor.execute(f"SELECT d.feature_id, cw_hist_sum(d.latency_hist), cw_hist_sum(d.ttft_hist) "
                            f"FROM {table} d WHERE {where} GROUP BY 1", params)

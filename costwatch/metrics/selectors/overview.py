@@ -4,8 +4,9 @@ import calendar
 import datetime as dt
 from decimal import Decimal
 
-from django.db import connection
 from django.utils import timezone
+
+from costwatch.dbrouting import read_connection
 
 from ..definitions import WINDOW_7D, day_start
 from ..models import RollupState
@@ -43,7 +44,7 @@ def overview(*, project, now=None, environment=None, top=5) -> dict:
         sum(d.cost_usd) FILTER (WHERE d.day < %(week_from)s AND d.day >= %(prev_week_from)s)
         FROM metrics_featureday d WHERE {where} GROUP BY 1"""
     params.update(last_first=last_first, prev_week_from=prev_week_from, today=today)
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     names = dict(project.features.values_list("pk", "name"))
@@ -79,7 +80,7 @@ def overview(*, project, now=None, environment=None, top=5) -> dict:
 
 def unpriced_models(*, project, start_day, environment=None) -> list[dict]:
     where, params = _day_filter(project, start_day, dt.date.max, environment)
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(f"SELECT d.model, sum(d.unpriced_calls) FROM metrics_modelday d WHERE {where} "
                        "GROUP BY 1 HAVING sum(d.unpriced_calls) > 0 ORDER BY 2 DESC, 1", params)
         return [{"model": model, "unpriced_calls": int(count)} for model, count in cursor.fetchall()]
@@ -92,7 +93,7 @@ def data_as_of(*, project) -> dt.datetime | None:
 
 
 def environments(*, project) -> list[str]:
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute("SELECT DISTINCT environment FROM metrics_featureday WHERE project_id = %s ORDER BY 1",
                        [project.pk])
         return [row[0] for row in cursor.fetchall()]

@@ -13,8 +13,7 @@ Daily data (FeatureDay, ModelDay, DimensionDay) is in project-timezone days; hou
 import datetime as dt
 from decimal import Decimal
 
-from django.db import connection
-
+from costwatch.dbrouting import read_connection
 from ingest.models import Feature
 
 from ..definitions import routed_sql
@@ -118,7 +117,7 @@ def _sum_parts(table, *, group_cols, where, params) -> dict:
     groups = ", ".join(group_cols)
     sql = f"SELECT {groups}, {PARTS_SQL[table]} FROM {table} d WHERE {where} GROUP BY {groups}"
     width = len(group_cols)
-    with connection.cursor() as cursor:
+    with read_connection().cursor() as cursor:
         cursor.execute(sql, params)
         return {tuple(row[:width]): dict(zip(PART_NAMES, row[width:], strict=True)) for row in cursor.fetchall()}
 
