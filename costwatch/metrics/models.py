@@ -44,6 +44,25 @@ class Histograms(models.Model):
         abstract = True
 
 
+class RoleCounts(models.Model):
+    """Per-role counters of the tables without a role column (FeatureHour, DimensionDay)."""
+
+    primary_calls = models.BigIntegerField(default=0)
+    triage_calls = models.BigIntegerField(default=0)
+    escalation_calls = models.BigIntegerField(default=0)
+    shadow_calls = models.BigIntegerField(default=0)
+    triage_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
+    escalation_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
+    shadow_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
+    # Priced calls per role, so a role whose calls are all unpriced shows no cost, not $0.
+    triage_priced_calls = models.BigIntegerField(default=0)
+    escalation_priced_calls = models.BigIntegerField(default=0)
+    shadow_priced_calls = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
 class HourlyRollup(UsageCounts, Histograms):
     """The full key, per UTC hour."""
 
@@ -67,7 +86,7 @@ class HourlyRollup(UsageCounts, Histograms):
         ]
 
 
-class FeatureHour(UsageCounts):
+class FeatureHour(UsageCounts, RoleCounts):
     """Narrow (project, environment, feature, hour) table that the rules read."""
 
     id = models.BigAutoField(primary_key=True)
@@ -75,22 +94,11 @@ class FeatureHour(UsageCounts):
     environment = models.CharField(max_length=50)
     feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
     hour = models.DateTimeField()
-    primary_calls = models.BigIntegerField(default=0)
-    triage_calls = models.BigIntegerField(default=0)
-    escalation_calls = models.BigIntegerField(default=0)
-    shadow_calls = models.BigIntegerField(default=0)
     routed_calls = models.BigIntegerField(default=0, help_text="primary + escalation calls (pro_share denominator).")
     routed_pro_calls = models.BigIntegerField(default=0, help_text="Pro-tier primary + escalation calls.")
     routed_pro_default_calls = models.BigIntegerField(
         default=0, help_text="Pro primary + escalation calls with route_reason default or fallback."
     )
-    triage_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
-    escalation_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
-    shadow_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
-    # Priced calls per role, so a role whose calls are all unpriced shows no cost, not $0.
-    triage_priced_calls = models.BigIntegerField(default=0)
-    escalation_priced_calls = models.BigIntegerField(default=0)
-    shadow_priced_calls = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
@@ -121,7 +129,7 @@ class FeatureDay(UsageCounts, Histograms):
         indexes = [models.Index(fields=["project", "day"], name="featureday_project_day")]
 
 
-class DimensionDay(models.Model):
+class DimensionDay(RoleCounts):
     """Daily cost per value of a declared dimension (e.g. customer), day in project timezone."""
 
     id = models.BigAutoField(primary_key=True)
@@ -145,17 +153,6 @@ class DimensionDay(models.Model):
     cap_known_calls = models.BigIntegerField(default=0)
     uncapped_calls = models.BigIntegerField(default=0)
     cap_hit_calls = models.BigIntegerField(default=0)
-    primary_calls = models.BigIntegerField(default=0)
-    triage_calls = models.BigIntegerField(default=0)
-    escalation_calls = models.BigIntegerField(default=0)
-    shadow_calls = models.BigIntegerField(default=0)
-    triage_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
-    escalation_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
-    shadow_cost_usd = models.DecimalField(default=0, **SUM_MONEY)
-    # Priced calls per role, so a role whose calls are all unpriced shows no cost, not $0.
-    triage_priced_calls = models.BigIntegerField(default=0)
-    escalation_priced_calls = models.BigIntegerField(default=0)
-    shadow_priced_calls = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [
