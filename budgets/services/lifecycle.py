@@ -4,10 +4,12 @@ transaction.
 """
 
 import datetime as dt
+import json
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
+from django.core.serializers.json import DjangoJSONEncoder
+from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
 
@@ -45,7 +47,7 @@ def alerts_apply(*, project, evaluations, now) -> None:
 def _alerts_apply(*, project, evaluations, now) -> None:
     unresolved = {(a.rule_id, a.key): a for a in
                   Alert.objects.filter(project=project).exclude(state=Alert.RESOLVED).select_related("rule", "feature")}
-    fired_keys, fired_again = set(), []
+    fired_keys, fired_again, to_open = set(), [], []
     for evaluation in evaluations:
         if evaluation.verdict.fired:
             key = (evaluation.rule.pk, evaluation.key)
@@ -53,7 +55,13 @@ def _alerts_apply(*, project, evaluations, now) -> None:
             if key in unresolved:
                 fired_again.append((unresolved[key], evaluation))
             else:
-                alert_fire(evaluation=evaluation, now=now, alert=None)
+                to_open.append(evaluation)
+    for evaluation in alerts_open(to_open, now=now):
+        # Another cycle opened this key first (the partial unique index): theirs is the one that
+        # notified; this cycle refreshes its numbers.
+        alert = Alert.objects.filter(rule=evaluation.rule, key=evaluation.key).exclude(state=Alert.RESOLVED).first()
+        if alert is not None:
+            fired_again.append((alert, evaluation))
     alerts_refresh(fired_again, now=now)
     for key, alert in unresolved.items():
         if alert.feature is not None and alert.feature.muted:
@@ -67,18 +75,55 @@ def _alerts_apply(*, project, evaluations, now) -> None:
             alert_clear(alert=alert, now=now)
 
 
+def alerts_open(evaluations: list[Evaluation], *, now) -> list[Evaluation]:
+    """Open one alert per evaluation with one INSERT ... ON CONFLICT DO NOTHING per 500 (a per-value
+    budget may open a thousand at once), then their notices and deliveries in bulk. Returns the
+    evaluations whose key another cycle opened meanwhile: that cycle notifies, not this one."""
+    opened = {}
+    for start in range(0, len(evaluations), 500):
+        opened.update(_alerts_insert(evaluations[start:start + 500], now=now))
+    alerts = [Alert(pk=opened[(e.rule.pk, e.key)], project=e.rule.project, rule=e.rule, kind=e.rule.kind,
+                    feature=e.feature, key=e.key, scope=e.scope, period_start=e.period_start,
+                    period_end=e.period_end, level=e.verdict.level, state=Alert.OPEN, opened_at=now,
+                    last_fired_at=now, last_notified_at=now, numbers=e.verdict.numbers, message=e.verdict.message)
+              for e in evaluations if (e.rule.pk, e.key) in opened]
+    notices_create(alerts=alerts, type=Notice.OPENED, now=now)
+    return [e for e in evaluations if (e.rule.pk, e.key) not in opened]
+
+
+_ALERT_INSERT_COLUMNS = ["project_id", "rule_id", "kind", "feature_id", "key", "scope", "period_start",
+                         "period_end", "level", "state", "opened_at", "acknowledged_by", "last_fired_at",
+                         "last_notified_at", "numbers", "message"]
+
+
+def _alerts_insert(evaluations, *, now) -> dict[tuple[int, str], int]:
+    """{(rule id, key): new alert id} of the rows inserted; a key with an unresolved alert (the
+    partial unique index, perhaps another cycle's row just committed) inserts nothing."""
+    if not evaluations:
+        return {}
+    row = "(" + ", ".join("%s::jsonb" if c in ("scope", "numbers") else "%s" for c in _ALERT_INSERT_COLUMNS) + ")"
+    params = []
+    for e in evaluations:
+        params += [e.rule.project_id, e.rule.pk, e.rule.kind, e.feature.pk if e.feature else None, e.key,
+                   json.dumps(e.scope, cls=DjangoJSONEncoder), e.period_start, e.period_end, e.verdict.level,
+                   Alert.OPEN, now, "", now, now, json.dumps(e.verdict.numbers, cls=DjangoJSONEncoder),
+                   e.verdict.message]
+    sql = (f"INSERT INTO {Alert._meta.db_table} ({', '.join(_ALERT_INSERT_COLUMNS)}) "
+           f"VALUES {', '.join([row] * len(evaluations))} ON CONFLICT DO NOTHING RETURNING id, rule_id, key")
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {(rule_id, key): alert_id for alert_id, rule_id, key in cursor.fetchall()}
+
+
 def alerts_close_silently(alerts, *, now) -> int:
     """Resolve the unresolved ones of `alerts` without a resolve notice (muted feature, ended
     budget period, deleted rule); their history stays."""
     return alerts.exclude(state=Alert.RESOLVED).update(state=Alert.RESOLVED, resolved_at=now)
 
 
-NOT_LOADED = object()
-
-
 def alerts_refresh(fired_again: list[tuple[Alert, Evaluation]], *, now) -> None:
     """Alerts that fired again: their numbers in one statement per 500, then a reminder for each
-    open one whose cooldown has passed (claimed by a conditional UPDATE, as in alert_fire)."""
+    open one whose cooldown has passed (claimed by a conditional UPDATE)."""
     for alert, evaluation in fired_again:
         alert.last_fired_at, alert.clear_since = now, None
         alert.numbers, alert.message = evaluation.verdict.numbers, evaluation.verdict.message
@@ -95,34 +140,6 @@ def alert_remind_if_due(*, alert, rule, now) -> None:
             if Alert.objects.filter(pk=alert.pk, state=Alert.OPEN, last_notified_at__lte=due).update(
                     last_notified_at=now):
                 notice_create(alert=alert, type=Notice.REMINDER, now=now)
-
-
-def alert_fire(*, evaluation, now, alert=NOT_LOADED) -> Alert | None:
-    """Open the alert of this key, or refresh the open one (and remind once per cooldown)."""
-    rule, verdict = evaluation.rule, evaluation.verdict
-    unresolved = Alert.objects.filter(rule=rule, key=evaluation.key).exclude(state=Alert.RESOLVED)
-    if alert is NOT_LOADED:
-        alert = unresolved.first()
-    if alert is None:
-        try:
-            with transaction.atomic():
-                alert = Alert.objects.create(
-                    project=rule.project, rule=rule, kind=rule.kind, feature=evaluation.feature,
-                    key=evaluation.key, scope=evaluation.scope, period_start=evaluation.period_start,
-                    period_end=evaluation.period_end, level=verdict.level, state=Alert.OPEN, opened_at=now,
-                    last_fired_at=now, last_notified_at=now, numbers=verdict.numbers, message=verdict.message)
-                notice_create(alert=alert, type=Notice.OPENED, now=now)
-            return alert
-        except IntegrityError:
-            # Another cycle opened it first (the partial unique index): theirs is the one to notify.
-            alert = unresolved.first()
-            if alert is None:
-                return None
-    Alert.objects.filter(pk=alert.pk).update(last_fired_at=now, clear_since=None, numbers=verdict.numbers,
-                                             message=verdict.message)
-    alert.numbers, alert.message, alert.clear_since = verdict.numbers, verdict.message, None
-    alert_remind_if_due(alert=alert, rule=rule, now=now)
-    return alert
 
 
 def alert_clear(*, alert, now) -> bool:
@@ -153,6 +170,20 @@ def alert_acknowledge(*, alert, actor_label: str = "", now=None) -> bool:
 def channels_for_alert(alert):
     channels = Channel.objects.filter(project_id=alert.project_id, enabled=True)
     return channels.filter(Q(rules__isnull=True) | Q(rules=alert.rule_id)).distinct()
+
+
+def notices_create(*, alerts: list[Alert], type: str, now) -> list[Notice]:
+    """notice_create for many alerts of one project: one INSERT of notices, one of deliveries."""
+    notices = Notice.objects.bulk_create([Notice(alert=alert, type=type, created_at=now, numbers=alert.numbers,
+                                                 message=alert.message) for alert in alerts])
+    channels_by_rule, deliveries = {}, []
+    for alert, notice in zip(alerts, notices, strict=True):
+        if alert.rule_id not in channels_by_rule:
+            channels_by_rule[alert.rule_id] = list(channels_for_alert(alert))
+        deliveries += [Delivery(notice=notice, channel=channel, created_at=now, next_attempt_at=now)
+                       for channel in channels_by_rule[alert.rule_id]]
+    Delivery.objects.bulk_create(deliveries)
+    return notices
 
 
 def notice_create(*, alert, type: str, now) -> Notice:

@@ -60,6 +60,7 @@ def test_reloading_the_seed_adds_nothing_and_seeded_models_are_priced(project):
 
 
 def test_a_gemini_2_5_pro_call_above_200k_input_tokens_costs_the_long_context_rates(project):
+    prices_seed_load()  # the shipped catalogue, which a transactional test before this one may have flushed
     event_batch_ingest(project=project, events=[
         event("long", model="gemini-2.5-pro", provider="google", input_tokens=300_000, output_tokens=1_000)])
     stored = Event.objects.get(event_id="long")
