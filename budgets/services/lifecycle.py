@@ -127,10 +127,24 @@ def alerts_refresh(fired_again: list[tuple[Alert, Evaluation]], *, now) -> None:
     for alert, evaluation in fired_again:
         alert.last_fired_at, alert.clear_since = now, None
         alert.numbers, alert.message = evaluation.verdict.numbers, evaluation.verdict.message
-    Alert.objects.bulk_update([alert for alert, _ in fired_again],
-                              ["last_fired_at", "clear_since", "numbers", "message"], batch_size=500)
+    for start in range(0, len(fired_again), 1000):
+        _alerts_update_numbers([alert for alert, _ in fired_again[start:start + 1000]], now=now)
     for alert, evaluation in fired_again:
         alert_remind_if_due(alert=alert, rule=evaluation.rule, now=now)
+
+
+def _alerts_update_numbers(alerts: list[Alert], *, now) -> None:
+    """One UPDATE ... FROM (VALUES ...) (Django's bulk_update builds a CASE per row: 5 s for 1,000)."""
+    if not alerts:
+        return
+    params = [now]
+    for alert in alerts:
+        params += [alert.pk, json.dumps(alert.numbers, cls=DjangoJSONEncoder), alert.message]
+    values = ", ".join(["(%s, %s::jsonb, %s)"] * len(alerts))
+    with connection.cursor() as cursor:
+        cursor.execute(f"UPDATE {Alert._meta.db_table} AS a SET last_fired_at = %s, clear_since = NULL, "
+                       f"numbers = v.numbers, message = v.message FROM (VALUES {values}) AS v(id, numbers, message) "
+                       f"WHERE a.id = v.id", params)
 
 
 def alert_remind_if_due(*, alert, rule, now) -> None:
