@@ -1,4 +1,4 @@
-// Events from the response objects of the official SDKs (costwatch SPEC 2 "SDK mapping").
+// Events from the response objects of the official SDKs (docs/sending-events.md#what-the-helpers-map).
 //
 // Nothing here imports an SDK: objects are read by key, snake_case first (openai,
 // @anthropic-ai/sdk) then camelCase (@google/genai), so any SDK version works.
