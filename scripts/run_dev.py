@@ -32,6 +32,8 @@ PORT = int(os.environ.get("PORT", "8000"))
 DEMO_EVENTS = int(os.environ.get("DEMO_EVENTS", "120000"))
 LOG_DIR = DATA_DIR / "logs"
 LOUD = re.compile(r"\b(WARNING|ERROR|CRITICAL)\b|Traceback")
+# kombu's filesystem transport has no host and says so at every start: not news to a user.
+HARMLESS = ("No hostname was supplied",)
 
 
 def port_check(port: int) -> None:
@@ -105,7 +107,7 @@ def pump(name: str, stream, echo_all: bool) -> None:
     with open(LOG_DIR / f"{name}.log", "a", buffering=1) as log_file:
         for line in iter(stream.readline, ""):
             log_file.write(line)
-            if echo_all or LOUD.search(line):
+            if echo_all or (LOUD.search(line) and not any(text in line for text in HARMLESS)):
                 sys.stdout.write(f"{name:>6} | {line}")
                 sys.stdout.flush()
 

@@ -74,6 +74,7 @@ def test_make_run_serves_the_dashboard_with_demo_data_and_live_worker_and_beat(t
                  interval=0.5, message="a heartbeat round-trip in the worker's log")
         output = log_path.read_text()
         assert "heartbeat: worker alive" not in output and f"logs:       {data_dir / 'logs'}/" in output
+        assert "No hostname was supplied" not in output
         password = re.search(r"login: admin / (\S+)", output).group(1)
         key = re.search(r"ingest key: (cw_\S+)", output).group(1)
         status, body = http_status(f"{base}/healthz")
