@@ -22,6 +22,8 @@ export async function serve(handler) {
     const chunks = [];
     for await (const chunk of req) chunks.push(chunk);
     const answer = await handler(req, Buffer.concat(chunks));
+    // No Date header: two answers a second apart must compare equal (Google's SDK keeps the headers).
+    res.sendDate = false;
     res.writeHead(answer.status ?? 200, answer.headers ?? {});
     res.end(answer.body ?? '');
   });
