@@ -246,7 +246,8 @@ class DigestSent(models.Model):
 
     project = models.ForeignKey(Project, on_delete=models.CASCADE, related_name="+")
     day = models.DateField()
-    sent_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True, help_text="Empty while a worker holds the claim.")
+    lease_until = models.DateTimeField(null=True, blank=True, help_text="A claim not sent by then is taken over.")
     recipients = models.TextField(blank=True, default="")
 
     class Meta:

@@ -49,7 +49,7 @@ def send_due_deliveries():
         # Expire well inside the lease: a send that starts late must still finish before the
         # lease ends and the next sweep could claim (and send) the same row again. The lease
         # end goes along as the claim's token, checked again before sending.
-        expires = services.CLAIM_LEASE.total_seconds() - 3 * settings.DELIVERY_TIMEOUT_SECONDS
+        expires = settings.DELIVERY_LEASE_SECONDS - 3 * settings.DELIVERY_TIMEOUT_SECONDS
         send_delivery.apply_async(args=[delivery_id, lease_end.isoformat()], expires=expires)
     return len(claimed)
 

@@ -268,6 +268,12 @@ RULES_INTERVAL_SECONDS = setting("RULES_INTERVAL_SECONDS", "float", 60.0)
 DELIVERY_SWEEP_SECONDS = setting("DELIVERY_SWEEP_SECONDS", "float", 15.0)
 DIGEST_CHECK_SECONDS = setting("DIGEST_CHECK_SECONDS", "float", 3600.0)
 RETENTION_SECONDS = setting("RETENTION_SECONDS", "float", 86400.0)
+RECOMPUTE_SWEEP_SECONDS = setting("RECOMPUTE_SWEEP_SECONDS", "float", 60.0)
+# Leases on claimed work: a worker killed mid-work leaves it to another after this long.
+RECOMPUTE_LEASE_SECONDS = setting("RECOMPUTE_LEASE_SECONDS", "float", 300.0)  # renewed after every batch
+RECOMPUTE_BATCH_SIZE = setting("RECOMPUTE_BATCH_SIZE", "int", 5000)
+DELIVERY_LEASE_SECONDS = setting("DELIVERY_LEASE_SECONDS", "float", 300.0)  # > 3x DELIVERY_TIMEOUT_SECONDS
+DIGEST_LEASE_SECONDS = setting("DIGEST_LEASE_SECONDS", "float", 600.0)
 PRICES_IMPORT_SECONDS = setting("PRICES_IMPORT_SECONDS", "float", 86400.0)
 
 
@@ -282,6 +288,7 @@ CELERY_BEAT_SCHEDULE = {
     "send-deliveries": _every("budgets.tasks.send_due_deliveries", DELIVERY_SWEEP_SECONDS),
     "daily-digests": _every("budgets.tasks.send_daily_digests", DIGEST_CHECK_SECONDS),
     "purge-old-events": _every("ingest.tasks.purge_old_events", RETENTION_SECONDS),
+    "resume-stale-recomputes": _every("ingest.tasks.resume_stale_recomputes", RECOMPUTE_SWEEP_SECONDS),
     "import-prices": _every("ingest.tasks.import_prices_source", PRICES_IMPORT_SECONDS),
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(DATA_DIR / "celerybeat-schedule")
@@ -302,6 +309,9 @@ DELIVERY_BACKOFF_SECONDS = setting("DELIVERY_BACKOFF_SECONDS", "int_list", [60, 
 DELIVERY_MAX_AGE_SECONDS = setting("DELIVERY_MAX_AGE_SECONDS", "int", 24 * 3600)
 # One total deadline per outbound send (DNS, connect, TLS, request, answer), not per socket read.
 DELIVERY_TIMEOUT_SECONDS = setting("DELIVERY_TIMEOUT_SECONDS", "float", 10.0)
+if DELIVERY_LEASE_SECONDS <= 3 * DELIVERY_TIMEOUT_SECONDS:  # a send task expires 3 timeouts before its lease ends
+    raise ImproperlyConfigured(f"DELIVERY_LEASE_SECONDS={DELIVERY_LEASE_SECONDS} must exceed 3 x "
+                               f"DELIVERY_TIMEOUT_SECONDS={DELIVERY_TIMEOUT_SECONDS}")
 # Outbound sends refuse loopback/private/link-local/multicast/reserved addresses unless this is on
 # (tests, on-premise receivers); it also lets a Slack channel name a receiver other than hooks.slack.com.
 WEBHOOK_ALLOW_PRIVATE_IPS = setting("WEBHOOK_ALLOW_PRIVATE_IPS", "bool", False)

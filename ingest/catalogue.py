@@ -149,10 +149,12 @@ def price_validate(*, project, values: dict) -> None:
 
 
 def recompute_queue(*, project, models, since) -> PriceRecompute:
-    """Record a recompute and hand it to Celery once the price change commits."""
+    """Record a recompute and hand it to Celery once the price change commits. The row is the
+    record of the work: with the broker down the send fails (logged, not raised, so the price
+    is still saved) and resume_stale_recomputes queues it again when the broker is back."""
     recompute = PriceRecompute.objects.create(project=project, models_matched=list(models), since=since)
     # Sent by the task's name: ingest.tasks imports the services, so no service imports it.
-    transaction.on_commit(lambda: celery_app.send_task(RECOMPUTE_TASK, args=[recompute.pk]))
+    transaction.on_commit(lambda: celery_app.send_task(RECOMPUTE_TASK, args=[recompute.pk]), robust=True)
     return recompute
 
 

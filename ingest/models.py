@@ -231,6 +231,9 @@ class PriceRecompute(models.Model):
     created_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)
     error = models.TextField(blank=True, default="")
+    lease_until = models.DateTimeField(null=True, blank=True,
+                                       help_text="While RUNNING: the worker's claim ends here unless renewed.")
+    attempts = models.PositiveIntegerField(default=0, help_text="Claims so far (more than 1: a worker died).")
 
     class Meta:
         ordering = ["-created_at"]

@@ -5,10 +5,14 @@ batch is its own transaction and writes the DirtyHour marks of the hours it chan
 rollups rebuild exactly those hours. Batches walk the (project_id, ts) index by keyset.
 """
 
+import datetime as dt
+import logging
 from dataclasses import dataclass, field
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
+from django.db.models import F, Q
 from django.utils import timezone
 
 from costwatch.metrics.definitions import hour_floor
@@ -17,6 +21,7 @@ from costwatch.projects.models import Project
 from .models import PriceRecompute, SeenModel
 from .pricing import PriceBook, catalogue_version, model_matches
 
+logger = logging.getLogger(__name__)
 BATCH_SIZE = 5000
 RECOMPUTE_TASK = "ingest.tasks.recompute_costs"  # the Celery task that runs `recompute_run`
 _COLUMNS = ["id", "ts", "model", "provider", "service_tier", "input_tokens", "cached_input_tokens",
@@ -40,21 +45,53 @@ class RecomputeResult:
         return self.cost_after - self.cost_before
 
 
+class LeaseLost(Exception):
+    """Another worker took over a recompute whose lease ran out: this one stops writing."""
+
+
+class RecomputeLease:
+    """A worker's claim on a PriceRecompute: the lease end is the claim's token. Each batch
+    renews it inside the batch's own transaction (and adds the batch's changed events to the
+    row), so a batch is written only while its claim holds and is counted exactly once."""
+
+    def __init__(self, recompute_id: int, until: dt.datetime):
+        self.recompute_id, self.until = recompute_id, until
+
+    def renew(self, *, changed: int) -> None:
+        until = timezone.now() + recompute_lease()
+        held = PriceRecompute.objects.filter(pk=self.recompute_id, state=PriceRecompute.RUNNING,
+                                             lease_until=self.until).update(
+            lease_until=until, events_changed=F("events_changed") + changed)
+        if not held:
+            raise LeaseLost(f"recompute {self.recompute_id}: lease lost")
+        self.until = until
+
+    def rows(self):
+        """The recompute, while this claim still holds it."""
+        return PriceRecompute.objects.filter(pk=self.recompute_id, state=PriceRecompute.RUNNING,
+                                             lease_until=self.until)
+
+
+def recompute_lease() -> dt.timedelta:
+    return dt.timedelta(seconds=settings.RECOMPUTE_LEASE_SECONDS)
+
+
 def costs_recompute(*, project=None, models=None, since=None, dry_run=False, batch_size=BATCH_SIZE,
-                    progress=None, limit=None) -> RecomputeResult:
+                    progress=None, limit=None, lease: RecomputeLease | None = None) -> RecomputeResult:
     """Re-price events of `project` (None = every project) with model in `models` (None = all)
     and ts >= `since` (None = all time). `dry_run` computes the preview without writing;
-    `limit` stops after that many events (the preview's bound inside a web request)."""
+    `limit` stops after that many events (the preview's bound inside a web request). With a
+    `lease`, each batch is written only while the lease holds (else LeaseLost)."""
     result = RecomputeResult()
     projects = [project] if project is not None else Project.objects.order_by("id")
     for one in projects:
-        _project_recompute(one, models, since, dry_run, batch_size, result, limit)
+        _project_recompute(one, models, since, dry_run, batch_size, result, limit, lease)
         if progress:
             progress(one, result)
     return result
 
 
-def _project_recompute(project, models, since, dry_run, batch_size, result, limit=None):
+def _project_recompute(project, models, since, dry_run, batch_size, result, limit=None, lease=None):
     if models is not None and not models:
         return
     after, book, version = None, None, None
@@ -74,7 +111,14 @@ def _project_recompute(project, models, since, dry_run, batch_size, result, limi
         after = (rows[-1]["ts"], rows[-1]["id"])
         result.events_scanned += len(rows)
         changed = _batch_reprice(project, book, rows, result)
-        if changed and not dry_run:
+        if dry_run:
+            continue
+        if lease is not None:
+            with transaction.atomic():  # the lease row stays locked until the batch commits
+                lease.renew(changed=len(changed))
+                if changed:
+                    _batch_write(project.pk, changed)
+        elif changed:
             with transaction.atomic():
                 _batch_write(project.pk, changed)
 
@@ -153,21 +197,49 @@ def models_matching(*, project, pattern: str, is_glob: bool) -> list[str]:
     return sorted({m for m in seen.values_list("model", flat=True) if model_matches(pattern, True, m)})
 
 
+def _lease_over(now) -> Q:
+    # No lease at all: RUNNING since before recomputes had leases, i.e. stuck for good until now.
+    return Q(state=PriceRecompute.RUNNING) & (Q(lease_until__lt=now) | Q(lease_until__isnull=True))
+
+
+def recompute_claim(*, recompute_id: int, now=None) -> RecomputeLease | None:
+    """Claim a queued recompute, or one whose worker died (its lease ran out), by one
+    conditional UPDATE: two workers never hold it at once."""
+    now = now or timezone.now()
+    until = now + recompute_lease()
+    claimed = (PriceRecompute.objects.filter(pk=recompute_id)
+               .filter(Q(state=PriceRecompute.QUEUED) | _lease_over(now))
+               .update(state=PriceRecompute.RUNNING, lease_until=until, attempts=F("attempts") + 1))
+    return RecomputeLease(recompute_id, until) if claimed else None
+
+
 def recompute_run(*, recompute_id: int) -> PriceRecompute | None:
-    """Run a queued recompute once (claimed by a conditional UPDATE, so a redelivered task is a no-op)."""
-    claimed = PriceRecompute.objects.filter(pk=recompute_id, state=PriceRecompute.QUEUED).update(
-        state=PriceRecompute.RUNNING)
-    if not claimed:
+    """Run a recompute under a lease. A redelivered task finds it claimed (or done) and does
+    nothing; a worker killed mid-walk leaves it RUNNING with a lease that runs out, and the
+    next claim walks again: batches already written re-price to the same values, so they are
+    neither written nor counted twice."""
+    lease = recompute_claim(recompute_id=recompute_id)
+    if lease is None:
         return None
     recompute = PriceRecompute.objects.select_related("project").get(pk=recompute_id)
     try:
-        result = costs_recompute(project=recompute.project, models=recompute.models_matched or None,
-                                 since=recompute.since)
+        costs_recompute(project=recompute.project, models=recompute.models_matched or None, since=recompute.since,
+                        batch_size=settings.RECOMPUTE_BATCH_SIZE, lease=lease)
+    except LeaseLost:
+        logger.warning("recompute %s: lease lost to another worker; stopping", recompute_id)
+        return None
     except Exception as exc:
-        PriceRecompute.objects.filter(pk=recompute_id).update(state=PriceRecompute.FAILED, error=repr(exc)[:2000],
-                                                              finished_at=timezone.now())
+        lease.rows().update(state=PriceRecompute.FAILED, error=repr(exc)[:2000], finished_at=timezone.now())
         raise
-    PriceRecompute.objects.filter(pk=recompute_id).update(state=PriceRecompute.DONE, events_changed=result.events_changed,
-                                                          finished_at=timezone.now())
+    if not lease.rows().update(state=PriceRecompute.DONE, finished_at=timezone.now()):
+        return None
     recompute.refresh_from_db()
     return recompute
+
+
+def recomputes_stale(*, now=None) -> list[int]:
+    """Recomputes no worker holds: RUNNING past their lease (the worker died), or QUEUED for
+    longer than a lease (the task was lost, e.g. the broker was down when it was queued)."""
+    now = now or timezone.now()
+    stale = _lease_over(now) | Q(state=PriceRecompute.QUEUED, created_at__lt=now - recompute_lease())
+    return list(PriceRecompute.objects.filter(stale).order_by("id").values_list("id", flat=True))

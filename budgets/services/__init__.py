@@ -19,7 +19,6 @@ from .cycle import (
     rules_evaluate,
 )
 from .deliveries import (
-    CLAIM_LEASE,
     backoff_seconds,
     channel_test,
     channel_test_request,
@@ -32,7 +31,7 @@ from .guard import budget_status, value_budget_levels
 from .lifecycle import Evaluation, alert_acknowledge, alerts_close_silently
 
 __all__ = [
-    "CLAIM_LEASE", "Evaluation", "alert_acknowledge", "alerts_close_silently", "backoff_seconds",
+    "Evaluation", "alert_acknowledge", "alerts_close_silently", "backoff_seconds",
     "budget_numbers", "budget_period_elapsed", "budget_status", "budget_value_counts", "channel_create",
     "channel_delete", "channel_test", "channel_test_request", "channel_update", "default_rules_ensure",
     "deliveries_claim_due", "deliveries_send_due", "delivery_attempt", "digests_send_due", "rules_evaluate",

@@ -17,7 +17,9 @@ from ..transports import TRANSPORTS, OutgoingMessage, TransportError
 logger = logging.getLogger(__name__)
 
 
-CLAIM_LEASE = dt.timedelta(minutes=5)  # a worker that dies mid-send leaves the row due again after this
+def delivery_lease() -> dt.timedelta:
+    """How long a claim holds a delivery: a worker that dies mid-send leaves the row due again after this."""
+    return dt.timedelta(seconds=settings.DELIVERY_LEASE_SECONDS)
 
 
 def backoff_seconds(attempts: int) -> int:
@@ -34,14 +36,14 @@ def outgoing_message(notice: Notice) -> OutgoingMessage:
 
 
 def deliveries_claim_due(*, now=None, limit: int = 200) -> list[tuple[int, dt.datetime]]:
-    """Claim due deliveries, each by a conditional UPDATE that also leases it for CLAIM_LEASE:
+    """Claim due deliveries, each by a conditional UPDATE that also leases it (delivery_lease()):
     two sweepers never send one row twice, and a row whose sender died becomes due again.
     Returns (delivery id, lease end): the lease end is the claim's token."""
     now = now or timezone.now()
     due = (Delivery.objects.filter(status=Delivery.PENDING, next_attempt_at__lte=now)
            .order_by("next_attempt_at", "id").values_list("id", "next_attempt_at")[:limit])
     claimed = []
-    lease_end = now + CLAIM_LEASE
+    lease_end = now + delivery_lease()
     for delivery_id, next_attempt_at in list(due):
         if Delivery.objects.filter(pk=delivery_id, status=Delivery.PENDING, next_attempt_at=next_attempt_at).update(
                 next_attempt_at=lease_end, attempts=F("attempts") + 1):

@@ -33,11 +33,10 @@ def digests_send_due(*, now=None) -> int:
                              for address in Channel.email_addresses(c.target)})
         if not recipients:
             continue
-        try:
-            with transaction.atomic():
-                DigestSent.objects.create(project=project, day=local.date(), sent_at=now, recipients=",".join(recipients))
-        except IntegrityError:
-            continue  # already sent today (or another worker is sending it)
+        lease_end = digest_claim(project=project, day=local.date(), recipients=recipients, now=now)
+        if lease_end is None:
+            continue  # already sent today, or another worker holds it
+        claim = DigestSent.objects.filter(project=project, day=local.date(), sent_at=None, lease_until=lease_end)
         numbers = selectors.digest_numbers(project=project, day=local.date() - dt.timedelta(days=1))
         context = {"project": project, "site_url": settings.SITE_URL, **numbers,
                    "open_alerts": list(selectors.open_alerts(project=project)[:20])}
@@ -48,9 +47,25 @@ def digests_send_due(*, now=None) -> int:
         email.attach_alternative(render_to_string("emails/digest.html", context), "text/html")
         try:
             send_email(email)
-            sent += 1
         except TransportError as exc:
             logger.warning("digest for %s not sent: %s", project.slug, exc.message)
             if not exc.permanent:  # let the next check try again today
-                DigestSent.objects.filter(project=project, day=local.date()).delete()
+                claim.delete()
+            continue
+        sent += claim.update(sent_at=timezone.now())
     return sent
+
+
+def digest_claim(*, project, day, recipients, now) -> dt.datetime | None:
+    """Claim today's digest of a project under a lease; returns the lease end (the claim's
+    token) or None. A claim whose worker died before sending runs out and is taken over."""
+    lease_end = now + dt.timedelta(seconds=settings.DIGEST_LEASE_SECONDS)
+    try:
+        with transaction.atomic():
+            DigestSent.objects.create(project=project, day=day, sent_at=None, lease_until=lease_end,
+                                      recipients=",".join(recipients))
+        return lease_end
+    except IntegrityError:
+        taken = DigestSent.objects.filter(project=project, day=day, sent_at=None, lease_until__lt=now).update(
+            lease_until=lease_end, recipients=",".join(recipients))
+        return lease_end if taken else None

@@ -8,6 +8,7 @@ import pytest
 
 from budgets.models import Channel, DigestSent
 from budgets.services import digests_send_due, rules_evaluate
+from budgets.services.digest import digest_claim
 from costwatch.devtools import free_port
 from costwatch.metrics.models import FeatureDay
 
@@ -69,3 +70,18 @@ def test_a_missed_digest_hour_is_made_up_later_that_day_and_a_failed_send_is_ret
     assert digests_send_due(now=dt.datetime(2026, 11, 26, 11, 0, tzinfo=dt.UTC)) == 1
     assert digests_send_due(now=dt.datetime(2026, 11, 26, 12, 0, tzinfo=dt.UTC)) == 0
     assert len(smtp_server.messages) == 1
+
+
+def test_a_digest_claimed_by_a_worker_that_died_is_sent_once_after_its_lease(project, smtp_server, settings):
+    settings.DIGEST_LOCAL_HOUR = 8
+    settings.DIGEST_LEASE_SECONDS = 600
+    Channel.objects.create(project=project, kind="email", name="ops", target="ops@example.com")
+    at_9 = dt.datetime(2026, 11, 26, 9, 0, tzinfo=dt.UTC)
+    # A worker claimed today's digest at 09:00 and was killed before it sent anything.
+    assert digest_claim(project=project, day=dt.date(2026, 11, 26), recipients=["ops@example.com"], now=at_9)
+    assert digests_send_due(now=at_9 + dt.timedelta(minutes=5)) == 0  # its lease still holds
+    assert not smtp_server.messages
+    assert digests_send_due(now=at_9 + dt.timedelta(minutes=11)) == 1  # taken over after the lease
+    assert digests_send_due(now=at_9 + dt.timedelta(minutes=30)) == 0
+    assert len(smtp_server.messages) == 1
+    assert DigestSent.objects.get().sent_at is not None
