@@ -16,11 +16,13 @@ from decimal import Decimal
 import psycopg
 import pytest
 from django.db import connection
+from django.db.models import Sum
 from django.utils import timezone
 from werkzeug import Response
 
 from budgets.models import Alert, Channel, Delivery, Notice
 from costwatch.devtools import database_url
+from costwatch.metrics.models import HourlyRollup
 from ingest.models import Event, PriceRecompute
 from ingest.services import event_batch_ingest
 from ingest.tasks import recompute_costs
@@ -118,3 +120,25 @@ def test_a_delivery_whose_worker_dies_mid_send_is_sent_by_another_after_the_leas
     # alert, so it can tell the repeat; costwatch recorded one delivery, sent once.
     assert len(received) == 2 and received[0]["alert"]["id"] == received[1]["alert"]["id"] == alert.pk
     assert Delivery.objects.filter(notice=notice).count() == 1
+
+
+def test_a_refresh_whose_worker_dies_mid_rebuild_is_redone_by_another(project, start_worker):
+    sent = [event(f"h{i}", feature=f"feature-{i % 3}", input_tokens=700 + i, output_tokens=70 + i)
+            for i in range(90)]
+    event_batch_ingest(project=project, events=sent)
+    # Another session holds the hourly rollups: the worker claims the new events, then waits to write.
+    blocker = psycopg.connect(database_url())
+    blocker.execute("LOCK TABLE metrics_hourlyrollup IN EXCLUSIVE MODE")
+    first = start_worker(beat=True, extra_env={**QUIET_BEAT, "ROLLUP_REFRESH_SECONDS": "1"})
+    wait_for(lambda: waiting_on_a_lock("INSERT INTO metrics_hourlyrollup"), timeout=60,
+             message=f"the refresh to reach the locked table\n{first.log()[-3000:]}")
+    sigkill(first)
+    blocker.rollback()
+    blocker.close()
+    assert not HourlyRollup.objects.filter(project=project).exists()  # the killed claim left nothing
+
+    second = start_worker(beat=True, extra_env={**QUIET_BEAT, "ROLLUP_REFRESH_SECONDS": "1"})
+    wait_for(lambda: HourlyRollup.objects.filter(project=project).aggregate(n=Sum("calls"))["n"] == 90, timeout=60,
+             message=f"another worker to refresh\n{second.log()[-3000:]}")
+    totals = HourlyRollup.objects.filter(project=project).aggregate(i=Sum("input_tokens"), o=Sum("output_tokens"))
+    assert totals == {"i": sum(e["input_tokens"] for e in sent), "o": sum(e["output_tokens"] for e in sent)}
