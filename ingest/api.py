@@ -32,6 +32,7 @@ from .catalogue import price_as_dict, price_create
 from .decoding import batch_decode_strict
 from .event_fields import MAX_BATCH_EVENTS
 from .ratelimit import ingest_rate_take
+from .scores import MAX_BATCH_SCORES, ScoresBodyError, score_batch_apply, scores_from_document
 from .selectors import prices_in_effect
 from .services import event_batch_ingest, event_batch_ingest_json
 
@@ -44,9 +45,9 @@ def _is_json(content_type: str) -> bool:
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
-def _parse_events(body: bytes) -> list:
+def _parse_json(body: bytes, shape: str):
     if not body.strip():
-        raise BodyError(400, "parse_error", "the body is empty; send {\"events\": [...]}")
+        raise BodyError(400, "parse_error", f"the body is empty; send {shape}")
     if json_too_deep(body):
         raise BodyError(400, "too_deep", f"JSON nested deeper than {MAX_JSON_DEPTH} levels")
     try:
@@ -55,6 +56,11 @@ def _parse_events(body: bytes) -> list:
         raise BodyError(400, "not_utf8", f"the body is not UTF-8 (byte {exc.start})") from None
     except msgspec.DecodeError as exc:
         raise BodyError(400, "parse_error", f"the body is not valid JSON: {exc}") from exc
+    return document
+
+
+def _parse_events(body: bytes) -> list:
+    document = _parse_json(body, "{\"events\": [...]}")
     if type(document) is not dict or "events" not in document:
         raise BodyError(400, "required", "the body must be an object {\"events\": [...]}", field="events")
     events = document["events"]
@@ -123,6 +129,52 @@ class EventsView(APIView):
         else:
             code = status.HTTP_400_BAD_REQUEST
         return Response(result.as_response(), status=code)
+
+
+def _batch_status(result) -> int:
+    if not result.rejected:
+        return status.HTTP_200_OK
+    return status.HTTP_207_MULTI_STATUS if result.accepted else status.HTTP_400_BAD_REQUEST
+
+
+class ScoresView(APIView):
+    permission_classes = [HasIngestScope]
+    parser_classes = [JSONParser]  # documents the media type; the body is read and parsed below
+
+    @extend_schema(
+        operation_id="scores_ingest",
+        summary=f"Attach late quality scores to stored events (1 to {MAX_BATCH_SCORES} per batch)",
+        description=schema.SCORES_DESCRIPTION,
+        request=schema.ScoreBatchSerializer,
+        parameters=[PROJECT_PARAM],
+        responses={
+            200: OpenApiResponse(schema.ScoresResultSerializer, description="Every score stored."),
+            207: OpenApiResponse(schema.ScoresResultSerializer,
+                                 description="Some scores rejected (see errors), the others stored."),
+            400: OpenApiResponse(AnyOf((schema.ScoresResultSerializer, ErrorsSerializer)),
+                                 description="Every score rejected (the result, with counts), or the request "
+                                             "itself refused (the body is not {\"scores\": [...]}: errors only)."),
+            403: OpenApiResponse(ErrorsSerializer, description="The key lacks the ingest scope, or the session "
+                                                               "user is not an admin of the project."),
+            413: OpenApiResponse(ErrorsSerializer, description="Body over 5 MB (after decompression)."),
+        },
+        examples=schema.SCORES_EXAMPLES,
+        tags=["events"],
+    )
+    def post(self, request):
+        project = request_project(request)
+        if not _is_json(request.content_type):
+            return error_response([api_error(None, "unsupported_media_type",
+                                             "Content-Type must be application/json")], status_code=415)
+        try:
+            body = body_read(request._request, limit=MAX_BODY_BYTES, compressed_limit=4 * MAX_BODY_BYTES)
+            scores = scores_from_document(_parse_json(body, "{\"scores\": [...]}"))
+        except BodyError as exc:
+            return error_response([api_error(exc.field, exc.code, exc.message)], status_code=exc.status_code)
+        except ScoresBodyError as exc:
+            return error_response([api_error(exc.field, exc.code, exc.message)])
+        result = score_batch_apply(project=project, scores=scores)
+        return Response(result.as_response(), status=_batch_status(result))
 
 
 

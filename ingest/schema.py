@@ -7,6 +7,7 @@ from costwatch.openapi import ErrorSerializer
 
 from .event_fields import EVENT_FIELDS, MAX_BATCH_EVENTS
 from .models import PRICE_TIERS, SERVICE_TIER_NAMES
+from .scores import MAX_BATCH_SCORES, MAX_EVENT_ID_LENGTH, MAX_SOURCE_LENGTH
 
 EVENTS_DESCRIPTION = """
 One usage event per LLM call. JSON types are strict: token counts are JSON integers
@@ -141,5 +142,42 @@ PRICE_EXAMPLES = [
         value={"model": "claude-sonnet-4-5*", "provider": "anthropic", "tier": "pro", "input_per_mtok": "2.40",
                "cached_input_per_mtok": "0.24", "cache_write_input_per_mtok": "3.00", "output_per_mtok": "12.00",
                "effective_from": "2026-11-01T00:00:00Z"},
+    ),
+]
+
+
+SCORES_DESCRIPTION = """
+Quality often arrives after the call (an LLM judge, a user's thumbs, an offline eval). Each item
+sets the `quality` (0-1) of a stored event; the last score of an event wins. Each item is checked
+on its own: good items are stored and bad ones reported with `index`, `event_id`, `field`, `code`
+and `message` (207). An `event_id` not stored (yet) is rejected with code `not_found`: retry it
+later. Scores feed the savings evidence at the next rollup refresh (docs/savings.md).
+"""
+
+
+class ScoreSerializer(serializers.Serializer):
+    event_id = serializers.CharField(min_length=1, max_length=MAX_EVENT_ID_LENGTH,
+                                     help_text="The scored event's event_id (as sent with the event).")
+    quality = serializers.FloatField(min_value=0, max_value=1, help_text="The answer's score, 0 (bad) to 1 (good).")
+    source = serializers.CharField(required=False, max_length=MAX_SOURCE_LENGTH,
+                                   help_text="Who scored it, e.g. `judge`, `thumbs`.")
+
+
+class ScoreBatchSerializer(serializers.Serializer):
+    scores = ScoreSerializer(many=True, min_length=1, max_length=MAX_BATCH_SCORES,
+                             help_text=f"1 to {MAX_BATCH_SCORES} scores.")
+
+
+class ScoresResultSerializer(serializers.Serializer):
+    accepted = serializers.IntegerField()
+    rejected = serializers.IntegerField()
+    errors = ErrorSerializer(many=True)
+
+
+SCORES_EXAMPLES = [
+    OpenApiExample(
+        "A judge's scores of a Lite answer and its Pro shadow", request_only=True,
+        value={"scores": [{"event_id": "3f6c1a2e-0d1b-4c55-9d2e-7b8e1c0f9a11", "quality": 0.82, "source": "judge"},
+                          {"event_id": "3f6c1a2e-shadow", "quality": 0.85, "source": "judge"}]},
     ),
 ]

@@ -15,7 +15,7 @@ def ingest_schema():
 def test_the_ingest_schema_generates_without_warnings_or_errors():
     schema, warnings, errors = ingest_schema()
     assert (warnings, errors) == ({}, {})
-    assert set(schema["paths"]) == {"/api/v1/events", "/api/v1/prices"}
+    assert set(schema["paths"]) == {"/api/v1/events", "/api/v1/prices", "/api/v1/scores"}
 
 
 def test_the_events_operation_documents_every_status_and_examples():

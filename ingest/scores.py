@@ -1,0 +1,136 @@
+"""Late quality scores (`POST /api/v1/scores`, docs/savings.md#scores): attach a score to a stored event.
+
+Each item is checked on its own, like an event: good items set the event's `quality` (the last
+score of an event in the batch wins, and a later batch overwrites an earlier one), bad items are
+reported with `index`, `event_id`, `field`, `code` and `message`. An `event_id` not stored (yet) is
+rejected with `not_found`, so a client retries it. The same transaction marks the scored events'
+hours dirty (a rebuild mark), so the next refresh rebuilds their savings pairs.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+from django.db import connection, transaction
+
+from costwatch.api import api_error
+from costwatch.projects.models import Project
+
+MAX_BATCH_SCORES = 1000
+MAX_SOURCE_LENGTH = 50
+MAX_EVENT_ID_LENGTH = 128
+ITEM_FIELDS = ("event_id", "quality", "source")
+
+
+class ScoresBodyError(Exception):
+    def __init__(self, field_name, code, message):
+        super().__init__(message)
+        self.field, self.code, self.message = field_name, code, message
+
+
+@dataclass
+class ScoresResult:
+    accepted: int = 0
+    rejected: int = 0
+    errors: list = field(default_factory=list)
+
+    def as_response(self) -> dict:
+        return {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
+
+
+def scores_from_document(document) -> list:
+    """The `scores` list of a parsed body, or ScoresBodyError naming what is wrong with the body."""
+    if type(document) is not dict or "scores" not in document:
+        raise ScoresBodyError("scores", "required", "the body must be an object {\"scores\": [...]}")
+    scores = document["scores"]
+    if type(scores) is not list:
+        raise ScoresBodyError("scores", "type", "must be a list of score objects")
+    if not scores:
+        raise ScoresBodyError("scores", "min_length", "must hold at least 1 score")
+    if len(scores) > MAX_BATCH_SCORES:
+        raise ScoresBodyError("scores", "max_length", f"must hold at most {MAX_BATCH_SCORES} scores; split the batch")
+    return scores
+
+
+def _item_error(index, item, field_name, code, message):
+    event_id = item.get("event_id") if isinstance(item, dict) and isinstance(item.get("event_id"), str) else None
+    return api_error(field_name, code, message, index=index, event_id=event_id)
+
+
+def score_check(index: int, item) -> tuple[tuple[str, float, str] | None, dict | None]:
+    """One item -> ((event_id, quality, source), None) or (None, its error)."""
+    if type(item) is not dict:
+        return None, _item_error(index, item, None, "type", "must be an object {\"event_id\", \"quality\"}")
+    event_id = item.get("event_id")
+    if event_id is None:
+        return None, _item_error(index, item, "event_id", "required", "is required")
+    if type(event_id) is not str:
+        return None, _item_error(index, item, "event_id", "type", "must be a string")
+    if not event_id:
+        return None, _item_error(index, item, "event_id", "min_length", "must not be empty")
+    if len(event_id) > MAX_EVENT_ID_LENGTH:
+        return None, _item_error(index, item, "event_id", "max_length",
+                                 f"must be at most {MAX_EVENT_ID_LENGTH} characters")
+    quality = item.get("quality")
+    if quality is None:
+        return None, _item_error(index, item, "quality", "required", "is required")
+    if type(quality) not in (int, float) or math.isnan(quality):
+        return None, _item_error(index, item, "quality", "type", "must be a number")
+    if not 0 <= quality <= 1:
+        return None, _item_error(index, item, "quality", "min_value" if quality < 0 else "max_value",
+                                 "must be between 0 and 1")
+    source = item.get("source", "")
+    if source is None:
+        source = ""
+    if type(source) is not str:
+        return None, _item_error(index, item, "source", "type", "must be a string")
+    if len(source) > MAX_SOURCE_LENGTH:
+        return None, _item_error(index, item, "source", "max_length",
+                                 f"must be at most {MAX_SOURCE_LENGTH} characters")
+    return (event_id, float(quality), source), None
+
+
+def score_batch_apply(*, project: Project, scores: list) -> ScoresResult:
+    """Validate every item, set the quality of the stored events (the last item of an event wins)
+    and mark their hours for a rebuild, in one transaction."""
+    result = ScoresResult()
+    latest: dict[str, tuple[int, float]] = {}  # event_id -> (last index, quality)
+    indexes: dict[str, list[int]] = {}
+    for index, item in enumerate(scores):
+        checked, error = score_check(index, item)
+        if error:
+            result.errors.append(error)
+            continue
+        event_id, quality, _source = checked
+        latest[event_id] = (index, quality)
+        indexes.setdefault(event_id, []).append(index)
+    found = set()
+    if latest:
+        ids = list(latest)
+        qualities = [latest[event_id][1] for event_id in ids]
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                """
+                WITH scored AS (
+                    UPDATE ingest_event e SET quality = s.quality
+                    FROM unnest(%(ids)s::text[], %(qualities)s::float8[]) AS s(event_id, quality)
+                    WHERE e.project_id = %(project_id)s AND e.event_id = s.event_id
+                    RETURNING e.event_id, e.ts),
+                marked AS (
+                    INSERT INTO ingest_dirtyhour (project_id, hour, created_at)
+                    SELECT DISTINCT %(project_id)s, date_trunc('hour', ts, 'UTC'), now() FROM scored)
+                SELECT event_id FROM scored
+                """,
+                {"ids": ids, "qualities": qualities, "project_id": project.pk},
+            )
+            found = {row[0] for row in cursor.fetchall()}
+    for event_id, positions in indexes.items():
+        if event_id in found:
+            result.accepted += len(positions)
+            continue
+        for index in positions:
+            result.errors.append(api_error("event_id", "not_found",
+                                           "no stored event has this event_id (yet); retry later",
+                                           index=index, event_id=event_id))
+    result.errors.sort(key=lambda error: error["index"])
+    result.rejected = len(result.errors)
+    return result

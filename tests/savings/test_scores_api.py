@@ -1,0 +1,101 @@
+"""POST /api/v1/scores through HTTP with real PostgreSQL: per-item errors, last score wins, not_found, dirty marks."""
+
+import json
+
+import pytest
+from rest_framework.test import APIClient
+
+from ingest.models import DirtyHour, Event
+from tests.factories import make_user
+from tests.ingest.helpers import event
+
+pytestmark = pytest.mark.django_db
+URL = "/api/v1/scores"
+
+
+def post(client, scores, **extra):
+    return client.post(URL, data=json.dumps({"scores": scores}), content_type="application/json", **extra)
+
+
+@pytest.fixture
+def stored(ingest_client):
+    response = ingest_client.post("/api/v1/events", data=json.dumps({"events": [event("a"), event("b")]}),
+                                  content_type="application/json")
+    assert response.status_code == 200, response.json()
+    DirtyHour.objects.all().delete()
+
+
+def quality(event_id):
+    return Event.objects.get(event_id=event_id).quality
+
+
+def test_scores_set_quality_and_mark_the_hour(ingest_client, stored):
+    response = post(ingest_client, [{"event_id": "a", "quality": 0.7, "source": "judge"},
+                                    {"event_id": "b", "quality": 1}])
+    assert response.status_code == 200
+    assert response.json() == {"accepted": 2, "rejected": 0, "errors": []}
+    assert quality("a") == 0.7 and quality("b") == 1.0
+    marks = list(DirtyHour.objects.all())
+    assert len(marks) == 1 and marks[0].first_event_id is None
+    assert marks[0].hour == Event.objects.get(event_id="a").ts.replace(minute=0)
+
+
+def test_last_score_wins_in_a_batch_and_across_batches(ingest_client, stored):
+    post(ingest_client, [{"event_id": "a", "quality": 0.2}, {"event_id": "a", "quality": 0.9}])
+    assert quality("a") == 0.9
+    post(ingest_client, [{"event_id": "a", "quality": 0.4}])
+    assert quality("a") == 0.4
+
+
+@pytest.mark.parametrize(("item", "field", "code"), [
+    ({"event_id": "a", "quality": 1.5}, "quality", "max_value"),
+    ({"event_id": "a", "quality": -0.1}, "quality", "min_value"),
+    ({"event_id": "a", "quality": "0.5"}, "quality", "type"),
+    ({"event_id": "a", "quality": True}, "quality", "type"),
+    ({"event_id": "a"}, "quality", "required"),
+    ({"quality": 0.5}, "event_id", "required"),
+    ({"event_id": 5, "quality": 0.5}, "event_id", "type"),
+    ({"event_id": "", "quality": 0.5}, "event_id", "min_length"),
+    ({"event_id": "x" * 129, "quality": 0.5}, "event_id", "max_length"),
+    ({"event_id": "a", "quality": 0.5, "source": "s" * 51}, "source", "max_length"),
+    ({"event_id": "a", "quality": 0.5, "source": 3}, "source", "type"),
+    ({"event_id": "missing", "quality": 0.5}, "event_id", "not_found"),
+])
+def test_a_bad_item_is_rejected_alone(ingest_client, stored, item, field, code):
+    response = post(ingest_client, [{"event_id": "b", "quality": 0.6}, item])
+    assert response.status_code == 207
+    body = response.json()
+    assert body["accepted"] == 1 and body["rejected"] == 1
+    (error,) = body["errors"]
+    assert (error["index"], error["field"], error["code"]) == (1, field, code)
+    assert quality("b") == 0.6 and quality("a") is None
+
+
+def test_every_item_rejected_is_400_with_counts(ingest_client, stored):
+    response = post(ingest_client, [{"event_id": "nope", "quality": 0.5}])
+    assert response.status_code == 400
+    assert response.json()["errors"] == [{"field": "event_id", "code": "not_found", "index": 0, "event_id": "nope",
+                                          "message": "no stored event has this event_id (yet); retry later"}]
+
+
+@pytest.mark.parametrize(("body", "code"), [
+    ({}, "required"), ({"scores": {}}, "type"), ({"scores": []}, "min_length"),
+    ({"scores": [{"event_id": "a", "quality": 0.5}] * 1001}, "max_length"),
+])
+def test_the_body_itself_refused(ingest_client, stored, body, code):
+    response = ingest_client.post(URL, data=json.dumps(body), content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["errors"][0]["field"] == "scores"
+    assert response.json()["errors"][0]["code"] == code
+
+
+def test_scopes_and_roles(project, read_client, stored):
+    assert post(read_client, [{"event_id": "a", "quality": 0.5}]).status_code == 403
+    viewer = make_user("victor")
+    project.memberships.create(user=viewer, role="viewer")
+    session = APIClient()
+    session.force_login(viewer)
+    response = session.post(f"{URL}?project={project.slug}", data=json.dumps({"scores": [
+        {"event_id": "a", "quality": 0.5}]}), content_type="application/json")
+    assert response.status_code == 403
+    assert quality("a") is None
