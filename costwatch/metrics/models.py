@@ -213,3 +213,30 @@ class FeatureLatencyDay(models.Model):
             models.UniqueConstraint(fields=["project", "environment", "feature", "day"], name="featurelatencyday_key")
         ]
         indexes = [models.Index(fields=["project", "day"], name="featurelatencyday_project_day")]
+
+
+class SavingsPair(models.Model):
+    """A Lite primary and its Pro shadow or escalation, both with a quality score: the savings
+    evidence (docs/savings.md#evidence). Rebuilt by the rollup refresh for the hours it touches,
+    like the other rollups; `kind` keeps escalation pairs apart (never pooled with shadows)."""
+
+    KIND_SHADOW, KIND_ESCALATION = "shadow", "escalation"
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False, db_constraint=False)
+    environment = models.CharField(max_length=50)
+    kind = models.CharField(max_length=12)
+    pro_event_id = models.BigIntegerField(help_text="ingest_event.id of the Pro call (one pair per Pro call).")
+    lite_event_id = models.BigIntegerField()
+    lite_ts = models.DateTimeField()
+    pro_ts = models.DateTimeField()
+    lite_model = models.CharField(max_length=200)
+    route_reason = models.CharField(max_length=50, blank=True, default="")
+    lite_quality = models.FloatField()
+    pro_quality = models.FloatField()
+    lite_latency_ms = models.IntegerField(null=True)
+    pro_latency_ms = models.IntegerField(null=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["project", "pro_event_id"], name="savingspair_pro_event")]
+        indexes = [models.Index(fields=["project", "feature", "lite_ts"], name="savingspair_feature_ts"),
+                   models.Index(fields=["project", "lite_ts"], name="savingspair_project_ts")]

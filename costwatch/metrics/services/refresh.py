@@ -14,6 +14,7 @@ from django.utils import timezone
 from costwatch.metrics.definitions import HOUR, day_start, hour_floor
 from costwatch.projects.models import Project
 
+from .pairs import pairs_rebuild_hours
 from .sql import (
     DELTA_BUILD,
     DIMENSION_DAY_DELTA,
@@ -117,8 +118,8 @@ def days_touched(hours, tzinfo) -> list[dt.date]:
     return sorted(days)
 
 
-def _add_deltas(cursor, project: Project, first_id: int, xids: list[str]) -> tuple[int, dt.datetime | None]:
-    """Add the claimed batches' events to every rollup table; return (events added, latest ts)."""
+def _add_deltas(cursor, project: Project, first_id: int, xids: list[str]) -> tuple[int, dt.datetime | None, list]:
+    """Add the claimed batches' events to every rollup table; return (events added, latest ts, their hours)."""
     params = {"project_id": project.pk, "first_id": first_id, "xids": xids, "tz": project.timezone,
               "huge_cap": project.huge_cap_tokens, "dimensions": list(project.dimensions or [])}
     cursor.execute("DROP TABLE IF EXISTS cw_delta")
@@ -131,8 +132,10 @@ def _add_deltas(cursor, project: Project, first_id: int, xids: list[str]) -> tup
             cursor.execute(statement, params)
         if params["dimensions"]:
             cursor.execute(DIMENSION_DAY_DELTA, params)
+    cursor.execute("SELECT DISTINCT hour FROM cw_delta")
+    hours = [row[0] for row in cursor.fetchall()]
     cursor.execute("DROP TABLE cw_delta")
-    return int(events), latest
+    return int(events), latest, hours
 
 
 def _rebuild_hours(cursor, project: Project, hours: list[dt.datetime]) -> None:
@@ -208,8 +211,9 @@ def _refresh_step(project: Project, result: RefreshResult) -> bool:
                 if own_transaction:  # one snapshot for the claims and every read that follows
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 first_id, xids = _claim_new_batches(cursor, project.pk)
-                added, latest = _add_deltas(cursor, project, first_id, xids) if xids else (0, None)
+                added, latest, new_hours = _add_deltas(cursor, project, first_id, xids) if xids else (0, None, [])
                 hours = _claim_hours(cursor, project.pk)
+                pairs_rebuild_hours(cursor, project.pk, new_hours + hours)
                 if hours:
                     _rebuild_hours(cursor, project, hours)
                     _rebuild_days(cursor, project, days_touched(hours, project.tzinfo))
