@@ -1,11 +1,12 @@
 """Tasks really run in a worker process through a real broker (never eager mode)."""
 
+import datetime as dt
 import os
 import subprocess
 import sys
-import uuid
 
 import pytest
+from django.utils import timezone
 
 from costwatch.celery import app
 from tests.conftest import ROOT, wait_for
@@ -17,10 +18,11 @@ def test_a_task_round_trips_through_redis_and_a_worker_process(start_worker):
     assert app.conf.broker_url.startswith("redis://")
     assert not app.conf.task_always_eager
     worker = start_worker()
-    token = uuid.uuid4().hex
-    result = app.send_task("costwatch.projects.tasks.ping", args=[token])
-    assert result.get(timeout=30)["token"] == token
-    assert "costwatch.projects.tasks.ping" in worker.log()
+    sent_at = timezone.now()
+    result = app.send_task("costwatch.projects.tasks.heartbeat")
+    answered = dt.datetime.fromisoformat(result.get(timeout=30))  # the database's clock, read by the worker
+    assert answered >= sent_at - dt.timedelta(seconds=5)
+    assert f"Task costwatch.projects.tasks.heartbeat[{result.id}] succeeded" in worker.log()
 
 
 def test_the_heartbeat_task_reaches_the_database_from_the_worker(start_worker):
@@ -55,10 +57,14 @@ def test_the_embedded_filesystem_broker_of_make_run_round_trips(tmp_path):
         client = subprocess.run(
             [sys.executable, "-c",
              "import costwatch; from costwatch.celery import app;"
-             "print(app.send_task('costwatch.projects.tasks.ping', args=['fs-token']).get(timeout=30)['token'])"],
+             "result = app.send_task('costwatch.projects.tasks.heartbeat');"
+             "print(result.id, result.get(timeout=30))"],
             cwd=ROOT, env=env, capture_output=True, text=True, timeout=90,
         )
-        assert client.stdout.strip().endswith("fs-token"), client.stderr
+        task_id, db_time = client.stdout.split()[-2:]
+        assert dt.datetime.fromisoformat(db_time).year >= 2026, client.stderr
+        wait_for(lambda: f"heartbeat[{task_id}] succeeded" in log_path.read_text(), timeout=30,
+                 message="the worker's log of that very task")
         assert any((data_dir / "broker" / "queue").parent.iterdir())
     finally:
         worker.terminate()
