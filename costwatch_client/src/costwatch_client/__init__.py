@@ -10,7 +10,7 @@
 Standard library only; the SDK helpers read the SDKs' objects without importing them.
 """
 
-from .client import Client, retry_after_seconds  # noqa: E402
+from .client import Client  # noqa: E402
 from .context import current_fields, track  # noqa: E402
 from .sdk import (  # noqa: E402
     event_from_response,
@@ -27,6 +27,7 @@ from .sdk import (  # noqa: E402
 )
 from .streams import RecordedStream  # noqa: E402
 from .version import __version__  # noqa: E402
+from .wire import retry_after_seconds  # noqa: E402
 
 __all__ = [
     "__version__", "Client", "RecordedStream", "track", "current_fields", "retry_after_seconds",

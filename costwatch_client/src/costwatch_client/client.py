@@ -11,8 +11,6 @@ at send time, so a retried batch is deduplicated by the server instead of double
 from __future__ import annotations
 
 import atexit
-import gzip as gzip_module
-import http.client
 import json
 import logging
 import os
@@ -20,15 +18,14 @@ import queue
 import random
 import threading
 import time
-import urllib.error
-import urllib.request
 import uuid
 import weakref
 
-from .context import apply_context
+from .context import apply_context, shadow_scope
+from .scores import ScoreSender
 from .sdk import event_from_response, stream_kind
-from .version import __version__
-from .wire import RetryableError, json_default, retry_after_seconds, utc_now_iso
+from .shadow import Shadower
+from .wire import RetryableError, json_default, post_json, utc_now_iso
 
 logger = logging.getLogger("costwatch_client")
 
@@ -50,7 +47,8 @@ class Client:
                  batch_size: int = 500, flush_interval: float = 1.0, timeout: float = 5, max_retries: int = 5,
                  backoff_base: float = 0.5, backoff_max: float = 30.0, max_retry_after: float = 300.0,
                  gzip: bool = False, environment: str | None = None, feature: str | None = None,
-                 shutdown_timeout: float = 5.0):
+                 shutdown_timeout: float = 5.0, score_not_found_retries: int = 6,
+                 score_not_found_backoff: float = 1.0, shadow_workers: int = 2):
         api_key = api_key or os.environ.get("COSTWATCH_INGEST_KEY", "")
         base_url = base_url or os.environ.get("COSTWATCH_URL") or "http://127.0.0.1:8000"
         # No key (a dev machine, a test run): the app must still start; events are counted as dropped.
@@ -58,7 +56,8 @@ class Client:
         if not self.enabled:
             logger.warning("costwatch: no API key (api_key= or COSTWATCH_INGEST_KEY); events will be dropped")
         self.api_key = api_key
-        self.url = base_url.rstrip("/") + "/api/v1/events"
+        self.base_url = base_url.rstrip("/")
+        self.url = self.base_url + "/api/v1/events"
         self.max_queue = max(1, int(max_queue))
         self.batch_size = min(MAX_BATCH, max(1, int(batch_size)))
         self.flush_interval = float(flush_interval)
@@ -69,6 +68,9 @@ class Client:
         self.max_retry_after = max_retry_after
         self.gzip = gzip
         self.shutdown_timeout = shutdown_timeout
+        self.score_options = {"not_found_retries": score_not_found_retries,
+                              "not_found_backoff": score_not_found_backoff}
+        self.shadow_workers = shadow_workers
         self.defaults = {k: v for k, v in (("environment", environment), ("feature", feature)) if v}
         self._counts = {"sent": 0, "duplicates": 0, "dropped": 0, "failed": 0, "rejected": 0, "retried": 0}
         self._counts_lock = threading.Lock()
@@ -79,6 +81,10 @@ class Client:
     # --- the caller's side: never blocks, never raises -------------------------------------
     def send(self, event: dict) -> str | None:
         """Queue one event; returns its event_id, or None when it was dropped."""
+        payload = self._send(event)
+        return payload["event_id"] if payload else None
+
+    def _send(self, event: dict) -> dict | None:
         try:
             payload = apply_context(dict(event), defaults=self.defaults)
             payload.setdefault("event_id", str(uuid.uuid4()))
@@ -88,17 +94,34 @@ class Client:
             logger.warning("costwatch: dropped an event that could not be serialised", exc_info=True)
             self._count("dropped")
             return None
-        return payload["event_id"] if self._enqueue(data) else None
+        return payload if self._enqueue(data) else None
 
-    def record(self, response, *, request_kwargs: dict | None = None, **fields) -> str | None:
-        """Build the event from an SDK response (OpenAI, Anthropic, Google) and send it."""
+    def record(self, response, *, request_kwargs: dict | None = None, shadow: dict | None = None,
+               **fields) -> str | None:
+        """Build the event from an SDK response (OpenAI, Anthropic, Google) and send it.
+
+        `shadow={"call": ..., "rate": ...}` shadows this call to Pro (docs/savings.md)."""
         try:
             event = event_from_response(response, request_kwargs=request_kwargs, **fields)
         except Exception:
             logger.warning("costwatch: could not read usage from %s", type(response).__name__, exc_info=True)
             self._count("dropped")
             return None
-        return self.send(event)
+        payload = self._send(event)
+        if payload is not None and (shadow is not None or shadow_scope() is not None):
+            self.shadows.after_record(shadow, response, payload)
+        return payload["event_id"] if payload else None
+
+    def score(self, event_id: str, quality: float, source: str | None = None) -> bool:
+        """Queue a 0-1 quality score of a sent event; never blocks or raises (docs/savings.md).
+        False when it was dropped (not a 0-1 number, queue full, no key, closed)."""
+        if self._pid != os.getpid():
+            self._reset_sender()
+        try:
+            return self._scores.add(event_id, quality, source, accepting=self.enabled and not self._closed)
+        except Exception:
+            logger.warning("costwatch: dropped a score", exc_info=True)
+            return False
 
     def call(self, fn, /, *args, costwatch: dict | None = None, **kwargs):
         """`fn(*args, **kwargs)` (an SDK create call), timed and recorded; returns its result.
@@ -131,6 +154,7 @@ class Client:
         """Wrap a stream (sync or async) so its event is recorded when it is exhausted or closed."""
         from .streams import RecordedStream
 
+        fields.pop("shadow", None)  # streams are not shadowed
         return RecordedStream(self, stream, request_kwargs=request_kwargs, started=_started, fields=fields)
 
     def stats(self) -> dict:
@@ -139,11 +163,17 @@ class Client:
         with self._counts_lock:
             counts = dict(self._counts)
         counts["queued"] = self._pending
+        counts["scores"] = {**self._scores.counts, "queued": self._scores.pending()}
+        counts["shadow"] = dict(self.shadows.counts)
         return counts
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every queued event was handled (sent, rejected or failed); True if so."""
+        """Wait until every queued event, then score, was handled (sent, rejected or failed)."""
         deadline = None if timeout is None else time.monotonic() + timeout
+        events = self._flush_events(deadline)
+        return self._scores.flush(deadline) and events
+
+    def _flush_events(self, deadline: float | None) -> bool:
         with self._pending_cond:
             if self._pending == 0:
                 return True
@@ -165,6 +195,8 @@ class Client:
         drained = self.flush(timeout)
         self._abort.set()  # whatever is still retrying gives up now
         self._wake()
+        self._scores.stop()
+        self.shadows.stop()
         thread = self._thread
         if thread is not None and thread is not threading.current_thread():
             thread.join(timeout=max(0.1, min(timeout, self.timeout + 1)))
@@ -188,6 +220,8 @@ class Client:
         self._thread: threading.Thread | None = None
         self._thread_lock = threading.Lock()
         self._pid = os.getpid()
+        self._scores = ScoreSender(self, **self.score_options)
+        self.shadows = Shadower(self, workers=self.shadow_workers)  # its counters, rng, spent_today()
 
     def _count(self, name: str, n: int = 1):
         with self._counts_lock:
@@ -299,27 +333,9 @@ class Client:
         ceiling = min(self.backoff_max, self.backoff_base * (2 ** attempt))
         return random.uniform(ceiling / 2, ceiling)  # "equal jitter"
 
-    def _post(self, batch: list[bytes]) -> tuple[int, bytes]:
-        body = b'{"events":[' + b",".join(batch) + b"]}"
-        headers = {
-            "Authorization": f"Bearer {self.api_key}",
-            "Content-Type": "application/json",
-            "User-Agent": f"costwatch-client/{__version__}",
-        }
-        if self.gzip:
-            body = gzip_module.compress(body, compresslevel=5)
-            headers["Content-Encoding"] = "gzip"
-        request = urllib.request.Request(self.url, data=body, headers=headers, method="POST")
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                return response.status, response.read()
-        except urllib.error.HTTPError as exc:
-            payload = exc.read() if exc.fp is not None else b""
-            if exc.code == 429 or exc.code >= 500:
-                raise RetryableError(f"HTTP {exc.code}", retry_after_seconds(exc.headers.get("Retry-After"))) from None
-            return exc.code, payload
-        except (urllib.error.URLError, OSError, http.client.HTTPException) as exc:
-            raise RetryableError(f"connection error: {getattr(exc, 'reason', exc)}") from None
+    def _post(self, batch: list[bytes], url: str | None = None, raw: bool = False) -> tuple[int, bytes]:
+        body = batch[0] if raw else b'{"events":[' + b",".join(batch) + b"]}"
+        return post_json(url or self.url, body, api_key=self.api_key, timeout=self.timeout, gzip=self.gzip)
 
     def _handle_response(self, batch: list[bytes], status: int, body: bytes):
         try:

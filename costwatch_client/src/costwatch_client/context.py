@@ -18,6 +18,10 @@ class _Scope:
     """One active `track` block: its fields and the clock for latency."""
 
     def __init__(self, fields: dict, parent: _Scope | None):
+        fields = dict(fields)
+        self.shadow = fields.pop("shadow", None)  # track(shadow=...): not an event field
+        self.shadow_owner = self if self.shadow else (parent.shadow_owner if parent else None)
+        self.on_exit = None  # set by the shadow helper: starts the block's Pro call
         merged = dict(parent.fields) if parent else {}
         attributes = {**(merged.get("attributes") or {}), **(fields.get("attributes") or {})}
         merged.update({k: v for k, v in fields.items() if v is not None})
@@ -37,6 +41,8 @@ class _Scope:
 class track:  # noqa: N801 (used like a function: `with track(...)`, `@track(...)`)
     """Set event fields (feature, role, request_id, route_reason, environment, attributes,
     ...) for every event recorded inside; latency_ms is measured when the event lacks it.
+    `shadow={...}` shadows the block's last primary call to Pro after the block exits
+    (docs/savings.md).
 
     >>> with track(feature="ticket-triage", role="triage", request_id=req.id):
     ...     cw.record(client.chat.completions.create(**kwargs), request_kwargs=kwargs)
@@ -51,7 +57,14 @@ class track:  # noqa: N801 (used like a function: `with track(...)`, `@track(...
         return self
 
     def __exit__(self, *exc):
+        scope = _current.get()
         _current.reset(self._tokens.pop())
+        if scope is not None and scope.on_exit is not None:
+            start, scope.on_exit = scope.on_exit, None
+            try:
+                start()
+            except Exception:  # the shadow helper never raises into the block's caller
+                pass
         return False
 
     async def __aenter__(self):
@@ -73,6 +86,12 @@ class track:  # noqa: N801 (used like a function: `with track(...)`, `@track(...
             with track(**self._fields):
                 return fn(*args, **kwargs)
         return wrapper
+
+
+def shadow_scope() -> _Scope | None:
+    """The innermost active block opened with `track(shadow=...)`, if any."""
+    scope = _current.get()
+    return scope.shadow_owner if scope else None
 
 
 def current_fields() -> dict:
