@@ -1,6 +1,7 @@
 """The Python client against the REAL events API: a live Django server, a real ingest key,
 rows asserted in PostgreSQL field by field."""
 
+import random
 import urllib.request
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -15,7 +16,7 @@ from werkzeug import Response
 from costwatch.projects.services import api_key_issue
 from costwatch_client import Client, track
 from ingest.models import Event
-from tests.conftest import run_coroutine
+from tests.conftest import run_coroutine, wait_for
 from tests.integrations.sse import chat_chunk, sse
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -201,3 +202,41 @@ def test_async_call_records_an_async_openai_completion(project, make_client, htt
     (row,) = stored(project).values()
     assert (row.feature.name, row.role, row.model, row.input_tokens, row.output_tokens, row.max_output_tokens) == (
         "async-triage", "triage", "gpt-5-nano-2025-08-07", 12, 3, 16)
+
+
+def test_a_shadowed_call_and_its_judge_scores_reach_the_real_scores_api(project, make_client):
+    """shadow= end to end: the Lite row, its role=shadow row pointing at it, and both qualities
+    set through POST /api/v1/scores; a score sent before its event is retried until it is stored."""
+    client = make_client(score_not_found_backoff=0.2)
+    client.shadows.rng = random.Random(1)
+    replay = random.Random(1)  # how many calls go unsampled before the first sampled one
+    draws = 0
+    while replay.random() >= 0.2:
+        draws += 1
+
+    def chat(model, text):
+        return {"id": "c", "object": "chat.completion", "created": 1764000000, "model": model,
+                "choices": [{"index": 0, "finish_reason": "stop", "message": {"role": "assistant", "content": text}}],
+                "usage": {"prompt_tokens": 120, "completion_tokens": 30, "total_tokens": 150}}
+
+    spec = {"call": lambda: chat("gpt-5", "pro"), "rate": 0.2, "judge": lambda lite, pro: (0.6, 0.9)}
+    for _ in range(draws):  # not sampled
+        client.record(chat("gpt-5-mini", "lite"), feature="answers", shadow=spec)
+    lite_id = client.record(chat("gpt-5-mini", "lite"), feature="answers", request_id="req-7", shadow=spec)
+    assert client.shadows.join(timeout=20) and client.flush(timeout=30)
+
+    rows = stored(project)
+    shadow = [row for row in rows.values() if row.role == "shadow"]
+    assert len(rows) == draws + 2 and len(shadow) == 1
+    assert (shadow[0].parent_event_id, shadow[0].request_id, shadow[0].feature.name) == (lite_id, "req-7", "answers")
+    assert (rows[lite_id].quality, shadow[0].quality) == (0.6, 0.9)
+
+    early = "evt-scored-before-it-was-sent"
+    client.score(early, 0.25, source="thumbs")
+    wait_for(lambda: client.stats()["scores"]["not_found_retried"] >= 1, message="a not_found answer")
+    client.send({"event_id": early, "feature": "answers", "model": "gpt-5-mini", "input_tokens": 1,
+                 "output_tokens": 1})
+    assert client.flush(timeout=30)
+    assert Event.objects.get(project=project, event_id=early).quality == 0.25
+    scores = client.stats()["scores"]
+    assert (scores["sent"], scores["failed"], scores["rejected"]) == (3, 0, 0)
