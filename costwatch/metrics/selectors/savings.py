@@ -106,3 +106,8 @@ def savings_evidence(*, project, start: dt.datetime, end: dt.datetime, by_route_
         result[tuple(key)] = evidence_from_sums(pairs=pairs, total=total, squares=squares, at_least=at_least,
                                                 worse=worse, lite_p50=lite_p50, pro_p50=pro_p50, newest=newest)
     return result
+
+
+def no_evidence() -> Evidence:
+    """The evidence of a feature without pairs: every figure null, saying why."""
+    return evidence_from_sums(pairs=0, total=0, squares=0, at_least=0, worse=0)
