@@ -10,5 +10,6 @@ urlpatterns = [
     path("p/<slug:slug>/features/<path:name>/", views.feature_detail, name="feature"),
     path("p/<slug:slug>/models/", views.models_page, name="models"),
     path("p/<slug:slug>/customers/", views.customers_page, name="customers"),
+    path("p/<slug:slug>/savings/", views.savings_page, name="savings"),
     path("p/<slug:slug>/settings/", views.settings_page, name="settings"),
 ]

@@ -112,3 +112,19 @@ def test_unknown_feature_and_status_are_named(read_client):
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "status"
     response = read_client.get(URL, {"feature": "nope"})
     assert response.status_code == 400 and response.json()["errors"][0]["field"] == "feature"
+
+
+def test_the_savings_page_ranks_moves_and_lists_features_without_evidence(client, user, project, ingest_client):
+    send(ingest_client, pairs("good", [0.0] * 30) + pro_calls("good", 6) + pro_calls("dark", 3)
+         + [event("dark-lite", model="test-lite-1", feature="dark")])
+    project_refresh(project=project)
+    client.force_login(user)
+    response = client.get(f"/p/{project.slug}/savings/")
+    assert response.status_code == 200
+    html = response.content.decode()
+    assert f'href="/p/{project.slug}/savings/" class="active">Savings</a>' in html
+    ranked = response.context["ranked"]
+    assert [(m["feature"], m["move"], m["status"]) for m in ranked][0] == ("good", "route_to_lite", "recommended")
+    assert 'data-feature="good" data-move="route_to_lite" data-status="recommended"' in html
+    assert [(m["feature"], m["evidence"]["pairs"]) for m in response.context["no_evidence"]] == [("dark", 0)]
+    assert "POST /api/v1/scores" in html.split('data-testid="no-evidence"')[1]
