@@ -9,6 +9,7 @@ from django.db import IntegrityError, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
+from costwatch.metrics.selectors.recommendations import recommendations
 from costwatch.projects.models import Project
 
 from .. import selectors
@@ -16,6 +17,7 @@ from ..models import Channel, DigestSent
 from ..transports import TransportError, send_email
 
 logger = logging.getLogger(__name__)
+DIGEST_SAVINGS = 3  # the top recommended moves (docs/savings.md)
 
 
 def digests_send_due(*, now=None) -> int:
@@ -39,7 +41,8 @@ def digests_send_due(*, now=None) -> int:
         claim = DigestSent.objects.filter(project=project, day=local.date(), sent_at=None, lease_until=lease_end)
         numbers = selectors.digest_numbers(project=project, day=local.date() - dt.timedelta(days=1))
         context = {"project": project, "site_url": settings.SITE_URL, **numbers,
-                   "open_alerts": list(selectors.open_alerts(project=project)[:20])}
+                   "open_alerts": list(selectors.open_alerts(project=project)[:20]),
+                   "savings": recommendations(project=project, status="recommended", now=now)[:DIGEST_SAVINGS]}
         email = EmailMultiAlternatives(
             f"[costwatch] {project.name}: ${numbers['spend_usd']:.2f} on {numbers['day']:%a %d %b}",
             render_to_string("emails/digest.txt", context), settings.DEFAULT_FROM_EMAIL, recipients,

@@ -85,3 +85,23 @@ def test_a_digest_claimed_by_a_worker_that_died_is_sent_once_after_its_lease(pro
     assert digests_send_due(now=at_9 + dt.timedelta(minutes=30)) == 0
     assert len(smtp_server.messages) == 1
     assert DigestSent.objects.get().sent_at is not None
+
+
+def test_the_digest_lists_the_top_recommended_savings(project, smtp_server, settings, ingest_client):
+    from costwatch.metrics.services import project_refresh
+    from tests.ingest.helpers import price
+    from tests.savings.test_recommendations import pairs, pro_calls, send
+
+    settings.DIGEST_LOCAL_HOUR = 0
+    price("test-lite-1", tier="lite")
+    price("test-pro-1", tier="pro", input_per_mtok="2.00", output_per_mtok="8.00")
+    Channel.objects.create(project=project, kind="email", name="ops", target="ops@example.com")
+    send(ingest_client, pairs("good", [0.0] * 30) + pro_calls("good", 6) + pairs("thin", [0.0] * 5)
+         + pro_calls("thin", 6))
+    project_refresh(project=project)
+    assert digests_send_due() == 1
+    message = email.message_from_bytes(smtp_server.messages[-1].content)
+    text = next(p.get_payload(decode=True).decode() for p in message.walk() if p.get_content_type() == "text/plain")
+    savings = text.split("Top savings")[1]
+    assert "good: route_to_lite" in savings
+    assert "thin: route_to_lite" not in savings  # thin evidence is never in the digest

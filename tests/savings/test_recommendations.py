@@ -99,9 +99,6 @@ def test_savings_arithmetic_of_each_move(project, ingest_client, read_client):
     reason = by_move["route_reason_to_lite"]
     assert reason["route_reason"] == "hard" and reason["status"] == "thin_evidence"
     assert Decimal(reason["monthly_savings_usd"]) == (4 * (pro_cost - lite_cost) * 30 / 28).quantize(Decimal("0.01"))
-    # cap_output: every call has the same output size here, so capping at p99 saves nothing
-    cap = by_move["cap_output"]
-    assert cap["cap_tokens"] > 0 and Decimal(cap["monthly_savings_usd"]) == 0
     # ranked by dollars
     dollars = [Decimal(r["monthly_savings_usd"]) for r in results]
     assert dollars == sorted(dollars, reverse=True)
@@ -128,3 +125,15 @@ def test_the_savings_page_ranks_moves_and_lists_features_without_evidence(client
     assert 'data-feature="good" data-move="route_to_lite" data-status="recommended"' in html
     assert [(m["feature"], m["evidence"]["pairs"]) for m in response.context["no_evidence"]] == [("dark", 0)]
     assert "POST /api/v1/scores" in html.split('data-testid="no-evidence"')[1]
+
+
+def test_cap_output_caps_at_the_p99_when_a_few_calls_run_long(project, ingest_client, read_client):
+    events = [event(f"c{i}", model="test-pro-1", feature="long", output_tokens=200) for i in range(199)]
+    events.append(event("c-long", model="test-pro-1", feature="long", output_tokens=400_000))
+    send(ingest_client, events)
+    project_refresh(project=project)
+    (cap,) = [r for r in read_client.get(URL).json()["results"] if r["move"] == "cap_output"]
+    assert 150 <= cap["cap_tokens"] <= 300  # the bucket of the 200-token calls
+    assert cap["status"] == "recommended"
+    most = Decimal(400_000 - 150) * Decimal("8.00") / 10**6 * 30 / 28  # at most the long call's extra output
+    assert Decimal("0") < Decimal(cap["monthly_savings_usd"]) <= most.quantize(Decimal("0.01"))

@@ -203,6 +203,8 @@ def _cap_move(name, rows, prices, hists, feature_id, *, days, window_days, evide
             if rates is not None:
                 out_rate = Decimal(rates.output).scaleb(-12)  # micro-USD per 1M tokens -> USD per token
                 saved += Decimal(row[9]) * fraction * out_rate
+    if _monthly(saved, days) == "0.00":
+        return None  # nothing above the p99 worth a cent a month
     return {"feature": name, "move": "cap_output", "status": "recommended", "cap_tokens": cap,
             "monthly_savings_usd": _monthly(saved, days), "evidence": evidence.as_dict(window_days),
             "message": f"Cap output at {cap} tokens (the feature's p99): calls above it are cut."}
