@@ -69,6 +69,7 @@ class FeatureProfile:
     growth: float = 1.0  # daily volume at the end / at the start (exponential), on top of the project's growth
     pro_surge: float = 0.0  # extra Pro share added by a late S-curve: the creep steepening ...
     surge_days: float = 9.0  # ... half done this many days before the end (over ~2 weeks)
+    quality_gap: float = 0.0  # mean Lite - Pro quality on shadow pairs (the Savings page's evidence)
 
 
 SURGE_WIDTH_DAYS = 1.5
@@ -77,9 +78,9 @@ FEATURES = [
     FeatureProfile("ticket-triage", 0.18, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.06, 0.07, "complex",
                    512, 1400, 160, triage=True, escalation_rate=0.11, shadow_rate=0.05),
     FeatureProfile("search-rank", 0.13, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.03, 0.03, "complex",
-                   256, 2200, 60),
+                   256, 2200, 60, shadow_rate=0.002),
     FeatureProfile("summarize-thread", 0.24, "gpt-4.1-mini", "gpt-4.1", 0.09, 0.12, "long_context",
-                   1024, 5200, 380, shadow_rate=0.03, pro_surge=0.17),
+                   1024, 5200, 380, shadow_rate=0.03, pro_surge=0.17, quality_gap=-0.12),
     FeatureProfile("draft-reply", 0.19, "gpt-4.1-mini", "gpt-4.1", 0.72, 0.74, "default",
                    800, 2600, 420, growth=5.0),
     FeatureProfile("code-review", 0.17, "gemini-2.5-flash-lite", "gemini-2.5-pro", 0.20, 0.22, "complex",
@@ -201,9 +202,10 @@ def _derived(rng, prim: _Columns, *, role: str, mask: np.ndarray, offset: int) -
     )
     if role == "escalation":  # escalations follow low-confidence Lite answers
         prim["confidence"][idx] = rng.uniform(0.2, 0.55, count)
-    if role == "shadow":  # paired quality: Lite a little below Pro on average
+    if role == "shadow":  # paired quality: Lite as good (gap 0) or worse by the feature's quality_gap
         pro_quality = np.clip(rng.normal(0.86, 0.07, count), 0, 1)
-        prim["quality"][idx] = np.clip(pro_quality - rng.normal(0.015, 0.05, count), 0, 1)
+        gap = np.array([f.quality_gap for f in FEATURES])[feat]
+        prim["quality"][idx] = np.clip(pro_quality + gap + rng.normal(0.0, 0.04, count), 0, 1)
         cols["quality"] = pro_quality
     return cols
 
@@ -285,6 +287,17 @@ def rows_from_columns(cols: _Columns, *, seed: int = 7, prefix: str = "demo") ->
             "attributes": {"customer": customer[i], "plan": PLANS[customer[i]]},
         })
     return rows
+
+
+def late_scores_hold(rows: list[dict], *, since: dt.datetime) -> list[dict]:
+    """Take the quality off the shadow calls from `since` on and return them as scores to send later
+    through the scores service (the judge's scores arrive after the calls)."""
+    scores = []
+    for row in rows:
+        if row["role"] == "shadow" and row["quality"] is not None and row["ts"] >= since:
+            scores.append({"event_id": row["event_id"], "quality": row["quality"], "source": "demo-judge"})
+            row["quality"] = None
+    return scores
 
 
 def generate_batches(*, events: int, days: int = 90, end: dt.datetime, seed: int = 7, batch_size: int = 50_000,

@@ -9,12 +9,16 @@ from costwatch.devtools.demo import (
     demo_global_prices_remove,
     demo_prices_ensure,
     generate_batches,
+    late_scores_hold,
 )
 from costwatch.projects.selectors import project_by_slug_or_name
 from costwatch.projects.services import audit_record
 from ingest.models import Event
 from ingest.pricing import event_rows_price
+from ingest.scores import MAX_BATCH_SCORES, score_batch_apply
 from ingest.services import event_rows_store
+
+LATE_SCORES = dt.timedelta(days=2)  # the shadow scores of the last 2 days arrive after their calls
 
 
 class Command(BaseCommand):
@@ -60,10 +64,14 @@ class Command(BaseCommand):
         end = timezone.now().replace(second=0, microsecond=0) - dt.timedelta(minutes=1)
         prefix = f"demo{int(time.time())}" if force else "demo"
         stored = 0
+        late = []
         for rows in generate_batches(events=events, days=days, end=end, seed=seed, batch_size=batch_size,
                                      prefix=prefix):
+            late += late_scores_hold(rows, since=end - LATE_SCORES)
             event_rows_price(project=project, rows=rows)
             stored += event_rows_store(project=project, rows=rows).accepted
+        for start in range(0, len(late), MAX_BATCH_SCORES):  # the judge's scores arrive after the calls
+            score_batch_apply(project=project, scores=late[start:start + MAX_BATCH_SCORES])
         written = time.perf_counter()
         from costwatch.metrics.services import rollups_refresh_dirty
 
