@@ -62,8 +62,10 @@ MAX_WARNINGS_PER_RESPONSE = 200
 
 def warnings_capped(warnings: list) -> list:
     """In event order, at most MAX_WARNINGS_PER_RESPONSE warnings, then one saying how many more there were
-    (each event already holds at most validation.MAX_WARNINGS_PER_EVENT + 1 unknown-field warnings)."""
-    warnings = sorted(warnings, key=_warning_index)  # unpriced_model warnings are added after validation's
+    (each event holds at most validation.MAX_WARNINGS_PER_EVENT, then its own "how many more").
+    unpriced_model warnings are added after validation's: sorting puts them with their event, before
+    the event's "how many more"."""
+    warnings = sorted(warnings, key=_warning_order)
     if len(warnings) <= MAX_WARNINGS_PER_RESPONSE:
         return warnings
     more = len(warnings) - MAX_WARNINGS_PER_RESPONSE
@@ -71,8 +73,9 @@ def warnings_capped(warnings: list) -> list:
             {"field": None, "code": "too_many_warnings", "message": f"{more} more warnings were left out"}]
 
 
-def _warning_index(warning: dict) -> int:
-    return warning["index"] if warning.get("index") is not None else -1
+def _warning_order(warning: dict) -> tuple[int, bool]:
+    index = warning["index"] if warning.get("index") is not None else -1
+    return index, warning["code"] == "too_many_warnings"
 
 
 def event_batch_ingest(*, project, events: list, received_at=None, cap_known_default=True) -> BatchResult:

@@ -11,6 +11,8 @@ from datetime import timedelta
 from .event_fields import CROSS_FIELD_LIMITS, EVENT_FIELDS, KNOWN_FIELDS, Invalid
 
 MAX_WARNINGS_PER_EVENT = 20
+# One of an event's 20 warnings stays free for its unpriced_model warning, added after pricing.
+MAX_UNKNOWN_FIELD_WARNINGS = MAX_WARNINGS_PER_EVENT - 1
 # (JSON field, Event column, check, required, default when absent or null)
 FIELD_CHECKS = [(field.name, field.column, field.kind.check, field.required, field.default)
                 for field in EVENT_FIELDS]
@@ -63,15 +65,15 @@ def event_validate(raw, index: int, ctx: Context):
 
 
 def unknown_field_warnings(raw: dict, index: int, event_id) -> list[dict]:
-    """A warning per unknown field, at most MAX_WARNINGS_PER_EVENT, then one saying how many more
-    were dropped: an event with 450,000 unknown keys costs 21 small dicts, not 450,000."""
+    """A warning per unknown field, at most MAX_UNKNOWN_FIELD_WARNINGS, then one saying how many more
+    were dropped: an event with 450,000 unknown keys costs 20 small dicts, not 450,000."""
     if len(raw) <= len(KNOWN_FIELDS) and KNOWN_FIELDS.issuperset(raw):
         return []
     warnings, more = [], 0
     for field in raw:
         if field in KNOWN_FIELDS:
             continue
-        if len(warnings) < MAX_WARNINGS_PER_EVENT:
+        if len(warnings) < MAX_UNKNOWN_FIELD_WARNINGS:
             warnings.append(event_error(index, event_id, field, "unknown_field", f"unknown field {field!r} was dropped"))
         else:
             more += 1
