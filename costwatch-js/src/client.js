@@ -7,6 +7,11 @@
 // event_id assigned when it is recorded, so a retried batch is deduplicated by the server.
 // Timers are unref'd: an idle client never keeps the process alive; 'beforeExit' sends
 // what is still queued.
+//
+// score() queues late quality scores the same way, POSTed to /api/v1/scores after the events
+// of the same round. A score whose event the server has not stored yet comes back per item
+// as `not_found` (the event may still be queued or in flight): it waits its own backoff and
+// is sent again, a bounded number of times, then counted as failed.
 import { randomUUID } from 'node:crypto';
 import { performance } from 'node:perf_hooks';
 import { promisify } from 'node:util';
@@ -19,6 +24,8 @@ import { isStream, wrapStream } from './stream.js';
 
 export const VERSION = '0.1.0';
 const MAX_BATCH = 1000; // the events API takes at most 1000 events per request
+const MAX_SCORES = 1000; // the scores API takes at most 1000 items per request
+const MAX_SOURCE = 50; // the scores API's limit on `source`
 const MAX_BODY_BYTES = 4_500_000; // under the API's 5 MB limit, with room for the envelope
 const KEY_PATTERN = /^cw_[A-Za-z0-9]{4,24}_[A-Za-z0-9_-]{24,}$/;
 const gzip = promisify(gzipCallback);
@@ -88,6 +95,7 @@ export class Client {
     this.apiKey = String(apiKey);
     this.baseUrl = readBaseUrl(options.baseUrl ?? env.COSTWATCH_URL);
     this.url = `${this.baseUrl}/api/v1/events`;
+    this.scoresUrl = `${this.baseUrl}/api/v1/scores`;
     this.maxQueue = Math.floor(number(options, 'maxQueue', 10000, 1));
     this.batchSize = Math.min(MAX_BATCH, Math.floor(number(options, 'batchSize', MAX_BATCH, 1)));
     this.flushIntervalMs = number(options, 'flushIntervalMs', 1000);
@@ -97,6 +105,8 @@ export class Client {
     this.backoffMaxMs = number(options, 'backoffMaxMs', 30000);
     this.maxRetryAfterMs = number(options, 'maxRetryAfterMs', 300000);
     this.shutdownTimeoutMs = number(options, 'shutdownTimeoutMs', 5000);
+    this.scoreNotFoundRetries = Math.floor(number(options, 'scoreNotFoundRetries', 6));
+    this.scoreNotFoundBackoffMs = number(options, 'scoreNotFoundBackoffMs', 1000);
     this.gzip = Boolean(options.gzip);
     this.logger = options.logger || console;
     this.defaults = toEventFields({ environment: options.environment, feature: options.feature });
@@ -110,6 +120,8 @@ export class Client {
     this._exiting = false;
     this._warned = new Set();
     this._counts = { sent: 0, duplicates: 0, dropped: 0, failed: 0, rejected: 0, retried: 0 };
+    this._scores = []; // {payload, attempts (not_found answers so far), due (ms epoch before which it waits)}
+    this._scoreCounts = { sent: 0, rejected: 0, failed: 0, dropped: 0, retried: 0, not_found_retried: 0 };
     liveClients.add(this);
     installExitHook();
   }
@@ -186,9 +198,52 @@ export class Client {
     return result;
   }
 
-  /** Counters: sent, duplicates, dropped, failed, rejected, retried, queued. */
+  /**
+   * Queue a late quality score (0-1) of an event sent before (its event_id, as returned by
+   * record(), call()'s options.eventId or send()). Returns true when queued. Never throws:
+   * a quality outside 0-1 is counted in stats().scores.rejected and logged once.
+   */
+  score(eventId, quality, source) {
+    try {
+      if (typeof eventId !== 'string' || !eventId) {
+        this._scoreCounts.rejected += 1;
+        this._warnOnce('score:event_id', `score() needs the event_id of a recorded event, got ${describeValue(eventId)}; `
+          + 'not sent (more like it are counted in stats().scores.rejected)');
+        return false;
+      }
+      if (typeof quality !== 'number' || !Number.isFinite(quality) || quality < 0 || quality > 1) {
+        this._scoreCounts.rejected += 1;
+        this._warnOnce('score:quality', `score() quality must be a number from 0 to 1, got ${describeValue(quality)} `
+          + `(event ${eventId}); not sent (more like it are counted in stats().scores.rejected)`);
+        return false;
+      }
+      if (this._closed) {
+        this._scoreCounts.dropped += 1;
+        this._warnOnce('score:closed', 'a score was sent after close(); it was dropped');
+        return false;
+      }
+      if (this._scores.length >= this.maxQueue) {
+        this._scoreCounts.dropped += 1;
+        this._warnOnce('score:queue-full', `the scores queue is full (${this.maxQueue} scores); new scores are `
+          + 'dropped and counted in stats().scores.dropped until it drains');
+        return false;
+      }
+      const payload = { event_id: eventId, quality };
+      if (source !== undefined && source !== null && source !== '') payload.source = String(source).slice(0, MAX_SOURCE);
+      this._scores.push({ payload, attempts: 0, due: 0 });
+      this._schedule(this.flushIntervalMs);
+      return true;
+    } catch (error) {
+      this._warnOnce('score', `could not queue a score: ${error}`);
+      this._scoreCounts.dropped += 1;
+      return false;
+    }
+  }
+
+  /** Counters: sent, duplicates, dropped, failed, rejected, retried, queued; scores: the same for score(). */
   stats() {
-    return { ...this._counts, queued: this._queue.length };
+    return { ...this._counts, queued: this._queue.length,
+      scores: { ...this._scoreCounts, queued: this._scores.length } };
   }
 
   /** Send everything queued now; resolves when it was handled (sent, rejected or failed). Never rejects. */
@@ -197,9 +252,13 @@ export class Client {
     this._waiters += 1;
     if (this._sleep) this._sleep.ref();
     try {
-      while (this._queue.length || this._sending) {
+      while (this._queue.length || this._scores.length || this._sending) {
         this._startSending();
-        await this._sending;
+        if (this._sending) {
+          await this._sending;
+        } else { // only scores waiting for their not_found backoff: the app waits, so this timer is ref'd
+          await new Promise((resolve) => { setTimeout(resolve, Math.max(0, this._nextScoreDue() - Date.now())); });
+        }
       }
     } finally {
       this._waiters -= 1;
@@ -246,14 +305,33 @@ export class Client {
     }
     this._queue.push(data);
     if (this._queue.length >= this.batchSize) this._startSending();
-    else if (!this._timer && !this._sending) {
-      this._timer = setTimeout(() => {
-        this._timer = null;
-        this._startSending();
-      }, this.flushIntervalMs);
-      this._timer.unref();
-    }
+    else this._schedule(this.flushIntervalMs);
     return true;
+  }
+
+  /** A send round in `delay` ms (unref'd unless asked), unless one runs or is due sooner. */
+  _schedule(delay, ref = false) {
+    if (this._sending) return;
+    const at = Date.now() + Math.max(0, delay);
+    if (this._timer) {
+      if (this._timerAt <= at) return;
+      clearTimeout(this._timer);
+    }
+    this._timerAt = at;
+    this._timer = setTimeout(() => {
+      this._timer = null;
+      this._startSending();
+    }, Math.max(0, delay));
+    if (!ref) this._timer.unref();
+  }
+
+  _nextScoreDue() {
+    return this._scores.reduce((soonest, item) => Math.min(soonest, item.due), Infinity);
+  }
+
+  _readyScores() {
+    const now = Date.now();
+    return this._scores.some((item) => item.due <= now);
   }
 
   _startSending() {
@@ -261,60 +339,141 @@ export class Client {
       clearTimeout(this._timer);
       this._timer = null;
     }
-    if (this._sending || !this._queue.length) return;
+    if (this._sending || (!this._queue.length && !this._readyScores())) {
+      if (!this._sending && this._scores.length) this._schedule(this._nextScoreDue() - Date.now());
+      return;
+    }
     this._sending = this._drain().finally(() => {
       this._sending = null;
-      if (this._queue.length && !this._timer) { // events that arrived while sending
-        this._timer = setTimeout(() => {
-          this._timer = null;
-          this._startSending();
-        }, this._exiting ? 0 : this.flushIntervalMs);
-        if (!this._exiting) this._timer.unref();
+      if (this._queue.length || this._scores.length) { // arrived while sending, or waiting after not_found
+        const delay = this._queue.length ? (this._exiting ? 0 : this.flushIntervalMs) : this._nextScoreDue() - Date.now();
+        this._schedule(delay, this._exiting);
       }
     });
   }
 
   async _drain() {
-    while (this._queue.length) {
-      const batch = [];
-      let bytes = 0;
-      while (this._queue.length && batch.length < this.batchSize
-             && (!batch.length || bytes + this._queue[0].length < MAX_BODY_BYTES)) {
-        const item = this._queue.shift();
-        batch.push(item);
-        bytes += item.length + 1;
-      }
-      try {
-        await this._postWithRetries(batch);
-      } catch (error) {
-        this._counts.failed += batch.length;
-        this._warnOnce('unexpected', `unexpected error while sending ${batch.length} events: ${error}`);
-      }
+    // Events first: a score queued right after its event finds it stored.
+    for (;;) {
+      if (this._queue.length) await this._drainEvents();
+      else if (this._readyScores()) await this._drainScores();
+      else return;
     }
   }
 
-  async _postWithRetries(batch) {
-    const deadline = () => (this._exiting ? this._exitDeadline : Infinity);
+  async _drainScores() {
+    const now = Date.now();
+    const batch = [];
+    const later = [];
+    for (const item of this._scores) {
+      if (item.due <= now && batch.length < MAX_SCORES) batch.push(item);
+      else later.push(item);
+    }
+    this._scores = later;
+    try {
+      await this._postWithRetries(batch, 'scores');
+    } catch (error) {
+      this._scoreCounts.failed += batch.length;
+      this._warnOnce('score:unexpected', `unexpected error while sending ${batch.length} scores: ${error}`);
+    }
+  }
+
+  async _drainEvents() {
+    const batch = [];
+    let bytes = 0;
+    while (this._queue.length && batch.length < this.batchSize
+           && (!batch.length || bytes + this._queue[0].length < MAX_BODY_BYTES)) {
+      const item = this._queue.shift();
+      batch.push(item);
+      bytes += item.length + 1;
+    }
+    try {
+      await this._postWithRetries(batch, 'events');
+    } catch (error) {
+      this._counts.failed += batch.length;
+      this._warnOnce('unexpected', `unexpected error while sending ${batch.length} events: ${error}`);
+    }
+  }
+
+  _deadline() {
+    return this._exiting ? this._exitDeadline : Infinity;
+  }
+
+  async _postWithRetries(batch, kind = 'events') {
+    const counts = kind === 'scores' ? this._scoreCounts : this._counts;
     for (let attempt = 0; ; attempt += 1) {
       let status;
       let result;
       try {
-        ({ status, result } = await this._post(batch));
+        ({ status, result } = kind === 'scores'
+          ? await this._post(this.scoresUrl, `{"scores":${JSON.stringify(batch.map((item) => item.payload))}}`)
+          : await this._post(this.url, `{"events":[${batch.join(',')}]}`));
       } catch (error) {
         if (!(error instanceof Retryable)) throw error;
         const delay = this._backoff(attempt, error.retryAfter);
-        if (attempt >= this.maxRetries || Date.now() + delay > deadline()) {
-          this._counts.failed += batch.length;
-          this.logger.warn(`costwatch: giving up on ${batch.length} events after ${attempt + 1} attempts: ${error.message}`);
+        if (attempt >= this.maxRetries || Date.now() + delay > this._deadline()) {
+          counts.failed += batch.length;
+          try {
+            this.logger.warn(`costwatch: giving up on ${batch.length} ${kind} after ${attempt + 1} attempts: ${error.message}`);
+          } catch {
+            // a broken logger must not break the app
+          }
           return;
         }
-        this._counts.retried += 1;
+        counts.retried += 1;
         await this._wait(delay);
         continue;
       }
-      await this._handleResponse(batch, status, result);
+      if (kind === 'scores') this._handleScoresResponse(batch, status, result);
+      else await this._handleResponse(batch, status, result);
       return;
     }
+  }
+
+  _handleScoresResponse(batch, status, result) {
+    const counts = this._scoreCounts;
+    if (!((status >= 200 && status < 300) || (status === 400 && 'rejected' in result))) {
+      // A permanent 4xx (bad key, missing scope, body refused): retrying cannot help.
+      counts.failed += batch.length;
+      const errors = Array.isArray(result.errors) && result.errors.length
+        ? result.errors.map((e) => e.message).slice(0, 3).join('; ') : String(result.raw || '').slice(0, 200);
+      this._warnOnce(`score:http:${status}`, `HTTP ${status}, ${batch.length} scores not stored: ${errors}`);
+      return;
+    }
+    counts.sent += Number(result.accepted) || 0;
+    const errors = Array.isArray(result.errors) ? result.errors : [];
+    const seen = new Set();
+    for (const error of errors) {
+      const item = batch[error.index];
+      if (!item || seen.has(error.index)) continue;
+      seen.add(error.index);
+      if (error.code === 'not_found') { // the event is not stored yet: again later, a bounded number of times
+        item.attempts += 1;
+        const delay = this._notFoundBackoff(item.attempts);
+        if (item.attempts > this.scoreNotFoundRetries || Date.now() + delay > this._deadline()) {
+          counts.failed += 1;
+          this._warnOnce('score:not_found', `gave up on the score of event ${item.payload.event_id}: no stored event `
+            + `has this event_id after ${item.attempts} tries (more like it are counted in stats().scores.failed)`);
+          continue;
+        }
+        item.due = Date.now() + delay;
+        counts.not_found_retried += 1;
+        this._scores.push(item);
+        continue;
+      }
+      counts.rejected += 1;
+      this._warnOnce(`score:rejected:${error.field}:${error.code}`, `the server rejected the score of event `
+        + `${error.event_id}: ${error.field} ${error.code}: ${error.message} `
+        + '(more like it are counted in stats().scores.rejected)');
+    }
+    // Items the answer did not account for (an older server, a proxy): counted, not lost silently.
+    const unaccounted = batch.length - (Number(result.accepted) || 0) - seen.size;
+    if (unaccounted > 0) counts.failed += unaccounted;
+  }
+
+  _notFoundBackoff(attempts) {
+    const ceiling = Math.min(this.backoffMaxMs, this.scoreNotFoundBackoffMs * 2 ** (attempts - 1));
+    return ceiling / 2 + Math.random() * (ceiling / 2);
   }
 
   _backoff(attempt, retryAfter) {
@@ -339,8 +498,9 @@ export class Client {
     });
   }
 
-  async _post(batch) {
-    let body = Buffer.from(`{"events":[${batch.join(',')}]}`);
+  async _post(url, json) {
+    let body = Buffer.from(json);
+    let text;
     const headers = {
       Authorization: `Bearer ${this.apiKey}`,
       'Content-Type': 'application/json',
@@ -351,9 +511,8 @@ export class Client {
       headers['Content-Encoding'] = 'gzip';
     }
     let response;
-    let text;
     try {
-      response = await fetch(this.url, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
+      response = await fetch(url, { method: 'POST', headers, body, signal: AbortSignal.timeout(this.timeoutMs) });
       text = await response.text();
     } catch (error) {
       throw new Retryable(`network error: ${error?.cause?.code || error?.message || error}`);
@@ -375,8 +534,8 @@ export class Client {
   async _handleResponse(batch, status, result) {
     if (status === 413 && batch.length > 1) { // too large for the server: send it in halves
       const half = Math.floor(batch.length / 2);
-      await this._postWithRetries(batch.slice(0, half));
-      await this._postWithRetries(batch.slice(half));
+      await this._postWithRetries(batch.slice(0, half), 'events');
+      await this._postWithRetries(batch.slice(half), 'events');
       return;
     }
     if ((status >= 200 && status < 300) || (status === 400 && 'rejected' in result)) {
@@ -403,6 +562,14 @@ export class Client {
   }
 }
 
+function describeValue(value) {
+  try {
+    return typeof value === 'string' ? JSON.stringify(value.slice(0, 60)) : String(value).slice(0, 60);
+  } catch {
+    return typeof value;
+  }
+}
+
 function describe(value) {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'array of unknown stream chunks';
@@ -418,7 +585,7 @@ function installExitHook() {
   exitHookInstalled = true;
   process.on('beforeExit', () => {
     for (const client of liveClients) {
-      if (!client._queue.length && !client._sending) continue;
+      if (!client._queue.length && !client._scores.length && !client._sending) continue;
       if (!client._exiting) {
         client._exiting = true;
         client._exitDeadline = Date.now() + client.shutdownTimeoutMs;

@@ -85,6 +85,10 @@ export interface ClientOptions {
   maxRetryAfterMs?: number;
   /** How long close() and the exit flush keep retrying [5000]. */
   shutdownTimeoutMs?: number;
+  /** Times a score whose event is not stored yet (`not_found`) is sent again before it counts as failed [6]. */
+  scoreNotFoundRetries?: number;
+  /** The first wait before such a retry, doubling each time (up to backoffMaxMs) [1000]. */
+  scoreNotFoundBackoffMs?: number;
   /** Compress batches with gzip [false]. */
   gzip?: boolean;
   /** Defaults for every event. */
@@ -107,6 +111,24 @@ export interface ClientStats {
   /** Re-sent requests. */
   retried: number;
   queued: number;
+  /** The same for score(). */
+  scores: ScoreStats;
+}
+
+export interface ScoreStats {
+  /** Stored. */
+  sent: number;
+  /** Not a valid score (quality outside 0-1, no event_id), or refused per item by the server. */
+  rejected: number;
+  /** Not delivered: a permanent 4xx, retries exhausted, or still `not_found` after its retries. */
+  failed: number;
+  /** Queue full or closed. */
+  dropped: number;
+  /** Re-sent requests (429, 5xx, network errors). */
+  retried: number;
+  /** Scores sent again because their event was not stored yet. */
+  not_found_retried: number;
+  queued: number;
 }
 
 export declare class Client {
@@ -120,6 +142,11 @@ export declare class Client {
   /** `await fn(params)`, timed and recorded; resolves to the SDK's result unchanged (a stream
    * comes back as the same stream, recorded when its iteration ends). */
   call<P, R>(fn: (params: P) => R, params: P, options?: CallOptions): Promise<Awaited<R>>;
+  /** Queue a late quality score (0 bad to 1 good) of a recorded event, by the event_id that
+   * record(), call() (options.eventId) or send() gave it; `source` says who scored (e.g. 'judge',
+   * 'thumbs', at most 50 characters). Sent in the background; a score that arrives before its
+   * event is retried a bounded number of times. Returns true when queued. Never throws. */
+  score(eventId: string, quality: number, source?: string): boolean;
   stats(): ClientStats;
   /** Send what is queued; resolves when it was handled. Never rejects. */
   flush(): Promise<void>;

@@ -17,6 +17,7 @@ const drain = async (iterable) => {
   return seen;
 };
 
+const NO_SCORES = { sent: 0, rejected: 0, failed: 0, dropped: 0, retried: 0, not_found_retried: 0, queued: 0 };
 const options = { skip: !live && 'set COSTWATCH_URL, COSTWATCH_API_KEY and CW_RESULTS', timeout: 120_000 };
 
 describe('against a live costwatch', options, () => {
@@ -48,7 +49,7 @@ describe('against a live costwatch', options, () => {
     }
     await cw.close();
     assert.deepEqual(cw.stats(), { sent: CASES.length, duplicates: 0, dropped: 0, failed: 0, rejected: 0, retried: 0,
-      queued: 0 });
+      queued: 0, scores: NO_SCORES });
     assert.deepEqual(logger.lines, []);
     report({ check: 'cases', names: CASES.map((c) => c.name) });
   });
@@ -156,8 +157,65 @@ describe('against a live costwatch', options, () => {
     await proxy.close();
     assert.equal(forwarded.length, 2);
     assert.equal(forwarded[0], forwarded[1], 'the same events, with the same event_ids');
-    assert.deepEqual(cw.stats(), { sent: 3, duplicates: 0, dropped: 0, failed: 0, rejected: 0, retried: 1, queued: 0 });
+    assert.deepEqual(cw.stats(), { sent: 3, duplicates: 0, dropped: 0, failed: 0, rejected: 0, retried: 1, queued: 0,
+      scores: NO_SCORES });
     report({ check: 'retry', eventIds: ids });
+  });
+
+  test('score() stores late qualities, and retries a score that arrived before its event', async () => {
+    // A proxy in front of costwatch sees every scores request. The first carries only the score of
+    // an event not stored yet (not_found); before that answer goes back, another client stores the
+    // event, so the retry after the not_found backoff finds it. No timing involved.
+    const early = randomUUID();
+    const answers = [];
+    const other = new Client({ flushIntervalMs: 50 });
+    const proxy = await serve(async (req, body) => {
+      const upstream = await fetch(`${process.env.COSTWATCH_URL}${req.url}`, {
+        method: 'POST', body, headers: { authorization: req.headers.authorization, 'content-type': 'application/json' },
+      });
+      const text = await upstream.text();
+      if (req.url.startsWith('/api/v1/scores')) {
+        answers.push(JSON.parse(text));
+        if (answers.length === 1) {
+          other.send({ event_id: early, feature: 'scored', model: 'gpt-5-mini-2025-08-07', input_tokens: 5,
+            output_tokens: 1 });
+          await other.flush();
+        }
+      }
+      return { status: upstream.status, headers: { 'content-type': 'application/json' }, body: text };
+    });
+    const logger = quietLogger();
+    const cw = new Client({ baseUrl: proxy.url, flushIntervalMs: 50, logger, scoreNotFoundBackoffMs: 50 });
+
+    assert.equal(cw.score(early, 0.25, 'judge'), true);
+    await cw.flush();
+    const scored = cw.send({ feature: 'scored', model: 'gpt-5-mini-2025-08-07', input_tokens: 7, output_tokens: 2 });
+    assert.equal(cw.score(scored, 0.9, 'thumbs'), true);
+    assert.equal(cw.score(scored, 1.5), false); // out of range: counted as rejected, never sent
+    assert.equal(cw.score(scored, -0.1, 'judge'), false);
+    await cw.close();
+    await other.close();
+    await proxy.close();
+
+    assert.deepEqual(answers.map((a) => [a.accepted, a.rejected, a.errors.map((e) => [e.index, e.code])]),
+      [[0, 1, [[0, 'not_found']]], [1, 0, []], [1, 0, []]]);
+    assert.deepEqual(cw.stats().scores, { ...NO_SCORES, sent: 2, rejected: 2, not_found_retried: 1 });
+    assert.equal(cw.stats().sent, 1);
+    assert.equal(logger.lines.length, 1, logger.lines.join('\n'));
+    assert.match(logger.lines[0], /quality must be a number from 0 to 1, got 1\.5/);
+    report({ check: 'score', early, scored });
+  });
+
+  test('a score whose event never arrives is retried a bounded number of times, then counted as failed', async () => {
+    const logger = quietLogger();
+    const cw = new Client({ flushIntervalMs: 50, logger, scoreNotFoundRetries: 2, scoreNotFoundBackoffMs: 20 });
+
+    assert.equal(cw.score(randomUUID(), 0.5), true);
+    await cw.close();
+
+    assert.deepEqual(cw.stats().scores, { ...NO_SCORES, failed: 1, not_found_retried: 2 });
+    assert.equal(logger.lines.length, 1, logger.lines.join('\n'));
+    assert.match(logger.lines[0], /no stored event has this event_id after 3 tries/);
   });
 
   test('a 207 counts the rejected events and logs each kind of error once', async () => {

@@ -8,6 +8,7 @@ import { Client, retryAfterMs } from '../src/index.js';
 import { quietLogger, serve } from './helpers.js';
 
 const KEY = `cw_testkey1_${'s'.repeat(32)}`;
+const NO_SCORES = { sent: 0, rejected: 0, failed: 0, dropped: 0, retried: 0, not_found_retried: 0, queued: 0 };
 const event = (n) => ({ feature: 'unit', model: 'm', input_tokens: n, output_tokens: 1 });
 
 test('a missing key or a bad base URL is an error at construction, naming what to fix', () => {
@@ -47,7 +48,8 @@ test('a batch the server finds too large (413) is sent in halves until it fits',
   await server.close();
 
   assert.deepEqual(sizes, [7, 3, 1, 2, 4, 2, 2]);
-  assert.deepEqual(cw.stats(), { sent: 7, duplicates: 0, dropped: 0, failed: 0, rejected: 0, retried: 0, queued: 0 });
+  assert.deepEqual(cw.stats(), { sent: 7, duplicates: 0, dropped: 0, failed: 0, rejected: 0, retried: 0, queued: 0,
+    scores: NO_SCORES });
 });
 
 test('with costwatch down nothing throws, the queue stays bounded and the drops are counted', async () => {
@@ -61,10 +63,17 @@ test('with costwatch down nothing throws, the queue stays bounded and the drops 
   assert.equal(cw.record({ unexpected: true }, { feature: 'unit' }), null); // past the bound too
   assert.equal(cw.record(Promise.resolve({}), { feature: 'unit' }), null); // an SDK call not awaited
 
+  const scored = ['a', 'b', 'c', 'd'].map((id) => cw.score(id, 0.5));
+  assert.equal(cw.score('e', 'high'), false); // not a quality: never queued
+
   assert.equal(ids.filter(Boolean).length, 3);
   assert.deepEqual(ids.slice(3), [null, null]);
+  assert.deepEqual(scored, [true, true, true, false]);
   await cw.flush(); // resolves, never rejects
-  assert.deepEqual(cw.stats(), { sent: 0, duplicates: 0, dropped: 4, failed: 3, rejected: 0, retried: 1, queued: 0 });
+  assert.deepEqual(cw.stats(), { sent: 0, duplicates: 0, dropped: 4, failed: 3, rejected: 0, retried: 1, queued: 0,
+    scores: { ...NO_SCORES, rejected: 1, failed: 3, dropped: 1, retried: 1 } });
+  assert.match(logger.lines.join('\n'), /the scores queue is full \(3 scores\)/);
+  assert.match(logger.lines.join('\n'), /giving up on 3 scores after 2 attempts/);
   assert.match(logger.lines.join('\n'), /the queue is full \(3 events\)/);
   assert.match(logger.lines.join('\n'), /record\(\) got a Promise: await the SDK call first/);
   await cw.close();
@@ -119,4 +128,24 @@ test('a 429 waits at least Retry-After before the same batch goes again', async 
   // The wait it picks: at least what the server asked (plus jitter), however small the backoff.
   const waits = Array.from({ length: 50 }, () => cw._backoff(0, retryAfterMs('1')));
   assert.ok(waits.every((ms) => ms >= 1000 && ms <= 1100), waits.join(','));
+});
+
+test('scores go out in one batch after a 429 with Retry-After, the source cut to 50 characters', async () => {
+  const bodies = [];
+  const server = await serve((req, body) => {
+    bodies.push([req.url, JSON.parse(body)]);
+    if (bodies.length === 1) return { status: 429, headers: { 'retry-after': '0' }, body: '{"errors": []}' };
+    return { status: 200, body: JSON.stringify({ accepted: 2, rejected: 0, errors: [] }) };
+  });
+  const cw = new Client({ apiKey: KEY, baseUrl: server.url, flushIntervalMs: 10 });
+
+  assert.equal(cw.score('ev-1', 0, 'judge'), true);
+  assert.equal(cw.score('ev-2', 1, 'x'.repeat(80)), true);
+  await cw.close();
+  await server.close();
+
+  const expected = ['/api/v1/scores', { scores: [{ event_id: 'ev-1', quality: 0, source: 'judge' },
+    { event_id: 'ev-2', quality: 1, source: 'x'.repeat(50) }] }];
+  assert.deepEqual(bodies, [expected, expected]);
+  assert.deepEqual(cw.stats().scores, { ...NO_SCORES, sent: 2, retried: 1 });
 });

@@ -182,7 +182,7 @@ def test_the_js_client_records_real_sdk_calls_into_a_live_costwatch(priced_proje
     checks = run_node_tests(node_package, live_server, key, tmp_path / "results.jsonl")
 
     assert set(checks) == {"cases", "record", "message_stream", "readable_stream", "track", "retry", "207", "unmapped",
-                           "exit"}
+                           "exit", "score"}
     # Stored tokens, cap and cost per call, for every SDK shape, streams with usage and without.
     assert checks["cases"]["names"] == list(EXPECTED)
     for name, (model, inp, cached, write, out, reasoning, cap, finish, estimated) in EXPECTED.items():
@@ -234,6 +234,13 @@ def test_the_js_client_records_real_sdk_calls_into_a_live_costwatch(priced_proje
     assert [e.event_id for e in Event.objects.filter(project=project, feature__name="partial")] == \
         checks["207"]["eventIds"]
 
+    # score(): the late qualities stored, the one sent before its event after a not_found retry.
+    # The out-of-range scores (1.5, -0.1) were never sent: the last valid one stands.
+    early = Event.objects.get(project=project, event_id=checks["score"]["early"])
+    scored = Event.objects.get(project=project, event_id=checks["score"]["scored"])
+    assert (early.feature.name, early.input_tokens, early.quality) == ("scored", 5, 0.25)
+    assert (scored.feature.name, scored.input_tokens, scored.quality) == ("scored", 7, 0.9)
+
     # An unknown response shape: recorded with what could be read.
     first, second = (Event.objects.get(project=project, event_id=i) for i in checks["unmapped"]["eventIds"])
     assert (first.model, first.provider, first.input_tokens, first.output_tokens, first.max_output_tokens) == (
@@ -279,9 +286,10 @@ def test_npm_pack_makes_a_tarball_that_installs_and_imports(node_package, tmp_pa
     (app / "main.mjs").write_text(
         "import { Client, track } from 'costwatch';\n"
         "const cw = new Client({ apiKey: 'cw_abcd1234_' + 'x'.repeat(30), baseUrl: 'http://127.0.0.1:9' });\n"
-        "console.log(typeof cw.call, typeof cw.record, typeof track, 'score' in cw);\n")
+        "console.log(typeof cw.call, typeof cw.record, typeof track, typeof cw.score, JSON.stringify(cw.stats().scores));\n")
     out = _run([node, "main.mjs"], cwd=app)
-    assert out.stdout.strip() == "function function function false"  # score() waits for the scores API
+    zeros = {"sent": 0, "rejected": 0, "failed": 0, "dropped": 0, "retried": 0, "not_found_retried": 0, "queued": 0}
+    assert out.stdout.strip() == "function function function function " + json.dumps(zeros, separators=(",", ":"))
 
 
 # What the TypeScript examples of the docs may use without defining it.
