@@ -13,7 +13,7 @@ from costwatch_client.shadow import Shadower
 from werkzeug import Response
 
 from costwatch_client import track
-from tests.conftest import wait_for
+from tests.conftest import run_coroutine, wait_for
 from tests.integrations.test_client_scores import ScoresServer
 from tests.integrations.test_client_sender import Recorder, clients  # noqa: F401 (fixture)
 
@@ -286,3 +286,21 @@ def test_the_workers_and_their_queue_are_bounded(httpserver, clients):  # noqa: 
     pro.gate.set()
     assert client.shadows.join(timeout=20)
     assert pro.requests == client.stats()["shadow"]["sampled"]
+
+
+def test_acall_shadows_like_call(httpserver, clients):  # noqa: F811
+    client, events, scores, pro, call_pro = setup(httpserver, clients)
+    client.shadows.rng = Always(0.0)
+
+    async def lite_async():
+        return lite()
+
+    result = run_coroutine(client.acall(lite_async, costwatch={"feature": "answers", "shadow": {
+        "call": call_pro, "judge": lambda a, b: (0.5, 1.0)}}))
+
+    assert result == lite()
+    assert client.shadows.join(timeout=20) and client.flush(timeout=20)
+    roles = by_role(events)
+    assert roles["shadow"]["parent_event_id"] == roles["primary"]["event_id"]
+    assert {item["event_id"]: item["quality"] for item in scores.items()} == {
+        roles["primary"]["event_id"]: 0.5, roles["shadow"]["event_id"]: 1.0}
