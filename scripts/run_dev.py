@@ -83,7 +83,8 @@ def prepare(env) -> None:
     log("applying migrations")
     manage(env, "migrate", "--no-input", "-v", "0")
     password = persistent_secret("admin_password", lambda: secrets.token_urlsafe(12))
-    ingest_key = manage(env, "dev_bootstrap", "--admin-password", password,
+    # One argument with "=": a urlsafe password may start with "-", which argparse would take for an option.
+    ingest_key = manage(env, "dev_bootstrap", f"--admin-password={password}",
                         "--key-file", str(DATA_DIR / "demo_ingest_key"), capture=True).strip().splitlines()[-1]
     manage(env, "seed_demo", "--project", "demo", "--events", str(DEMO_EVENTS), "--if-empty")
     url = env["SITE_URL"]

@@ -80,7 +80,9 @@ def test_make_run_serves_the_dashboard_with_demo_data_and_live_worker_and_beat(t
         status, body = http_status(f"{base}/healthz")
         assert status == 200 and '"broker": "ok"' in body.replace("'", '"')
         assert read_key_works(base, key)
-        assert "GET /api/v1/key" in (data_dir / "logs" / "access.log").read_text()
+        access_log = data_dir / "logs" / "access.log"  # gunicorn writes the line after answering
+        wait_for(lambda: "GET /api/v1/key" in access_log.read_text(), timeout=15, interval=0.2,
+                 message="the read API call in the access log")
         assert password and "seeded" in output
         assert (data_dir / "pg" / "PG_VERSION").exists()
         assert (data_dir / "broker").is_dir()
