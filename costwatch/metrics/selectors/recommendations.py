@@ -75,13 +75,11 @@ def _usage(project, start):
 
 
 def _output_hists(project, first_day):
+    """{(feature_id, tier): output-token histogram} over the window, summed in SQL."""
     with read_connection().cursor() as cursor:
-        cursor.execute(f"SELECT feature_id, tier, output_tokens_hist FROM {FeatureDay._meta.db_table} "
-                       "WHERE project_id = %s AND day >= %s", [project.pk, first_day])
-        per: dict = {}
-        for feature_id, tier, hist in cursor.fetchall():
-            per.setdefault((feature_id, tier), []).append(hist)
-    return {key: hist_sum(hists) for key, hists in per.items()}
+        cursor.execute(f"SELECT feature_id, tier, cw_hist_sum(output_tokens_hist) FROM {FeatureDay._meta.db_table} "
+                       "WHERE project_id = %s AND day >= %s GROUP BY 1, 2", [project.pk, first_day])
+        return {(feature_id, tier): hist or [] for feature_id, tier, hist in cursor.fetchall()}
 
 
 class _Prices:
@@ -186,7 +184,7 @@ def _feature_moves(name, rows, evidence, by_reason, prices, hists, feature_id, *
 
 
 def _cap_move(name, rows, prices, hists, feature_id, *, days, window_days, evidence):
-    hist = hist_sum([h for (fid, _tier), h in hists.items() if fid == feature_id])
+    hist = hist_sum([hists[(feature_id, tier)] for tier in ("lite", "pro", "unknown") if (feature_id, tier) in hists])
     cap = buckets.quantile(hist, CAP_QUANTILE)
     if cap is None:
         return None
