@@ -78,6 +78,26 @@ PROJECT_PARAM = OpenApiParameter("project", str, required=False,
                                  description="Project slug; only for logged-in sessions (a key knows its project).")
 
 
+def _json_body(request) -> bytes:
+    """The request's JSON body read within the limits, else BodyError (415 for another Content-Type).
+    A gzip body of JSON this large cannot inflate to <= 5 MB usefully: it is cut at 20 MB."""
+    if not _is_json(request.content_type):
+        raise BodyError(415, "unsupported_media_type", "Content-Type must be application/json")
+    return body_read(request._request, limit=MAX_BODY_BYTES, compressed_limit=4 * MAX_BODY_BYTES)
+
+
+def _batch_responses(result, *, noun: str, stored: str) -> dict:
+    """The answers the events and scores batches share, documented once."""
+    return {
+        200: OpenApiResponse(result, description=stored),
+        207: OpenApiResponse(result, description=f"Some {noun}s rejected (see errors), the others stored."),
+        400: OpenApiResponse(AnyOf((result, ErrorsSerializer)),
+                             description=f"Every {noun} rejected (the result, with counts), or the request itself "
+                                         f"refused (the body is not {{\"{noun}s\": [...]}}: errors only)."),
+        413: OpenApiResponse(ErrorsSerializer, description="Body over 5 MB (after decompression)."),
+    }
+
+
 class EventsView(APIView):
     permission_classes = [HasIngestScope]
     parser_classes = [JSONParser]  # documents the media type; the body is read and parsed below
@@ -89,14 +109,8 @@ class EventsView(APIView):
         request=schema.EventBatchSerializer,
         parameters=[PROJECT_PARAM],
         responses={
-            200: OpenApiResponse(schema.IngestResultSerializer, description="Every event stored or a duplicate."),
-            207: OpenApiResponse(schema.IngestResultSerializer,
-                                 description="Some events rejected (see errors), the others stored."),
-            400: OpenApiResponse(AnyOf((schema.IngestResultSerializer, ErrorsSerializer)),
-                                 description="Every event rejected (the result, with counts), or the request "
-                                             "itself refused (the body is not {\"events\": [...]}: errors only)."),
+            **_batch_responses(schema.IngestResultSerializer, noun="event", stored="Every event stored or a duplicate."),
             403: OpenApiResponse(ErrorsSerializer, description="The key lacks the ingest scope."),
-            413: OpenApiResponse(ErrorsSerializer, description="Body over 5 MB (after decompression)."),
             429: OpenApiResponse(ErrorsSerializer, description="Over the project's rate limit; see Retry-After."),
         },
         examples=schema.EVENTS_EXAMPLES,
@@ -104,12 +118,8 @@ class EventsView(APIView):
     )
     def post(self, request):
         project = request_project(request)
-        if not _is_json(request.content_type):
-            return error_response([api_error(None, "unsupported_media_type",
-                                             "Content-Type must be application/json")], status_code=415)
         try:
-            # A gzip body of JSON this large cannot inflate to <= 5 MB usefully: cut at 20 MB.
-            body = body_read(request._request, limit=MAX_BODY_BYTES, compressed_limit=4 * MAX_BODY_BYTES)
+            body = _json_body(request)
             strict_events = batch_decode_strict(body)  # the common case, decoded and typed in C
             events = strict_events if strict_events is not None else _parse_events(body)
         except BodyError as exc:
@@ -122,19 +132,15 @@ class EventsView(APIView):
             result = event_batch_ingest_json(project=project, events=strict_events, body=body)
         else:
             result = event_batch_ingest(project=project, events=events)
-        if not result.rejected:
-            code = status.HTTP_200_OK
-        elif result.accepted or result.duplicates:
-            code = status.HTTP_207_MULTI_STATUS
-        else:
-            code = status.HTTP_400_BAD_REQUEST
-        return Response(result.as_response(), status=code)
+        return Response(result.as_response(), status=_batch_status(result))
 
 
 def _batch_status(result) -> int:
+    """200 nothing rejected; 207 some rejected and some stored (or duplicates); 400 every item rejected."""
     if not result.rejected:
         return status.HTTP_200_OK
-    return status.HTTP_207_MULTI_STATUS if result.accepted else status.HTTP_400_BAD_REQUEST
+    kept = result.accepted or getattr(result, "duplicates", 0)
+    return status.HTTP_207_MULTI_STATUS if kept else status.HTTP_400_BAD_REQUEST
 
 
 class ScoresView(APIView):
@@ -148,26 +154,17 @@ class ScoresView(APIView):
         request=schema.ScoreBatchSerializer,
         parameters=[PROJECT_PARAM],
         responses={
-            200: OpenApiResponse(schema.ScoresResultSerializer, description="Every score stored."),
-            207: OpenApiResponse(schema.ScoresResultSerializer,
-                                 description="Some scores rejected (see errors), the others stored."),
-            400: OpenApiResponse(AnyOf((schema.ScoresResultSerializer, ErrorsSerializer)),
-                                 description="Every score rejected (the result, with counts), or the request "
-                                             "itself refused (the body is not {\"scores\": [...]}: errors only)."),
+            **_batch_responses(schema.ScoresResultSerializer, noun="score", stored="Every score stored."),
             403: OpenApiResponse(ErrorsSerializer, description="The key lacks the ingest scope, or the session "
                                                                "user is not an admin of the project."),
-            413: OpenApiResponse(ErrorsSerializer, description="Body over 5 MB (after decompression)."),
         },
         examples=schema.SCORES_EXAMPLES,
         tags=["events"],
     )
     def post(self, request):
         project = request_project(request)
-        if not _is_json(request.content_type):
-            return error_response([api_error(None, "unsupported_media_type",
-                                             "Content-Type must be application/json")], status_code=415)
         try:
-            body = body_read(request._request, limit=MAX_BODY_BYTES, compressed_limit=4 * MAX_BODY_BYTES)
+            body = _json_body(request)
             scores = scores_from_document(_parse_json(body, "{\"scores\": [...]}"))
         except BodyError as exc:
             return error_response([api_error(exc.field, exc.code, exc.message)], status_code=exc.status_code)
