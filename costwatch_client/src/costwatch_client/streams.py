@@ -8,6 +8,7 @@ estimated and marked `usage_estimated` when the stream carried none).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 
@@ -36,16 +37,8 @@ class RecordedStream:
     def __next__(self):
         if self._iterator is None:
             self._iterator = iter(self._stream)
-        try:
-            chunk = next(self._iterator)
-        except StopIteration:
-            self._record()
-            raise
-        except Exception:
-            self._record(error=True)
-            raise
-        self._keep(chunk)
-        return chunk
+        with self._watching_end():
+            return self._keep(next(self._iterator))
 
     # --- async iteration -------------------------------------------------------------------
     def __aiter__(self):
@@ -54,16 +47,8 @@ class RecordedStream:
     async def __anext__(self):
         if self._iterator is None:
             self._iterator = self._stream.__aiter__()
-        try:
-            chunk = await self._iterator.__anext__()
-        except StopAsyncIteration:
-            self._record()
-            raise
-        except Exception:
-            self._record(error=True)
-            raise
-        self._keep(chunk)
-        return chunk
+        with self._watching_end():
+            return self._keep(await self._iterator.__anext__())
 
     # --- lifecycle -------------------------------------------------------------------------
     def close(self):
@@ -103,10 +88,24 @@ class RecordedStream:
         return getattr(self._stream, name)
 
     # --- internals -------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _watching_end(self):
+        """Records the event when the wrapped stream ends: normally on (Async)StopIteration,
+        as an error on any other exception. The exception still reaches the app."""
+        try:
+            yield
+        except (StopIteration, StopAsyncIteration):
+            self._record()
+            raise
+        except Exception:
+            self._record(error=True)
+            raise
+
     def _keep(self, chunk):
         if self._first_at is None:
             self._first_at = time.monotonic()
         self._chunks.append(chunk)
+        return chunk
 
     def _record(self, *, error=False):
         if self._recorded:
