@@ -109,24 +109,34 @@ function chatFinish(choices) {
 }
 
 export function fromOpenAIChat(response, { requestParams, fields } = {}) {
+  return openAIEvent(response, { requestParams, fields }, {
+    usageNames: ['prompt_tokens', 'completion_tokens'],
+    cap: param(requestParams, 'max_completion_tokens', 'max_tokens'),
+    finish: chatFinish(get(response, 'choices')),
+    text: (r) => (get(r, 'choices', []) || []).map((c) => String(get(get(c, 'message'), 'content', ''))).join(''),
+  });
+}
+
+// The event of a chat completion or a Response. Both APIs name their usage counters
+// `<input>`, `<input>_details`, `<output>`, `<output>_details`; only the names differ.
+// Without usage, the output is estimated from `text(response)`.
+function openAIEvent(response, { requestParams, fields }, { usageNames, cap, finish, text }) {
   const usage = get(response, 'usage');
   const model = get(response, 'model') || param(requestParams, 'model');
-  const cap = param(requestParams, 'max_completion_tokens', 'max_tokens');
-  const finish = chatFinish(get(response, 'choices'));
   if (usage === undefined) {
-    const text = (get(response, 'choices', []) || []).map((c) => String(get(get(c, 'message'), 'content', ''))).join('');
-    return estimated({ model, provider: 'openai', requestParams, outputTokens: estimateTokens(text), cap, finish,
-      fields });
+    return estimated({ model, provider: 'openai', requestParams, outputTokens: estimateTokens(text(response)), cap,
+      finish, fields });
   }
-  const promptDetails = get(usage, 'prompt_tokens_details');
-  const completionDetails = get(usage, 'completion_tokens_details');
+  const [inputName, outputName] = usageNames;
+  const inputDetails = get(usage, `${inputName}_details`);
+  const outputDetails = get(usage, `${outputName}_details`);
   return buildEvent({
     model, provider: 'openai',
-    inputTokens: int(get(usage, 'prompt_tokens')),
-    cached: int(get(promptDetails, 'cached_tokens')),
-    cacheWrite: int(get(promptDetails, 'cache_write_tokens')),
-    outputTokens: int(get(usage, 'completion_tokens')),
-    reasoning: int(get(completionDetails, 'reasoning_tokens')),
+    inputTokens: int(get(usage, inputName)),
+    cached: int(get(inputDetails, 'cached_tokens')),
+    cacheWrite: int(get(inputDetails, 'cache_write_tokens')),
+    outputTokens: int(get(usage, outputName)),
+    reasoning: int(get(outputDetails, 'reasoning_tokens')),
     cap, finish, serviceTier: get(response, 'service_tier'), fields,
   });
 }
@@ -176,25 +186,11 @@ function responseFinish(response) {
 }
 
 export function fromOpenAIResponse(response, { requestParams, fields } = {}) {
-  const usage = get(response, 'usage');
-  const model = get(response, 'model') || param(requestParams, 'model');
-  const cap = get(response, 'max_output_tokens') || param(requestParams, 'max_output_tokens');
-  const finish = responseFinish(response);
-  if (usage === undefined) {
-    const text = get(response, 'output_text', '');
-    return estimated({ model, provider: 'openai', requestParams, outputTokens: estimateTokens(String(text || '')),
-      cap, finish, fields });
-  }
-  const inputDetails = get(usage, 'input_tokens_details');
-  const outputDetails = get(usage, 'output_tokens_details');
-  return buildEvent({
-    model, provider: 'openai',
-    inputTokens: int(get(usage, 'input_tokens')),
-    cached: int(get(inputDetails, 'cached_tokens')),
-    cacheWrite: int(get(inputDetails, 'cache_write_tokens')),
-    outputTokens: int(get(usage, 'output_tokens')),
-    reasoning: int(get(outputDetails, 'reasoning_tokens')),
-    cap, finish, serviceTier: get(response, 'service_tier'), fields,
+  return openAIEvent(response, { requestParams, fields }, {
+    usageNames: ['input_tokens', 'output_tokens'],
+    cap: get(response, 'max_output_tokens') || param(requestParams, 'max_output_tokens'),
+    finish: responseFinish(response),
+    text: (r) => String(get(r, 'output_text', '') || ''),
   });
 }
 

@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from .common import (
-    _estimated,
-    _event,
-    _get,
-    _int,
-    _kw,
-    estimate_tokens,
-    finish_reason,
-)
+from .common import _estimated, _event, _get, _int, _kw, estimate_tokens, finish_reason
 
 
 def _google_cap(request_kwargs):

@@ -2,15 +2,7 @@
 
 from __future__ import annotations
 
-from .common import (
-    _estimated,
-    _event,
-    _get,
-    _int,
-    _kw,
-    estimate_tokens,
-    finish_reason,
-)
+from .common import _estimated, _event, _get, _int, _kw, estimate_tokens, finish_reason
 
 
 def _chat_finish(choices) -> str | None:
@@ -28,23 +20,36 @@ def from_openai_chat(response, *, request_kwargs=None, **fields) -> dict:
     `max_completion_tokens` or `max_tokens`, and they are used to estimate input tokens
     when the response carries no usage.
     """
+    return _openai_event(
+        response, request_kwargs, fields, usage_names=("prompt_tokens", "completion_tokens"),
+        cap=_kw(request_kwargs, "max_completion_tokens", "max_tokens"),
+        finish=_chat_finish(_get(response, "choices")), text=_chat_text,
+    )
+
+
+def _chat_text(response) -> str:
+    return "".join(str(_get(_get(c, "message"), "content", "")) for c in _get(response, "choices", []))
+
+
+def _openai_event(response, request_kwargs, fields, *, usage_names, cap, finish, text) -> dict:
+    """The event of a chat completion or a Response. Both APIs name their usage counters
+    `<input>`, `<input>_details`, `<output>`, `<output>_details`; only the names differ.
+    Without usage, the output is estimated from `text(response)`."""
     usage = _get(response, "usage")
     model = _get(response, "model") or _kw(request_kwargs, "model")
-    cap = _kw(request_kwargs, "max_completion_tokens", "max_tokens")
-    finish = _chat_finish(_get(response, "choices"))
     if usage is None:
-        text = "".join(str(_get(_get(c, "message"), "content", "")) for c in _get(response, "choices", []))
         return _estimated(model=model, provider="openai", request_kwargs=request_kwargs,
-                          output_tokens=estimate_tokens(text), cap=cap, finish=finish, fields=fields)
-    prompt_details = _get(usage, "prompt_tokens_details")
-    completion_details = _get(usage, "completion_tokens_details")
+                          output_tokens=estimate_tokens(text(response)), cap=cap, finish=finish, fields=fields)
+    input_name, output_name = usage_names
+    input_details = _get(usage, f"{input_name}_details")
+    output_details = _get(usage, f"{output_name}_details")
     return _event(
         model=model, provider="openai",
-        input_tokens=_int(_get(usage, "prompt_tokens")),
-        cached=_int(_get(prompt_details, "cached_tokens")),
-        cache_write=_int(_get(prompt_details, "cache_write_tokens")),
-        output_tokens=_int(_get(usage, "completion_tokens")),
-        reasoning=_int(_get(completion_details, "reasoning_tokens")),
+        input_tokens=_int(_get(usage, input_name)),
+        cached=_int(_get(input_details, "cached_tokens")),
+        cache_write=_int(_get(input_details, "cache_write_tokens")),
+        output_tokens=_int(_get(usage, output_name)),
+        reasoning=_int(_get(output_details, "reasoning_tokens")),
         cap=cap, finish=finish, service_tier=_get(response, "service_tier"), fields=fields,
     )
 
@@ -96,25 +101,15 @@ def _response_finish(response) -> str | None:
 def from_openai_response(response, *, request_kwargs=None, **fields) -> dict:
     """An event from `client.responses.create(...)` (a Response). The cap is the response's
     own `max_output_tokens` (else the request's); status `incomplete` for max tokens is `length`."""
-    usage = _get(response, "usage")
-    model = _get(response, "model") or _kw(request_kwargs, "model")
-    cap = _get(response, "max_output_tokens") or _kw(request_kwargs, "max_output_tokens")
-    finish = _response_finish(response)
-    if usage is None:
-        text = _get(response, "output_text", "") if not isinstance(response, dict) else ""
-        return _estimated(model=model, provider="openai", request_kwargs=request_kwargs,
-                          output_tokens=estimate_tokens(str(text or "")), cap=cap, finish=finish, fields=fields)
-    input_details = _get(usage, "input_tokens_details")
-    output_details = _get(usage, "output_tokens_details")
-    return _event(
-        model=model, provider="openai",
-        input_tokens=_int(_get(usage, "input_tokens")),
-        cached=_int(_get(input_details, "cached_tokens")),
-        cache_write=_int(_get(input_details, "cache_write_tokens")),
-        output_tokens=_int(_get(usage, "output_tokens")),
-        reasoning=_int(_get(output_details, "reasoning_tokens")),
-        cap=cap, finish=finish, service_tier=_get(response, "service_tier"), fields=fields,
+    return _openai_event(
+        response, request_kwargs, fields, usage_names=("input_tokens", "output_tokens"),
+        cap=_get(response, "max_output_tokens") or _kw(request_kwargs, "max_output_tokens"),
+        finish=_response_finish(response), text=_response_text,
     )
+
+
+def _response_text(response) -> str:
+    return str((_get(response, "output_text", "") if not isinstance(response, dict) else "") or "")
 
 
 def from_openai_response_stream(events, *, request_kwargs=None, **fields) -> dict:
