@@ -29,6 +29,11 @@ const MAX_SOURCE = 50; // the scores API's limit on `source`
 const MAX_BODY_BYTES = 4_500_000; // under the API's 5 MB limit, with room for the envelope
 const KEY_PATTERN = /^cw_[A-Za-z0-9]{4,24}_[A-Za-z0-9_-]{24,}$/;
 const gzip = promisify(gzipCallback);
+// How the warnings about a dropped new event or score name their queue (see _dropsNew).
+const EVENTS_QUEUE = { key: '', afterClose: 'an event was recorded after close()', queue: 'the queue',
+  items: 'events', stat: 'stats().dropped' };
+const SCORES_QUEUE = { key: 'score:', afterClose: 'a score was sent after close()', queue: 'the scores queue',
+  items: 'scores', stat: 'stats().scores.dropped' };
 
 const liveClients = new Set();
 let exitHookInstalled = false;
@@ -217,17 +222,7 @@ export class Client {
           + `(event ${eventId}); not sent (more like it are counted in stats().scores.rejected)`);
         return false;
       }
-      if (this._closed) {
-        this._scoreCounts.dropped += 1;
-        this._warnOnce('score:closed', 'a score was sent after close(); it was dropped');
-        return false;
-      }
-      if (this._scores.length >= this.maxQueue) {
-        this._scoreCounts.dropped += 1;
-        this._warnOnce('score:queue-full', `the scores queue is full (${this.maxQueue} scores); new scores are `
-          + 'dropped and counted in stats().scores.dropped until it drains');
-        return false;
-      }
+      if (this._dropsNew(this._scores, this._scoreCounts, SCORES_QUEUE)) return false;
       const payload = { event_id: eventId, quality };
       if (source !== undefined && source !== null && source !== '') payload.source = String(source).slice(0, MAX_SOURCE);
       this._scores.push({ payload, attempts: 0, due: 0 });
@@ -291,18 +286,24 @@ export class Client {
     }
   }
 
-  _enqueue(data) {
+  // True when a new item must be dropped (the client is closed or `queue` is full): it is
+  // counted in `counts.dropped` and the reason is warned once per queue.
+  _dropsNew(queue, counts, names) {
+    let warning = null;
     if (this._closed) {
-      this._counts.dropped += 1;
-      this._warnOnce('closed', 'an event was recorded after close(); it was dropped');
-      return false;
+      warning = [`${names.key}closed`, `${names.afterClose}; it was dropped`];
+    } else if (queue.length >= this.maxQueue) {
+      warning = [`${names.key}queue-full`, `${names.queue} is full (${this.maxQueue} ${names.items}); new `
+        + `${names.items} are dropped and counted in ${names.stat} until it drains`];
     }
-    if (this._queue.length >= this.maxQueue) {
-      this._counts.dropped += 1;
-      this._warnOnce('queue-full', `the queue is full (${this.maxQueue} events); new events are dropped and `
-        + 'counted in stats().dropped until it drains');
-      return false;
-    }
+    if (warning === null) return false;
+    counts.dropped += 1;
+    this._warnOnce(...warning);
+    return true;
+  }
+
+  _enqueue(data) {
+    if (this._dropsNew(this._queue, this._counts, EVENTS_QUEUE)) return false;
     this._queue.push(data);
     if (this._queue.length >= this.batchSize) this._startSending();
     else this._schedule(this.flushIntervalMs);
