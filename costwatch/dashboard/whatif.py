@@ -15,10 +15,8 @@ from decimal import Decimal
 import pandas as pd
 from django.utils import timezone
 
-from costwatch.dbrouting import read_connection
 from costwatch.metrics import buckets, selectors
 from costwatch.metrics.definitions import ROUTED_ROLES
-from costwatch.metrics.models import ModelDay
 from ingest.models import Price
 from ingest.pricing import PriceBook
 
@@ -68,18 +66,13 @@ def pro_share_whatif(frame: pd.DataFrame, *, pro_share: float) -> WhatIf:
     return WhatIf(current, current - cost["lite"] - cost["pro"] + moved)
 
 
-def output_prices_by_tier(*, project, feature, first_day, last_day, environment=None) -> dict[str, Decimal]:
-    """Per tier: the feature's output price per token, weighted by each model's output tokens.
-    Prices are the ones in force now (ingest's matching), read as the Price rows' own Decimals."""
-    where = "project_id = %s AND feature_id = %s AND day >= %s AND day < %s"
-    params = [project.pk, feature.pk, first_day, last_day]
-    if environment:
-        where += " AND environment = %s"
-        params.append(environment)
-    with read_connection().cursor() as cursor:  # plain SQL: the ORM's query building cost more than the query
-        cursor.execute(f"SELECT model, tier, sum(output_tokens)::bigint FROM {ModelDay._meta.db_table} WHERE {where} "
-                       "GROUP BY 1, 2", params)
-        per_model = [{"model": model, "tier": tier, "tokens": tokens} for model, tier, tokens in cursor.fetchall()]
+def output_prices_by_tier(*, project, feature, start, end, environment=None) -> dict[str, Decimal]:
+    """Per tier: the feature's output price per token, weighted by each model's output tokens in
+    exactly [start, end). Prices are the ones in force now (ingest's matching), read as the Price
+    rows' own Decimals."""
+    tokens = selectors.feature_output_tokens_by_model(project=project, feature=feature, start=start, end=end,
+                                                      environment=environment)
+    per_model = [{"model": model, "tier": tier, "tokens": count} for (model, tier), count in tokens.items()]
     book = PriceBook.load(project=project, models={r["model"] for r in per_model})
     now = timezone.now()
     matched = {r["model"]: book.match(model=r["model"], provider="", service_tier="standard", ts=now).price

@@ -212,3 +212,59 @@ def test_pages_take_the_picker_s_local_times_and_offer_hour_exact_presets(ny, cl
                       {"start": "2026-11-28T14:00", "end": "2026-12-01T09:00"}, secure=True)
     assert page.status_code == 200
     assert page.context["metrics"]["calls"] == len(inside(rows, feature="search-rank"))
+
+
+def daily_costs(rows, feature):
+    """{New York day: cost} of one feature's calls inside the window, in plain Python."""
+    costs = {}
+    for r in inside(rows, feature=feature):
+        day = r["ts"].astimezone(NY).date()
+        costs[day] = costs.get(day, Decimal(0)) + r["cost_usd"]
+    return costs
+
+
+@pytest.mark.django_db
+def test_features_page_sparklines_cover_only_the_window_hours_on_their_edge_days(ny):
+    from costwatch.metrics import selectors
+
+    project, rows, _ = ny
+    got = selectors.feature_daily_costs(project=project, start=START, end=END)
+    ids = dict(project.features.values_list("name", "pk"))
+    for name in ("ticket-triage", "search-rank"):
+        expected = daily_costs(rows, name)
+        assert set(expected) == {dt.date(2026, 11, d) for d in (28, 29, 30)} | {dt.date(2026, 12, 1)}
+        assert got[ids[name]] == expected
+    # Whole edge days would have been more: the events run from Nov 27 to Dec 2, every 50 minutes.
+    whole_edge = sum(r["cost_usd"] for r in rows if r["ts"].astimezone(NY).date() == dt.date(2026, 11, 28)
+                     and r["feature"] == "search-rank")
+    assert got[ids["search-rank"]][dt.date(2026, 11, 28)] < whole_edge
+
+
+@pytest.mark.django_db
+def test_features_page_draws_the_hour_exact_daily_costs(ny, client, user):
+    project, rows, _ = ny
+    client.force_login(user)
+    response = client.get(f"/p/{project.slug}/features/", {"start": "2026-11-28T14:00", "end": "2026-12-01T09:00"},
+                          secure=True)
+    row = next(r for r in response.context["rows"] if r["feature"] == "search-rank")
+    points = row["sparkline"].split('<polyline points="')[1].split('"')[0].split()
+    expected = daily_costs(rows, "search-rank")
+    days = [dt.date(2026, 11, 28), dt.date(2026, 11, 29), dt.date(2026, 11, 30), dt.date(2026, 12, 1)]
+    top = max(expected.values())
+    # The line's height is 28 px with 2 px margins: y = 26 - value / top * 24.
+    heights = [(26 - float(p.split(",")[1])) / 24 for p in points]
+    assert heights == pytest.approx([float(expected[day] / top) for day in days], abs=0.01)
+
+
+@pytest.mark.django_db
+def test_whatif_output_prices_weigh_only_the_window_s_output_tokens(ny):
+    from costwatch.metrics import selectors
+
+    project, rows, _ = ny
+    for name in ("ticket-triage", "search-rank"):
+        expected = {}
+        for r in inside(rows, feature=name):
+            key = (r["model"], r["tier"])
+            expected[key] = expected.get(key, 0) + r["output_tokens"]
+        got = selectors.feature_output_tokens_by_model(project=project, feature=name, start=START, end=END)
+        assert got == expected

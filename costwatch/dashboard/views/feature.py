@@ -65,7 +65,7 @@ def feature_detail(request, slug, name):
             "expected_pro_share": None if feature.expected_pro_share is None
             else round(Decimal(str(feature.expected_pro_share)) * 100, 2),
             "muted": feature.muted}),
-        **_whatif_context(request, project, feature, frame, first, last, params.environment, metrics),
+        **_whatif_context(request, project, feature, frame, params, metrics),
         breakdowns=_breakdowns(project, params, feature=feature),
         first_call_day=selectors.feature_first_day(project=project, feature=feature),
     )
@@ -83,7 +83,7 @@ def _recent_calls(project, feature, environment):
         "max_output_tokens", "cap_known", "finish_reason", "latency_ms", "route_reason", "cost_usd", named=True)[:50])
 
 
-def _whatif_context(request, project, feature, frame, first, last, environment, metrics):
+def _whatif_context(request, project, feature, frame, params, metrics):
     form = WhatIfForm(request.GET or None)
     values = form.cleaned_data if form.is_bound and form.is_valid() else {}
     current_share = metrics.get("pro_share")
@@ -92,8 +92,8 @@ def _whatif_context(request, project, feature, frame, first, last, environment, 
         pro_share = Decimal(round((current_share or 0) * 50))  # default: halve today's Pro share
     hist = selectors.hist_sum(frame["output_tokens_hist"]) if not frame.empty else []
     cap = values.get("cap") or int(round(buckets.quantile(hist, 0.9) or 512))
-    prices = whatif.output_prices_by_tier(project=project, feature=feature, first_day=first, last_day=last,
-                                          environment=environment)
+    prices = whatif.output_prices_by_tier(project=project, feature=feature, start=params.start, end=params.end,
+                                          environment=params.environment)
     return {
         "whatif_form": form, "whatif_pro_share": pro_share, "whatif_cap": cap,
         "whatif_share": whatif.pro_share_whatif(frame, pro_share=float(pro_share) / 100),

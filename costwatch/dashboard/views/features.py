@@ -3,13 +3,11 @@
 import csv
 
 from django.contrib.auth.decorators import login_required
-from django.db.models import Sum
 from django.http import HttpResponse
 from django.shortcuts import render
 from django.utils.http import urlencode
 
 from costwatch.metrics import selectors
-from costwatch.metrics.models import FeatureDay
 
 from .. import charts
 from .common import _csv_value, _page_context
@@ -33,16 +31,6 @@ FEATURE_CSV_COLUMNS = [
 
 
 SORT_KEYS = {"feature"} | {key for key, _, _ in FEATURE_COLUMNS}
-
-
-def _daily_costs_by_feature(project, first, last, environment) -> dict[int, dict]:
-    rows = FeatureDay.objects.filter(project=project, day__gte=first, day__lt=last)
-    if environment:
-        rows = rows.filter(environment=environment)
-    result: dict[int, dict] = {}
-    for row in rows.values("feature_id", "day").annotate(cost=Sum("cost_usd")).order_by():
-        result.setdefault(row["feature_id"], {})[row["day"]] = row["cost"]
-    return result
 
 
 def _sorted_rows(rows, sort: str):
@@ -78,7 +66,8 @@ def features(request, slug):
     if request.GET.get("format") == "csv":
         return _features_csv(project, rows, ctx["first_day"], ctx["last_day"])
     days = charts.day_range(ctx["first_day"], ctx["last_day"])
-    daily = _daily_costs_by_feature(project, ctx["first_day"], ctx["last_day"], params.environment)
+    daily = selectors.feature_daily_costs(project=project, start=params.start, end=params.end,
+                                          environment=params.environment)
     ids = dict(project.features.values_list("name", "pk"))
     for row in rows:
         by_day = daily.get(ids.get(row["feature"]), {})

@@ -12,7 +12,16 @@ from ..models import FeatureDay
 from ..windows import split
 from .features import _percentiles
 from .histograms import _trimmed_rows, hist_matrix, hist_sum
-from .parts import PART_NAMES, ZERO, _day_filter, _feature_id, _hour_filter, metrics_from_parts
+from .parts import (
+    HOUR_LOCAL_DAY,
+    PART_NAMES,
+    ZERO,
+    _day_filter,
+    _feature_id,
+    _hour_filter,
+    metrics_from_parts,
+    window_sums,
+)
 
 FEATURE_DAILY_COLUMNS = [
     "day", "tier", "role", "calls", "input_tokens", "output_tokens", "cost_usd", "priced_calls", "unpriced_calls",
@@ -42,7 +51,7 @@ def feature_daily(*, project, feature, start, end, environment=None) -> pd.DataF
             counters = ", ".join(f"sum(d.{c})" + ("" if c == "cost_usd" else "::bigint")
                                  for c in FEATURE_DAILY_COLUMNS[3:13])
             hists = ", ".join(f"cw_hist_sum(d.{c})" for c in FEATURE_DAILY_COLUMNS[13:])
-            cursor.execute(f"SELECT (d.hour AT TIME ZONE %(tz)s)::date, d.tier, d.role, {counters}, {hists} "
+            cursor.execute(f"SELECT {HOUR_LOCAL_DAY}, d.tier, d.role, {counters}, {hists} "
                            f"FROM metrics_hourlyrollup d WHERE {where} GROUP BY d.environment, 1, 2, 3", params)
             rows += cursor.fetchall()
     rows.sort(key=lambda row: row[:3])
@@ -94,11 +103,21 @@ def feature_daily_calls(*, project, feature, first_day, last_day=None, end=None,
                 totals[(day, tier, role)] = totals.get((day, tier, role), 0) + calls
         if window.edges:
             where, params = _hour_filter(project, window, environment, feature_id)
-            cursor.execute(f"SELECT (d.hour AT TIME ZONE %(tz)s)::date, d.tier, d.role, sum(d.calls)::bigint "
+            cursor.execute(f"SELECT {HOUR_LOCAL_DAY}, d.tier, d.role, sum(d.calls)::bigint "
                            f"FROM metrics_hourlyrollup d WHERE {where} GROUP BY 1, 2, 3", params)
             for day, tier, role, calls in cursor.fetchall():
                 totals[(day, tier, role)] = totals.get((day, tier, role), 0) + calls
     return [(*key, calls) for key, calls in totals.items()]
+
+
+def feature_output_tokens_by_model(*, project, feature, start, end, environment=None) -> dict[tuple, int]:
+    """{(model, tier): output tokens} of one feature over exactly [start, end): whole days from
+    ModelDay, the edge hours from HourlyRollup (the what-if panel's price weights)."""
+    sums = window_sums(project, split(project, start, end), day_table="metrics_modelday",
+                       hour_table="metrics_hourlyrollup", day_keys=["d.model", "d.tier"],
+                       hour_keys=["d.model", "d.tier"], sums=["sum(d.output_tokens)::bigint"],
+                       environment=environment, feature_id=_feature_id(project, feature))
+    return {key: tokens for key, (tokens,) in sums.items()}
 
 
 def feature_metrics_from_daily(*, feature, frame: pd.DataFrame, pro_share_change: float | None) -> dict:

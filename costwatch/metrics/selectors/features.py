@@ -7,6 +7,7 @@ from .. import buckets
 from ..windows import shifted_back, split
 from .histograms import hist_sum
 from .parts import (
+    HOUR_LOCAL_DAY,
     ZERO,
     _daily_table,
     _day_filter,
@@ -15,6 +16,7 @@ from .parts import (
     _ratio,
     _window_parts,
     metrics_from_parts,
+    window_sums,
 )
 
 
@@ -86,3 +88,16 @@ def feature_metrics(*, project, start, end, environment=None, attrs=None, featur
         rows.append(row)
     rows.sort(key=lambda r: (-(r["cost_usd"] or ZERO), -r["calls"], r["feature"]))
     return rows
+
+
+def feature_daily_costs(*, project, start, end, environment=None) -> dict[int, dict]:
+    """{feature_id: {project-timezone day: cost}} over exactly [start, end) (the Features page's
+    sparklines): whole days from FeatureDay, the partial days at the edges from FeatureHour, so an
+    edge day's point covers only the window's hours."""
+    sums = window_sums(project, split(project, start, end), day_table="metrics_featureday",
+                       hour_table="metrics_featurehour", day_keys=["d.feature_id", "d.day"],
+                       hour_keys=["d.feature_id", HOUR_LOCAL_DAY], sums=["sum(d.cost_usd)"], environment=environment)
+    costs: dict[int, dict] = {}
+    for (feature_id, day), (cost,) in sums.items():
+        costs.setdefault(feature_id, {})[day] = cost
+    return costs

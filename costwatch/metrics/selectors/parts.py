@@ -181,6 +181,33 @@ def _window_parts(project, window, *, day_table, hour_table, day_group, hour_gro
     return _merge_part_maps(*maps)
 
 
+# The project-timezone day an hourly row (alias d) falls in; _hour_filter's params carry %(tz)s.
+HOUR_LOCAL_DAY = "(d.hour AT TIME ZONE %(tz)s)::date"
+
+
+def window_sums(project, window, *, day_table, hour_table, day_keys, hour_keys, sums, environment=None,
+                feature_id=None) -> dict[tuple, list]:
+    """{key: [total, ...]} of the SQL sums (alias d) over an hour-exact window: whole days from
+    `day_table`, the edge hours from `hour_table`; `day_keys` and `hour_keys` give the same key
+    from each table (e.g. `d.day` and HOUR_LOCAL_DAY)."""
+    queries = []
+    if window.has_days:
+        queries.append((day_table, day_keys, *_day_filter(project, window.first_day, window.last_day, environment,
+                                                          table=day_table, feature_id=feature_id)))
+    if window.edges:
+        queries.append((hour_table, hour_keys, *_hour_filter(project, window, environment, feature_id)))
+    totals: dict[tuple, list] = {}
+    with read_connection().cursor() as cursor:
+        for table, keys, where, params in queries:
+            group = ", ".join(keys)
+            cursor.execute(f"SELECT {group}, {', '.join(sums)} FROM {table} d WHERE {where} GROUP BY {group}", params)
+            for row in cursor.fetchall():
+                key, values = tuple(row[:len(keys)]), row[len(keys):]
+                known = totals.get(key)
+                totals[key] = list(values) if known is None else [a + b for a, b in zip(known, values, strict=True)]
+    return totals
+
+
 def _day_filter(project, first, last, environment, attrs=None, table="metrics_featureday", feature_id=None):
     where = ["d.project_id = %(project_id)s", "d.day >= %(first)s", "d.day < %(last)s"]
     params = {"project_id": project.pk, "first": first, "last": last}

@@ -6,6 +6,7 @@ from ..definitions import day_start
 from ..params import ParamsInvalid, param_error
 from ..windows import split
 from .parts import (
+    HOUR_LOCAL_DAY,
     PART_NAMES,
     ZERO,
     _feature_id,
@@ -89,7 +90,7 @@ def timeseries(*, project, feature=None, metric, granularity, start, end, enviro
     if daily and window.edges and table != "metrics_dimensionday":  # dimension data: midnights only
         hour_table = "metrics_featurehour" if group_expr is None else "metrics_hourlyrollup"
         hour_where, hour_params = _hour_filter(project, window, environment, params.get("feature_id"))
-        hour_cols = ["(d.hour AT TIME ZONE %(tz)s)::date"] + ([group_expr] if group_expr else [])
+        hour_cols = [HOUR_LOCAL_DAY] + ([group_expr] if group_expr else [])
         parts = _merge_part_maps(parts, _sum_parts(hour_table, group_cols=hour_cols, where=hour_where,
                                                    params=hour_params))
     if group_expr is not None:
