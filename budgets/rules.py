@@ -12,6 +12,15 @@ from decimal import Decimal, InvalidOperation
 from costwatch.metrics.definitions import WINDOW_28D, money_str
 
 
+def _share(part, whole):
+    return part / whole if whole else None
+
+
+def _ratio(part: str, whole: str) -> property:
+    """A read-only ratio of two of a window's counters; None when the denominator is 0."""
+    return property(lambda window: _share(getattr(window, part), getattr(window, whole)))
+
+
 @dataclass
 class Window:
     """Sums of FeatureHour counters over one window of hourly buckets."""
@@ -30,21 +39,10 @@ class Window:
     unpriced_calls: int = 0
     active_days: int = 0  # days (24-bucket chunks) with calls; only filled for baselines
 
-    @property
-    def pro_share(self):
-        return _share(self.routed_pro_calls, self.routed_calls)
-
-    @property
-    def uncapped_share(self):
-        return _share(self.uncapped_calls, self.cap_known_calls)
-
-    @property
-    def output_tokens_per_call(self):
-        return _share(self.output_tokens, self.calls)
-
-    @property
-    def escalation_rate(self):
-        return _share(self.escalation_calls, self.primary_calls)
+    pro_share = _ratio("routed_pro_calls", "routed_calls")
+    uncapped_share = _ratio("uncapped_calls", "cap_known_calls")
+    output_tokens_per_call = _ratio("output_tokens", "calls")
+    escalation_rate = _ratio("escalation_calls", "primary_calls")
 
 
 @dataclass
@@ -53,10 +51,6 @@ class Verdict:
     numbers: dict = field(default_factory=dict)
     message: str = ""
     level: int | None = None  # spend_budget: the highest threshold percent crossed
-
-
-def _share(part, whole):
-    return part / whole if whole else None
 
 
 def _pct(value):
