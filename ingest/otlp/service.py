@@ -2,20 +2,19 @@
 `event_batch_ingest`, with `cap_known_default=False` (a span without `gen_ai.request.max_tokens`
 is "cap unknown", not "no cap")."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..event_fields import MAX_BATCH_EVENTS
-from ..services import event_batch_ingest
+from ..services import BatchResult, event_batch_ingest
 from .mapping import SpanEvents, request_events
 
 
 @dataclass
-class OtlpResult:
-    accepted: int = 0
-    duplicates: int = 0
-    rejected: int = 0
+class OtlpResult(BatchResult):
+    """The events API's totals over the request's batches (an error's index is the event's
+    position in the request, its `span` names the span), plus the spans that were no GenAI call."""
+
     ignored: int = 0
-    errors: list = field(default_factory=list)  # ERR dicts; index = the event's position in the request
 
     def error_message(self, limit: int = 5) -> str:
         parts = [f"{e['span']}: {e['field'] or 'span'} {e['code']}: {e['message']}" for e in self.errors[:limit]]
