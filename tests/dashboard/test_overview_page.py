@@ -5,7 +5,7 @@ import pytest
 from django.utils import timezone
 
 from costwatch.metrics.models import RollupState
-from tests.dashboard.pagedata import row, store
+from tests.dashboard.pagedata import RANGE, alpha_beta_rows, row, store
 
 pytestmark = pytest.mark.django_db
 
@@ -76,3 +76,22 @@ def test_anonymous_is_sent_to_login_and_outsiders_get_404(client, project, outsi
     client.force_login(outsider)
     for page in pages:
         assert client.get(f"/p/{project.slug}/{page}").status_code == 404
+
+
+@pytest.mark.parametrize("path, title", [("", "Overview"), ("features/", "Features"), ("models/", "Models")])
+def test_a_ranged_page_before_the_first_event_shows_its_title_toolbar_and_the_first_event_help(
+        admin_client, project, path, title):
+    html = admin_client.get(f"/p/{project.slug}/{path}").content.decode()
+    assert f"<title>{title} · {project.name}</title>" in html
+    assert f"<h1>{title}</h1>" in html and 'class="range-picker"' in html
+    assert 'data-testid="empty-state"' in html
+
+
+@pytest.mark.parametrize("path, title, marker", [("", "Overview", 'data-testid="kpi-mtd"'),
+                                                 ("features/", "Features", 'data-testid="features-table"'),
+                                                 ("models/", "Models", 'data-testid="models-csv"')])
+def test_a_ranged_page_with_data_shows_its_title_and_its_own_body(admin_client, project, path, title, marker):
+    store(project, alpha_beta_rows())
+    html = admin_client.get(f"/p/{project.slug}/{path}", RANGE).content.decode()
+    assert f"<title>{title} · {project.name}</title>" in html and f"<h1>{title}</h1>" in html
+    assert marker in html and 'data-testid="empty-state"' not in html

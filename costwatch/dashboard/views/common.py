@@ -15,8 +15,9 @@ from costwatch.projects.selectors import project_for_user, user_is_project_admin
 from ..templatetags.costwatch_dashboard import freshness
 
 
-def _page_context(request, slug, nav):
-    """Project (404 unless a member), validated range/environment and freshness for every page."""
+def _page_context(request, slug, nav, *, title=None):
+    """Project (404 unless a member), validated range/environment and freshness for every page;
+    `title` names a page drawn by `dashboard/_ranged_page.html`."""
     project = project_for_user(user=request.user, slug=slug)
     try:
         params = parse_read_params(request.GET, project=project, daily=True, allow_attrs=False, naive_local=True)
@@ -31,7 +32,7 @@ def _page_context(request, slug, nav):
     query = {k: v for k, v in (("start", request.GET.get("start")), ("end", request.GET.get("end")),
                                 ("environment", params.environment)) if v and not param_errors}
     return {
-        "project": project, "nav": nav, "params": params, "param_errors": param_errors,
+        "project": project, "nav": nav, "page_title": title, "params": params, "param_errors": param_errors,
         "first_day": first, "last_day": last, "end_inclusive": last - dt.timedelta(days=1),
         "start_input": start_local.strftime("%Y-%m-%dT%H:%M"), "end_input": end_local.strftime("%Y-%m-%dT%H:%M"),
         "range_label": f"{start_local:%b %-d, %H:%M} – {end_local:%b %-d, %Y %H:%M} (excl., {project.timezone})",

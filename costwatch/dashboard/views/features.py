@@ -55,7 +55,7 @@ def _features_csv(project, rows, first, last) -> HttpResponse:
 
 @login_required
 def features(request, slug):
-    ctx = _page_context(request, slug, "features")
+    ctx = _page_context(request, slug, "features", title="Features")
     project, params = ctx["project"], ctx["params"]
     rows = selectors.feature_metrics(project=project, start=params.start, end=params.end,
                                      environment=params.environment)

@@ -15,7 +15,7 @@ from .common import _csv_value, _page_context
 
 @login_required
 def models_page(request, slug):
-    ctx = _page_context(request, slug, "models")
+    ctx = _page_context(request, slug, "models", title="Models")
     project, params = ctx["project"], ctx["params"]
     rows = selectors.model_metrics(project=project, start=params.start, end=params.end,
                                    environment=params.environment)

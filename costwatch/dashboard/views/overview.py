@@ -16,7 +16,7 @@ def _open_alerts(project):
 
 @login_required
 def overview(request, slug):
-    ctx = _page_context(request, slug, "overview")
+    ctx = _page_context(request, slug, "overview", title="Overview")
     project, params = ctx["project"], ctx["params"]
     ov = selectors.overview(project=project, environment=params.environment)
     change = None
