@@ -1,6 +1,7 @@
 """Number formatting for the pages: money, shares, changes, counts."""
 
 import datetime as dt
+import functools
 import json
 from decimal import ROUND_HALF_UP, Decimal
 
@@ -12,11 +13,23 @@ register = template.Library()
 DASH = mark_safe('<span class="muted">–</span>')
 
 
+def _blank_as_dash(format_value):
+    """A filter that shows a dash for a missing value (None, or "" from a template) and
+    formats anything else."""
+
+    @functools.wraps(format_value)
+    def filter_(value, *args):
+        if value is None or value == "":
+            return DASH
+        return format_value(value, *args)
+
+    return filter_
+
+
 @register.filter
+@_blank_as_dash
 def usd(value, places=2):
     """$1,234.56; small amounts keep significant digits ($0.0042)."""
-    if value is None or value == "":
-        return DASH
     value = Decimal(value)
     places = int(places)
     if value and abs(value) < Decimal("0.01") and places <= 2:
@@ -27,9 +40,8 @@ def usd(value, places=2):
 
 
 @register.filter
+@_blank_as_dash
 def pct(value, places=1):
-    if value is None or value == "":
-        return DASH
     return f"{float(value) * 100:.{int(places)}f}%"
 
 
@@ -44,9 +56,8 @@ def pp_change(value):
 
 
 @register.filter
+@_blank_as_dash
 def intcomma0(value):
-    if value is None or value == "":
-        return DASH
     return f"{int(round(float(value))):,}"
 
 
