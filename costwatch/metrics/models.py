@@ -13,23 +13,59 @@ from ingest.models import Feature
 SUM_MONEY = {"max_digits": 28, "decimal_places": 12}
 
 
-class UsageCounts(models.Model):
-    """Counters shared by every rollup table."""
+class FeatureKey(models.Model):
+    """The columns every per-feature rollup key starts with (its own columns follow)."""
+
+    id = models.BigAutoField(primary_key=True)
+    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
+    environment = models.CharField(max_length=50)
+    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
+
+    class Meta:
+        abstract = True
+
+
+def _unique_key(table: str, *columns: str) -> models.UniqueConstraint:
+    """A per-feature table's unique key: FeatureKey's columns, then the table's own."""
+    return models.UniqueConstraint(fields=["project", "environment", "feature", *columns], name=f"{table}_key")
+
+
+class FeatureDayKey(FeatureKey):
+    """FeatureKey, then `day`: a local day in the project's timezone."""
+
+    day = models.DateField()
+
+    class Meta:
+        abstract = True
+        # Every page reads a day range of the project, with or without an environment.
+        indexes = [models.Index(fields=["project", "day"], name="%(class)s_project_day")]
+
+
+class CallCounts(models.Model):
+    """Counters every rollup table keeps, DimensionDay's included."""
 
     calls = models.BigIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
-    cached_input_tokens = models.BigIntegerField(default=0)
-    cache_write_input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
-    reasoning_tokens = models.BigIntegerField(default=0)
-    cost_usd = models.DecimalField(default=0, **SUM_MONEY, help_text="Sum over priced calls.")
     priced_calls = models.BigIntegerField(default=0)
     unpriced_calls = models.BigIntegerField(default=0)
-    client_priced_calls = models.BigIntegerField(default=0)
     cap_known_calls = models.BigIntegerField(default=0)
+    error_calls = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageCounts(CallCounts):
+    """The other counters of the tables keyed by tier or model (all but DimensionDay)."""
+
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_input_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+    cost_usd = models.DecimalField(default=0, **SUM_MONEY, help_text="Sum over priced calls.")
+    client_priced_calls = models.BigIntegerField(default=0)
     uncapped_calls = models.BigIntegerField(default=0, help_text="Cap known and null or >= huge_cap_tokens.")
     cap_hit_calls = models.BigIntegerField(default=0, help_text="finish_reason = length.")
-    error_calls = models.BigIntegerField(default=0)
 
     class Meta:
         abstract = True
@@ -63,14 +99,20 @@ class RoleCounts(models.Model):
         abstract = True
 
 
-class HourlyRollup(UsageCounts, Histograms):
+class RoutedCounts(models.Model):
+    """The Pro share's counters (docs/rollups.md#metric-definitions) of FeatureHour and ModelDay."""
+
+    routed_calls = models.BigIntegerField(default=0, help_text="primary + escalation calls (pro_share denominator).")
+    routed_pro_calls = models.BigIntegerField(default=0, help_text="Pro-tier primary + escalation calls.")
+
+    class Meta:
+        abstract = True
+
+
+class HourlyRollup(FeatureKey, UsageCounts, Histograms):
     """The full key, per UTC hour."""
 
-    id = models.BigAutoField(primary_key=True)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
     hour = models.DateTimeField()
-    environment = models.CharField(max_length=50)
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
     model = models.CharField(max_length=200)
     tier = models.CharField(max_length=8)
     role = models.CharField(max_length=12)
@@ -86,80 +128,47 @@ class HourlyRollup(UsageCounts, Histograms):
         ]
 
 
-class FeatureHour(UsageCounts, RoleCounts):
+class FeatureHour(FeatureKey, UsageCounts, RoleCounts, RoutedCounts):
     """Narrow (project, environment, feature, hour) table that the rules read."""
 
-    id = models.BigAutoField(primary_key=True)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
-    environment = models.CharField(max_length=50)
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
     hour = models.DateTimeField()
-    routed_calls = models.BigIntegerField(default=0, help_text="primary + escalation calls (pro_share denominator).")
-    routed_pro_calls = models.BigIntegerField(default=0, help_text="Pro-tier primary + escalation calls.")
     routed_pro_default_calls = models.BigIntegerField(
         default=0, help_text="Pro primary + escalation calls with route_reason default or fallback."
     )
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "environment", "feature", "hour"], name="featurehour_key")
-        ]
+        constraints = [_unique_key("featurehour", "hour")]
         # Windows over all environments (rules with environment null, hourly timeseries).
         indexes = [models.Index(fields=["project", "hour"], name="featurehour_project_hour")]
 
 
-class FeatureDay(UsageCounts, Histograms):
+class FeatureDay(FeatureDayKey, UsageCounts, Histograms):
     """Narrow (project, environment, feature, tier, role, day) table that pages read; day in project timezone."""
 
-    id = models.BigAutoField(primary_key=True)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
-    environment = models.CharField(max_length=50)
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
     tier = models.CharField(max_length=8)
     role = models.CharField(max_length=12)
-    day = models.DateField()
 
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["project", "environment", "feature", "tier", "role", "day"], name="featureday_key"
-            )
-        ]
-        # Every page reads a day range of the project, with or without an environment.
-        indexes = [models.Index(fields=["project", "day"], name="featureday_project_day")]
+    class Meta(FeatureDayKey.Meta):
+        constraints = [_unique_key("featureday", "tier", "role", "day")]
 
 
-class DimensionDay(RoleCounts):
-    """Daily cost per value of a declared dimension (e.g. customer), day in project timezone."""
+class DimensionDay(FeatureKey, CallCounts, RoleCounts):
+    """Daily cost per value of a declared dimension (e.g. customer), day in project timezone.
+    It keeps a feature row's counters (CallCounts and the ones below), so the features list and
+    daily timeseries can be filtered by a dimension value (latency histograms are not kept per
+    dimension value)."""
 
-    id = models.BigAutoField(primary_key=True)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
-    environment = models.CharField(max_length=50)
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
     day = models.DateField()
     dimension = models.CharField(max_length=100)
     value = models.CharField(max_length=200)
-    calls = models.BigIntegerField(default=0)
     cost_usd = models.DecimalField(default=0, **SUM_MONEY)
-    priced_calls = models.BigIntegerField(default=0)
     routed_calls = models.BigIntegerField(default=0)
     routed_pro_calls = models.BigIntegerField(default=0)
-    # The rest of a feature row's counters, so the features list and daily timeseries can be
-    # filtered by a dimension value (latency histograms are not kept per dimension value).
-    input_tokens = models.BigIntegerField(default=0)
-    output_tokens = models.BigIntegerField(default=0)
-    unpriced_calls = models.BigIntegerField(default=0)
-    error_calls = models.BigIntegerField(default=0)
-    cap_known_calls = models.BigIntegerField(default=0)
     uncapped_calls = models.BigIntegerField(default=0)
     cap_hit_calls = models.BigIntegerField(default=0)
 
     class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["project", "environment", "feature", "day", "dimension", "value"], name="dimensionday_key"
-            )
-        ]
+        constraints = [_unique_key("dimensionday", "day", "dimension", "value")]
         indexes = [models.Index(fields=["project", "dimension", "day"], name="dimensionday_project_dim_day")]
 
 
@@ -171,48 +180,26 @@ class RollupState(models.Model):
     data_through = models.DateTimeField(null=True, blank=True, help_text="Latest event ts folded in.")
 
 
-
-
-class ModelDay(UsageCounts):
+class ModelDay(FeatureDayKey, UsageCounts, RoutedCounts):
     """Narrow (project, environment, feature, model, tier, day) table for the Models page and
     per-model daily series; day in project timezone."""
 
-    id = models.BigAutoField(primary_key=True)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
-    environment = models.CharField(max_length=50)
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
     model = models.CharField(max_length=200)
     tier = models.CharField(max_length=8)
-    day = models.DateField()
-    routed_calls = models.BigIntegerField(default=0, help_text="primary + escalation calls (pro_share denominator).")
-    routed_pro_calls = models.BigIntegerField(default=0, help_text="Pro-tier primary + escalation calls.")
 
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(
-                fields=["project", "environment", "feature", "model", "tier", "day"], name="modelday_key"
-            )
-        ]
-        indexes = [models.Index(fields=["project", "day"], name="modelday_project_day")]
+    class Meta(FeatureDayKey.Meta):
+        constraints = [_unique_key("modelday", "model", "tier", "day")]
 
 
-class FeatureLatencyDay(models.Model):
+class FeatureLatencyDay(FeatureDayKey):
     """Latency and ttft histograms per (project, environment, feature, day), merged over tiers
     and roles: the features list reads percentiles from here, a fifth of FeatureDay's rows."""
 
-    id = models.BigAutoField(primary_key=True)
-    project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
-    environment = models.CharField(max_length=50)
-    feature = models.ForeignKey(Feature, on_delete=models.CASCADE, db_index=False)
-    day = models.DateField()
     latency_hist = ArrayField(models.IntegerField(), default=list)
     ttft_hist = ArrayField(models.IntegerField(), default=list)
 
-    class Meta:
-        constraints = [
-            models.UniqueConstraint(fields=["project", "environment", "feature", "day"], name="featurelatencyday_key")
-        ]
-        indexes = [models.Index(fields=["project", "day"], name="featurelatencyday_project_day")]
+    class Meta(FeatureDayKey.Meta):
+        constraints = [_unique_key("featurelatencyday", "day")]
 
 
 class SavingsPair(models.Model):
