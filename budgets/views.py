@@ -4,6 +4,7 @@ Forms go through the API's serializers so a page and the API reject the same inp
 the same message.
 """
 
+import functools
 import json
 
 from django.contrib import messages
@@ -40,14 +41,33 @@ def alerts_page(request, slug):
     return render(request, "budgets/alerts.html", context)
 
 
-@login_required
-@require_POST
-def alert_ack(request, slug, alert_id):
-    project = project_for_user(user=request.user, slug=slug, admin=True)
-    alert = get_object_or_404(Alert, project=project, pk=alert_id)
+def _admin_action(objects, page: str):
+    """A project admin's POST action on one of `objects` (a model or queryset; 404 for a viewer
+    or another project's object). The action does the work and returns the success message to
+    show (or None); the browser goes back to `page`."""
+
+    def decorate(action):
+        @login_required
+        @require_POST
+        @functools.wraps(action)
+        def view(request, slug, **object_id):
+            project = project_for_user(user=request.user, slug=slug, admin=True)
+            (pk,) = object_id.values()
+            text = action(request, get_object_or_404(objects, project=project, pk=pk))
+            if text:
+                messages.success(request, text)
+            return redirect(page, slug=slug)
+
+        return view
+
+    return decorate
+
+
+@_admin_action(Alert, "budgets:alerts")
+def alert_ack(request, alert):
     if services.alert_acknowledge(alert=alert, actor_label=request.user.get_username()):
-        messages.success(request, "Alert acknowledged: no more reminders; it still resolves on its own.")
-    return redirect("budgets:alerts", slug=slug)
+        return "Alert acknowledged: no more reminders; it still resolves on its own."
+    return None
 
 
 def _rule_form_data(post) -> dict:
@@ -128,24 +148,16 @@ def rule_edit(request, slug, rule_id):
     return render(request, "budgets/rule_edit.html", context)
 
 
-@login_required
-@require_POST
-def rule_toggle(request, slug, rule_id):
-    project = project_for_user(user=request.user, slug=slug, admin=True)
-    rule = get_object_or_404(Rule, project=project, pk=rule_id)
+@_admin_action(Rule, "budgets:rules")
+def rule_toggle(request, rule):
     services.rule_update(rule=rule, data={"enabled": not rule.enabled}, actor=request.user)
-    messages.success(request, f"Rule {'enabled' if rule.enabled else 'disabled'}: {rule}.")
-    return redirect("budgets:rules", slug=slug)
+    return f"Rule {'enabled' if rule.enabled else 'disabled'}: {rule}."
 
 
-@login_required
-@require_POST
-def rule_delete(request, slug, rule_id):
-    project = project_for_user(user=request.user, slug=slug, admin=True)
-    rule = get_object_or_404(Rule, project=project, pk=rule_id)
+@_admin_action(Rule, "budgets:rules")
+def rule_delete(request, rule):
     services.rule_delete(rule=rule, actor=request.user)
-    messages.success(request, "Rule deleted; its open alerts were closed.")
-    return redirect("budgets:rules", slug=slug)
+    return "Rule deleted; its open alerts were closed."
 
 
 @login_required
@@ -176,22 +188,15 @@ def channels_page(request, slug):
     return render(request, "budgets/channels.html", context)
 
 
-@login_required
-@require_POST
-def channel_test(request, slug, channel_id):
-    project = project_for_user(user=request.user, slug=slug, admin=True)
-    channel = get_object_or_404(Channel.objects.select_related("project"), project=project, pk=channel_id)
+@_admin_action(Channel.objects.select_related("project"), "budgets:channels")
+def channel_test(request, channel):
     services.channel_test_request(channel=channel)
     transaction.on_commit(lambda: tasks.send_channel_test.delay(channel.pk))
     messages.info(request, f"Test queued for {channel.name}: its outcome shows below once the worker has sent it.")
-    return redirect("budgets:channels", slug=slug)
+    return None
 
 
-@login_required
-@require_POST
-def channel_delete(request, slug, channel_id):
-    project = project_for_user(user=request.user, slug=slug, admin=True)
-    channel = get_object_or_404(Channel, project=project, pk=channel_id)
+@_admin_action(Channel, "budgets:channels")
+def channel_delete(request, channel):
     services.channel_delete(channel=channel, actor=request.user)
-    messages.success(request, f"Channel {channel.name} deleted.")
-    return redirect("budgets:channels", slug=slug)
+    return f"Channel {channel.name} deleted."
