@@ -25,8 +25,27 @@ from .models import RULE_KINDS, Alert, Channel, Delivery, Rule
 from .serializers import ChannelInputSerializer, RuleInputSerializer
 
 
-def _error_text(exc: ValidationError) -> list[str]:
-    return [f"{e['field'] or 'form'}: {e['message']}" for e in errors_flatten(exc.detail)]
+def _page_project(request, slug):
+    """A page's project (404 unless a member) and whether the user is its admin; a POST to the
+    page is 404 for a viewer."""
+    project = project_for_user(user=request.user, slug=slug)
+    is_admin = user_is_project_admin(user=request.user, project=project)
+    if request.method == "POST" and not is_admin:
+        project_for_user(user=request.user, slug=slug, admin=True)
+    return project, is_admin
+
+
+def _form_saved(request, save) -> bool:
+    """Run a form's `save()` (validation through the API's serializer, then the service): show
+    the message it returns, or each validation error naming its field; True when it saved."""
+    try:
+        text = save()
+    except ValidationError as exc:
+        for error in errors_flatten(exc.detail):
+            messages.error(request, f"{error['field'] or 'form'}: {error['message']}")
+        return False
+    messages.success(request, text)
+    return True
 
 
 @login_required
@@ -103,20 +122,16 @@ def _budget_rows(project, rules):
 
 @login_required
 def rules_page(request, slug):
-    project = project_for_user(user=request.user, slug=slug)
-    is_admin = user_is_project_admin(user=request.user, project=project)
-    if request.method == "POST":
-        if not is_admin:
-            project_for_user(user=request.user, slug=slug, admin=True)
-        try:
-            serializer = RuleInputSerializer(data=_rule_form_data(request.POST), project=project)
-            serializer.is_valid(raise_exception=True)
-            rule = services.rule_create(project=project, data=serializer.validated_data, actor=request.user)
-            messages.success(request, f"Rule created: {rule}.")
-            return redirect("budgets:rules", slug=slug)
-        except ValidationError as exc:
-            for text in _error_text(exc):
-                messages.error(request, text)
+    project, is_admin = _page_project(request, slug)
+
+    def create():
+        serializer = RuleInputSerializer(data=_rule_form_data(request.POST), project=project)
+        serializer.is_valid(raise_exception=True)
+        rule = services.rule_create(project=project, data=serializer.validated_data, actor=request.user)
+        return f"Rule created: {rule}."
+
+    if request.method == "POST" and _form_saved(request, create):
+        return redirect("budgets:rules", slug=slug)
     rules = list(Rule.objects.filter(project=project).select_related("feature", "project"))
     context = {
         "project": project, "nav": "rules", "is_admin": is_admin, "rules": rules,
@@ -131,18 +146,17 @@ def rules_page(request, slug):
 def rule_edit(request, slug, rule_id):
     project = project_for_user(user=request.user, slug=slug, admin=True)
     rule = get_object_or_404(Rule.objects.select_related("feature"), project=project, pk=rule_id)
-    if request.method == "POST":
-        try:
-            data = _rule_form_data(request.POST)
-            data.pop("kind")
-            serializer = RuleInputSerializer(data=data, project=project, instance_rule=rule, partial=True)
-            serializer.is_valid(raise_exception=True)
-            services.rule_update(rule=rule, data=serializer.validated_data, actor=request.user)
-            messages.success(request, f"Rule saved: {rule}.")
-            return redirect("budgets:rules", slug=slug)
-        except ValidationError as exc:
-            for text in _error_text(exc):
-                messages.error(request, text)
+
+    def save():
+        data = _rule_form_data(request.POST)
+        data.pop("kind")
+        serializer = RuleInputSerializer(data=data, project=project, instance_rule=rule, partial=True)
+        serializer.is_valid(raise_exception=True)
+        services.rule_update(rule=rule, data=serializer.validated_data, actor=request.user)
+        return f"Rule saved: {rule}."
+
+    if request.method == "POST" and _form_saved(request, save):
+        return redirect("budgets:rules", slug=slug)
     context = {"project": project, "nav": "rules", "rule": rule, "params_json": json.dumps(rule.params, indent=1),
                "features": Feature.objects.filter(project=project)}
     return render(request, "budgets/rule_edit.html", context)
@@ -162,23 +176,18 @@ def rule_delete(request, rule):
 
 @login_required
 def channels_page(request, slug):
-    project = project_for_user(user=request.user, slug=slug)
-    is_admin = user_is_project_admin(user=request.user, project=project)
-    if request.method == "POST":
-        if not is_admin:
-            project_for_user(user=request.user, slug=slug, admin=True)
+    project, is_admin = _page_project(request, slug)
+
+    def create():
         data = {k: request.POST.get(k, "") for k in ("kind", "name", "target", "secret")}
         data["rules"] = [int(r) for r in request.POST.getlist("rules") if r.isdigit()]
-        try:
-            serializer = ChannelInputSerializer(data=data, project=project)
-            serializer.is_valid(raise_exception=True)
-            channel = services.channel_create(project=project, data=dict(serializer.validated_data),
-                                               actor=request.user)
-            messages.success(request, f"Channel {channel.name} added. Use Test to send a sample alert.")
-            return redirect("budgets:channels", slug=slug)
-        except ValidationError as exc:
-            for text in _error_text(exc):
-                messages.error(request, text)
+        serializer = ChannelInputSerializer(data=data, project=project)
+        serializer.is_valid(raise_exception=True)
+        channel = services.channel_create(project=project, data=dict(serializer.validated_data), actor=request.user)
+        return f"Channel {channel.name} added. Use Test to send a sample alert."
+
+    if request.method == "POST" and _form_saved(request, create):
+        return redirect("budgets:channels", slug=slug)
     channels = list(Channel.objects.filter(project=project).prefetch_related("rules"))
     rows = [{"channel": c, "deliveries": selectors.recent_deliveries(channel=c, limit=10),
              "permanent_failures": Delivery.objects.filter(channel=c, permanent=True).count()} for c in channels]
