@@ -101,57 +101,53 @@ FEATURE_HOUR_INSERT = (
 FEATURE_DAY_KEY = "project_id, environment, feature_id, tier, role, day"
 
 
-# FeatureDay from the hourly rollup, when the project's days start on UTC hour boundaries.
-FEATURE_DAY_FROM_HOURS = f"""
-INSERT INTO metrics_featureday ({FEATURE_DAY_KEY}, {COUNTER_COLUMNS}, {HISTOGRAM_COLUMNS})
-SELECT r.project_id, r.environment, r.feature_id, r.tier, r.role, (r.hour AT TIME ZONE %(tz)s)::date,
-       {ROLLUP_COUNTERS}, {ROLLUP_HISTOGRAMS}
-FROM metrics_hourlyrollup r
-WHERE r.project_id = %(project_id)s AND r.hour >= %(low)s AND r.hour < %(high)s
-  AND (r.hour AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
-GROUP BY 1, 2, 3, 4, 5, 6
-"""
-
-
-# FeatureDay from raw events, for time zones whose midnight falls inside a UTC hour (e.g. +05:30).
-FEATURE_DAY_FROM_EVENTS = f"""
-INSERT INTO metrics_featureday ({FEATURE_DAY_KEY}, {COUNTER_COLUMNS}, {HISTOGRAM_COLUMNS})
-SELECT e.project_id, e.environment, e.feature_id, e.tier, e.role, (e.ts AT TIME ZONE %(tz)s)::date,
-       {EVENT_COUNTERS}, {EVENT_HISTOGRAMS}
-FROM ingest_event e
-WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
-  AND (e.ts AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
-GROUP BY 1, 2, 3, 4, 5, 6
-"""
-
-
 MODEL_DAY_KEY = "project_id, environment, feature_id, model, tier, day"
 
 
-MODEL_DAY_FROM_HOURS = f"""
-INSERT INTO metrics_modelday ({MODEL_DAY_KEY}, {COUNTER_COLUMNS}, routed_calls, routed_pro_calls)
-SELECT r.project_id, r.environment, r.feature_id, r.model, r.tier, (r.hour AT TIME ZONE %(tz)s)::date,
-       {ROLLUP_COUNTERS},
-       coalesce(sum(r.calls) FILTER (WHERE {ROUTED}), 0),
-       coalesce(sum(r.calls) FILTER (WHERE {ROUTED} AND r.tier = 'pro'), 0)
-FROM metrics_hourlyrollup r
-WHERE r.project_id = %(project_id)s AND r.hour >= %(low)s AND r.hour < %(high)s
-  AND (r.hour AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
+# Where a day table's rows come from: the hourly rollup (alias r) when the project's days start
+# on UTC hour boundaries, raw events (alias e) for time zones whose midnight falls inside a UTC
+# hour (e.g. +05:30). `calls_where` counts the source's calls that meet a condition.
+HOURS_SOURCE = {"table": "metrics_hourlyrollup r", "alias": "r", "time": "r.hour", "counters": ROLLUP_COUNTERS,
+                "histograms": ROLLUP_HISTOGRAMS, "routed": ROUTED,
+                "calls_where": lambda condition: f"coalesce(sum(r.calls) FILTER (WHERE {condition}), 0)"}
+EVENTS_SOURCE = {"table": "ingest_event e", "alias": "e", "time": "e.ts", "counters": EVENT_COUNTERS,
+                 "histograms": EVENT_HISTOGRAMS, "routed": EVENT_ROUTED,
+                 "calls_where": lambda condition: f"count(*) FILTER (WHERE {condition})"}
+
+
+def _day_insert(table: str, key: str, own_key: tuple[str, str], columns: str, values: str, source: dict) -> str:
+    """INSERT the rows of `table` for the project's local days %(days)s, grouped by the key
+    (project, environment, feature, the table's `own_key` columns, the local day)."""
+    alias, time = source["alias"], source["time"]
+    return f"""
+INSERT INTO {table} ({key}, {columns})
+SELECT {alias}.project_id, {alias}.environment, {alias}.feature_id, {alias}.{own_key[0]}, {alias}.{own_key[1]},
+       ({time} AT TIME ZONE %(tz)s)::date, {values}
+FROM {source["table"]}
+WHERE {alias}.project_id = %(project_id)s AND {time} >= %(low)s AND {time} < %(high)s
+  AND ({time} AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
 GROUP BY 1, 2, 3, 4, 5, 6
 """
 
 
-MODEL_DAY_FROM_EVENTS = f"""
-INSERT INTO metrics_modelday ({MODEL_DAY_KEY}, {COUNTER_COLUMNS}, routed_calls, routed_pro_calls)
-SELECT e.project_id, e.environment, e.feature_id, e.model, e.tier, (e.ts AT TIME ZONE %(tz)s)::date,
-       {EVENT_COUNTERS},
-       count(*) FILTER (WHERE {EVENT_ROUTED}),
-       count(*) FILTER (WHERE {EVENT_ROUTED} AND e.tier = 'pro')
-FROM ingest_event e
-WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
-  AND (e.ts AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
-GROUP BY 1, 2, 3, 4, 5, 6
-"""
+def _feature_day_insert(source: dict) -> str:
+    return _day_insert("metrics_featureday", FEATURE_DAY_KEY, ("tier", "role"),
+                       f"{COUNTER_COLUMNS}, {HISTOGRAM_COLUMNS}", f"{source['counters']}, {source['histograms']}",
+                       source)
+
+
+def _model_day_insert(source: dict) -> str:
+    routed, calls_where = source["routed"], source["calls_where"]
+    routed_pro = f"{routed} AND {source['alias']}.tier = 'pro'"
+    values = f"{source['counters']}, {calls_where(routed)}, {calls_where(routed_pro)}"
+    return _day_insert("metrics_modelday", MODEL_DAY_KEY, ("model", "tier"),
+                       f"{COUNTER_COLUMNS}, routed_calls, routed_pro_calls", values, source)
+
+
+FEATURE_DAY_FROM_HOURS = _feature_day_insert(HOURS_SOURCE)
+FEATURE_DAY_FROM_EVENTS = _feature_day_insert(EVENTS_SOURCE)
+MODEL_DAY_FROM_HOURS = _model_day_insert(HOURS_SOURCE)
+MODEL_DAY_FROM_EVENTS = _model_day_insert(EVENTS_SOURCE)
 
 
 FEATURE_LATENCY_DAY_KEY = "project_id, environment, feature_id, day"
