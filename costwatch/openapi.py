@@ -5,12 +5,13 @@ body (400), no key (401), a missing scope or role (403), an unknown project or o
 a body that is not JSON (415) and an unreachable database (503). `ContractSchema` adds each
 of them, as the `{"errors": [...]}` envelope, to every operation that can answer it, so a
 schema-driven client or fuzzer meets no undocumented status. A view states only what is
-particular to it (the events endpoint's 207, 413 and 429, the ack's 409).
+particular to it (the events endpoint's 207, 413 and 429, the ack's 409). Every 429 and 503
+documents its `Retry-After` header (docs/security.md#killed-workers-and-outages).
 """
 
 from drf_spectacular.openapi import AutoSchema
 from drf_spectacular.plumbing import force_instance
-from drf_spectacular.utils import OpenApiResponse
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse
 from rest_framework import serializers
 from rest_framework.permissions import SAFE_METHODS
 
@@ -50,6 +51,11 @@ ERROR_DESCRIPTIONS = {
 }
 BODY_METHODS = {"POST", "PUT", "PATCH"}
 
+# Every answer "come back later" says when: the rate limit's wait, or a few seconds for the database.
+RETRY_AFTER = OpenApiParameter(
+    "Retry-After", type=int, location=OpenApiParameter.HEADER, response=[429, 503], required=True,
+    description="Whole seconds to wait before sending the request again.")
+
 
 class ContractSchema(AutoSchema):
     """drf-spectacular's AutoSchema, plus the error responses every operation can answer."""
@@ -64,6 +70,9 @@ class ContractSchema(AutoSchema):
         if self.method in BODY_METHODS and self.get_request_serializer() is not None:
             statuses.append(415)
         return [*statuses, 503]
+
+    def get_override_parameters(self):
+        return [*super().get_override_parameters(), RETRY_AFTER]
 
     def _get_pagination_parameters(self):
         # Our paged lists answer {"results", "next"} built by hand, which spectacular does not

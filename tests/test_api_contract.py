@@ -78,3 +78,36 @@ def test_budget_status_refuses_a_name_no_feature_can_have(read_client):
     assert response.status_code == 400
     assert response.json()["errors"] == [{"field": "feature", "code": "invalid",
                                           "message": "may contain only letters, digits and . _ : -"}]
+
+
+def test_every_429_and_503_documents_its_retry_after_header(schema):
+    answering = 0
+    for name, operation in operations(schema):
+        for status in {"429", "503"} & set(operation["responses"]):
+            headers = operation["responses"][status].get("headers", {})
+            assert headers.get("Retry-After", {}).get("schema") == {"type": "integer"}, (name, status)
+            assert headers["Retry-After"]["required"] is True, (name, status)
+            answering += 1
+        for status, response in operation["responses"].items():
+            if status not in ("429", "503"):
+                assert "Retry-After" not in response.get("headers", {}), (name, status)
+    assert answering >= len(list(operations(schema))) + 1  # a 503 everywhere, and the events API's 429
+
+
+@pytest.mark.django_db
+def test_a_real_429_and_503_carry_the_documented_retry_after(schema, settings, project, ingest_client):
+    from costwatch.devtools import free_port
+    from tests.ingest.helpers import event
+
+    documented = schema["paths"]["/api/v1/events"]["post"]["responses"]
+    settings.INGEST_RATE_LIMIT = 1  # a bucket of 1000 events, refilled at one a second
+    batch = {"events": [event(f"e{n}") for n in range(1000)]}
+    assert ingest_client.post("/api/v1/events", batch, format="json").status_code == 200
+    limited = ingest_client.post("/api/v1/events", {"events": [event("one-more")]}, format="json")
+    settings.REDIS_URL = f"redis://127.0.0.1:{free_port()}/0"  # the limiter's store is down
+    settings.INGEST_RATE_LIMIT_FAIL_OPEN = False
+    unavailable = ingest_client.post("/api/v1/events", {"events": [event("later")]}, format="json")
+    for response, status in ((limited, 429), (unavailable, 503)):
+        assert response.status_code == status
+        for header in documented[str(status)]["headers"]:
+            assert int(response[header]) >= 1, (status, header)

@@ -22,7 +22,8 @@ from ingest.services import event_batch_ingest
 from tests.factories import make_project, make_user
 
 SCHEMATHESIS = Path(sys.executable).parent / "schemathesis"
-CHECKS = "not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance"
+CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,response_schema_conformance,"
+          "missing_required_header")
 SEED = 20261206
 EXAMPLES_PER_OPERATION = 15
 
