@@ -4,6 +4,10 @@ A transport knows how to reach one channel and how to tell a failure worth retry
 (timeouts, connection errors, 5xx, 429, SMTP 4xx) from one that will never succeed
 (other 4xx, a refused address): `TransportError(message, permanent=True)`.
 Message bodies come from templates (templates/emails/, templates/slack/).
+
+Delivery is at least once: a worker killed after sending but before recording it leaves the
+row to be sent again. Every message carries its delivery's stable id, the same on each
+attempt, so a receiver can drop the repeat (docs/alerts.md#delivery-ids).
 """
 
 import hashlib
@@ -13,6 +17,7 @@ import smtplib
 import time
 from dataclasses import dataclass, field
 from http import HTTPStatus
+from urllib.parse import urlsplit
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
@@ -22,6 +27,7 @@ from . import outbound
 from .models import RULE_KINDS, Channel
 
 SIGNATURE_HEADER = "X-Costwatch-Signature"
+DELIVERY_HEADERS = ("X-Costwatch-Delivery", "Idempotency-Key")  # one id, under our name and the generic one
 NOTICE_TITLES = {"opened": "Alert", "reminder": "Reminder", "resolved": "Resolved", "test": "Test alert"}
 
 
@@ -40,6 +46,10 @@ class OutgoingMessage:
     alert: dict  # the API shape (budgets.api.alert_payload)
     project_name: str
     numbers: dict = field(default_factory=dict)
+    delivery_id: str = ""  # the same on every attempt of one delivery; another for every other
+
+    def delivery_headers(self) -> dict:
+        return dict.fromkeys(DELIVERY_HEADERS, self.delivery_id)
 
     @property
     def event_type(self) -> str:
@@ -143,7 +153,7 @@ class SlackTransport(HttpTransport):
         problem = slack_target_problem(self.channel.target)
         if problem:  # saved before the rule existed, or through the Django admin
             raise TransportError(problem, permanent=True)
-        self.post(json.dumps(self.payload(message)).encode(), {})
+        self.post(json.dumps(self.payload(message)).encode(), message.delivery_headers())
 
 
 def webhook_signature(secret: str, timestamp: int, body: bytes) -> str:
@@ -156,7 +166,7 @@ class WebhookTransport(HttpTransport):
 
     def notify(self, message: OutgoingMessage) -> None:
         body = json.dumps({"type": message.event_type, "alert": message.alert}, separators=(",", ":")).encode()
-        headers = {}
+        headers = message.delivery_headers()
         if self.channel.secret:
             headers[SIGNATURE_HEADER] = webhook_signature(self.channel.secret, int(time.time()), body)
         self.post(body, headers)
@@ -171,9 +181,16 @@ class EmailTransport(Transport):
         subject = " ".join(render_to_string("emails/alert_subject.txt", context).split())
         email = EmailMultiAlternatives(subject, render_to_string("emails/alert.txt", context),
                                        settings.DEFAULT_FROM_EMAIL, recipients,
-                                       connection=get_connection(timeout=settings.EMAIL_TIMEOUT))
+                                       connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
+                                       headers={"Message-ID": message_id(f"delivery-{message.delivery_id}"),
+                                                DELIVERY_HEADERS[0]: message.delivery_id})
         email.attach_alternative(render_to_string("emails/alert.html", context), "text/html")
         send_email(email)
+
+
+def message_id(token: str) -> str:
+    """A Message-ID that a resent email repeats, so mail clients and filters see one message."""
+    return f"<costwatch-{token}@{urlsplit(settings.SITE_URL).hostname or 'localhost'}>"
 
 
 def send_email(email) -> None:

@@ -12,7 +12,8 @@ from .settings import *  # noqa: E402,F403
 from .settings import CELERY_BEAT_SCHEDULE  # noqa: E402,F401
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
-EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+if "EMAIL_URL" not in os.environ:  # a worker subprocess given a real local SMTP server keeps it
+    EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 SECURE_SSL_REDIRECT = False
 SESSION_COOKIE_SECURE = False
 CSRF_COOKIE_SECURE = False

@@ -4,6 +4,7 @@ with backoff; and the channels' Test button.
 
 import datetime as dt
 import logging
+import uuid
 
 from django.conf import settings
 from django.db.models import F
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from ingest.models import Feature
 
-from ..models import Alert, Channel, Delivery, Notice
+from ..models import Alert, Channel, Delivery
 from ..transports import TRANSPORTS, OutgoingMessage, TransportError
 
 logger = logging.getLogger(__name__)
@@ -28,11 +29,13 @@ def backoff_seconds(attempts: int) -> int:
     return steps[attempts - 1] if attempts <= len(steps) else 3600
 
 
-def outgoing_message(notice: Notice) -> OutgoingMessage:
+def outgoing_message(delivery: Delivery) -> OutgoingMessage:
+    notice = delivery.notice
     alert = notice.alert
     payload = alert.as_dict()
     payload.update(numbers=notice.numbers, message=notice.message)
-    return OutgoingMessage(type=notice.type, alert=payload, project_name=alert.project.name, numbers=notice.numbers)
+    return OutgoingMessage(type=notice.type, alert=payload, project_name=alert.project.name, numbers=notice.numbers,
+                           delivery_id=str(delivery.pk))
 
 
 def deliveries_claim_due(*, now=None, limit: int = 200) -> list[tuple[int, dt.datetime]]:
@@ -67,7 +70,7 @@ def delivery_attempt(*, delivery_id: int, lease_end: dt.datetime, now) -> bool:
         logger.info("delivery %s: claim no longer held, not sent", delivery_id)
         return False
     try:
-        TRANSPORTS[delivery.channel.kind](delivery.channel).notify(outgoing_message(delivery.notice))
+        TRANSPORTS[delivery.channel.kind](delivery.channel).notify(outgoing_message(delivery))
     except TransportError as exc:
         delivery_failed(rows, delivery=delivery, error=exc.message, permanent=exc.permanent, now=now)
         return False
@@ -114,7 +117,7 @@ def channel_test(*, channel, now=None) -> str:
     """Send a real message built from an unsaved sample alert; returns '' or the error."""
     alert = sample_alert(project=channel.project)
     message = OutgoingMessage(type="test", alert={**alert.as_dict(), "id": None}, project_name=channel.project.name,
-                              numbers=alert.numbers)
+                              numbers=alert.numbers, delivery_id=f"test-{uuid.uuid4().hex}")
     error = ""
     try:
         TRANSPORTS[channel.kind](channel).notify(message)

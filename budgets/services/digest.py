@@ -14,7 +14,7 @@ from costwatch.projects.models import Project
 
 from .. import selectors
 from ..models import Channel, DigestSent
-from ..transports import TransportError, send_email
+from ..transports import TransportError, message_id, send_email
 
 logger = logging.getLogger(__name__)
 DIGEST_SAVINGS = 3  # the top recommended moves (docs/savings.md)
@@ -46,7 +46,9 @@ def digests_send_due(*, now=None) -> int:
         email = EmailMultiAlternatives(
             f"[costwatch] {project.name}: ${numbers['spend_usd']:.2f} on {numbers['day']:%a %d %b}",
             render_to_string("emails/digest.txt", context), settings.DEFAULT_FROM_EMAIL, recipients,
-            connection=get_connection(timeout=settings.EMAIL_TIMEOUT))
+            connection=get_connection(timeout=settings.EMAIL_TIMEOUT),
+            # The same on a resend after a killed worker's lease ran out, so the repeat is visible.
+            headers={"Message-ID": message_id(f"digest-{project.pk}-{local.date().isoformat()}")})
         email.attach_alternative(render_to_string("emails/digest.html", context), "text/html")
         try:
             send_email(email)

@@ -6,7 +6,9 @@ killed with SIGKILL, and a second worker finishes the work once the lease has ru
 Leases are settings, shortened here.
 """
 
+import asyncio
 import datetime as dt
+import email
 import json
 import os
 import signal
@@ -20,8 +22,8 @@ from django.db.models import Sum
 from django.utils import timezone
 from werkzeug import Response
 
-from budgets.models import Alert, Channel, Delivery, Notice
-from costwatch.devtools import database_url
+from budgets.models import Alert, Channel, Delivery, DigestSent, Notice
+from costwatch.devtools import database_url, free_port
 from costwatch.metrics.models import HourlyRollup
 from ingest.models import Event, PriceRecompute
 from ingest.services import event_batch_ingest
@@ -85,10 +87,11 @@ def test_a_delivery_whose_worker_dies_mid_send_is_sent_by_another_after_the_leas
                                                                                   start_worker):
     env = {**QUIET_BEAT, "DELIVERY_LEASE_SECONDS": "10", "DELIVERY_TIMEOUT_SECONDS": "3",
            "DELIVERY_SWEEP_SECONDS": "1"}
-    received, release = [], threading.Event()
+    received, delivery_ids, release = [], [], threading.Event()
 
     def receiver(request):
         received.append(json.loads(request.data))
+        delivery_ids.append(request.headers.get("X-Costwatch-Delivery"))
         if len(received) == 1:
             release.wait(30)  # the first sender is killed while it waits for this answer
         return Response("", status=204)
@@ -117,9 +120,66 @@ def test_a_delivery_whose_worker_dies_mid_send_is_sent_by_another_after_the_leas
     delivery.refresh_from_db()
     assert delivery.attempts == 2 and delivery.last_error == ""
     # At least once: the receiver saw the interrupted send and the one that finished, with the same
-    # alert, so it can tell the repeat; costwatch recorded one delivery, sent once.
+    # delivery id, so it can drop the repeat; costwatch recorded one delivery, sent once.
     assert len(received) == 2 and received[0]["alert"]["id"] == received[1]["alert"]["id"] == alert.pk
+    assert delivery_ids == [str(delivery.pk)] * 2
     assert Delivery.objects.filter(notice=notice).count() == 1
+
+
+class StallingSmtpServer:
+    """A real SMTP server that holds its first sender at RCPT TO (until released) and takes
+    whole messages from every later one."""
+
+    def __init__(self):
+        self.rcpts, self.messages, self.release = 0, [], threading.Event()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        self.rcpts += 1
+        if self.rcpts == 1:  # wait in a thread, so the server goes on serving others meanwhile
+            await asyncio.get_running_loop().run_in_executor(None, self.release.wait, 60)
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 Message accepted for delivery"
+
+
+@pytest.fixture
+def stalling_smtp():
+    from aiosmtpd.controller import Controller
+
+    server = StallingSmtpServer()
+    controller = Controller(server, hostname="127.0.0.1", port=free_port())
+    controller.start()
+    yield server, controller.port
+    server.release.set()
+    controller.stop()
+
+
+def test_a_digest_whose_worker_dies_mid_send_is_sent_once_by_another_after_the_lease(project, stalling_smtp,
+                                                                                   start_worker):
+    smtp, port = stalling_smtp
+    env = {**QUIET_BEAT, "DIGEST_CHECK_SECONDS": "1", "DIGEST_LEASE_SECONDS": "5", "DIGEST_LOCAL_HOUR": "0",
+           "EMAIL_URL": f"smtp://127.0.0.1:{port}", "EMAIL_TIMEOUT": "60", "SITE_URL": "https://cw.example.com"}
+    Channel.objects.create(project=project, kind="email", name="ops", target="ops@example.com")
+
+    first = start_worker(beat=True, extra_env=env)
+    wait_for(lambda: smtp.rcpts, timeout=60, message=f"the first worker to start the digest\n{first.log()[-3000:]}")
+    sigkill(first)
+    [claim] = DigestSent.objects.filter(project=project)
+    assert claim.sent_at is None and claim.lease_until is not None  # claimed, never sent
+    assert smtp.messages == []  # killed in the middle of the SMTP exchange: nothing arrived
+    smtp.release.set()
+
+    second = start_worker(beat=True, extra_env=env)
+    wait_for(lambda: DigestSent.objects.filter(pk=claim.pk, sent_at__isnull=False).exists(), timeout=60,
+             message=f"another worker to send the digest\n{second.log()[-3000:]}")
+    assert DigestSent.objects.filter(project=project).count() == 1
+    [message] = smtp.messages  # the whole digest arrived once, from the second worker
+    assert message["To"] == "ops@example.com" and message["Subject"].startswith(f"[costwatch] {project.name}: $")
+    assert message["Message-ID"] == f"<costwatch-digest-{project.pk}-{claim.day.isoformat()}@cw.example.com>"
+    assert smtp.rcpts == 2
 
 
 def test_a_refresh_whose_worker_dies_mid_rebuild_is_redone_by_another(project, start_worker):
