@@ -79,9 +79,9 @@ def test_it_sorts_server_side_and_links_headers(admin_client, project, data):
 
 def test_csv_export_has_every_metric(admin_client, project, data):
     response = admin_client.get(f"/p/{project.slug}/features/", {**RANGE, "format": "csv", "sort": "feature"})
-    assert response["Content-Type"].startswith("text/csv")
+    assert response.streaming and response["Content-Type"].startswith("text/csv")
     assert "attachment" in response["Content-Disposition"]
-    table = list(csv.DictReader(io.StringIO(response.content.decode())))
+    table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
     assert [r["feature"] for r in table] == ["alpha", "beta"]
     alpha, beta = table
     assert alpha["cost_usd"] == "0.023100" and alpha["calls"] == "5" and float(alpha["pro_share"]) == 0.25
@@ -89,6 +89,24 @@ def test_csv_export_has_every_metric(admin_client, project, data):
     assert float(beta["uncapped_share"]) == pytest.approx(2 / 3)
     assert float(beta["cap_hit_share"]) == pytest.approx(1 / 3)
     assert "latency_p95_ms" in table[0] and "ttft_p50_ms" in table[0]
+
+
+def test_the_page_shows_200_features_of_more_and_streams_all_of_them_as_csv(admin_client, project):
+    from tests.dashboard.pagedata import row
+
+    store(project, [row(feature=f"f-{n:03d}", cost_usd=Decimal(n + 1) / 1000) for n in range(205)])
+    response = admin_client.get(f"/p/{project.slug}/features/", RANGE)
+    html = response.content.decode()
+    assert html.count("<tr data-feature=") == 200
+    assert 'data-feature="f-204"' in html and 'data-feature="f-005"' in html and 'data-feature="f-004"' not in html
+    assert "205 features" in html and "Showing 200 of 205 features, in this order; all 205 are in the CSV." in html
+    csv_link = f"/p/{project.slug}/features/?start=2026-10-01&amp;end=2026-11-01&amp;format=csv"
+    assert f'href="{csv_link.removeprefix(f"/p/{project.slug}/features/")}" data-testid="features-csv"' in html
+    response = admin_client.get(f"/p/{project.slug}/features/", {**RANGE, "format": "csv", "sort": "feature"})
+    assert response.streaming
+    table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
+    assert [r["feature"] for r in table] == [f"f-{n:03d}" for n in range(205)]
+    assert [r["cost_usd"] for r in table[:2]] == ["0.001000", "0.002000"]
 
 
 def test_environment_filter_narrows_rows(admin_client, project):

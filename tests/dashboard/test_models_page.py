@@ -40,7 +40,7 @@ def test_the_page_shows_the_200_costliest_models_and_streams_all_as_csv(admin_cl
     html = admin_client.get(f"/p/{project.slug}/models/", RANGE).content.decode()
     assert html.count("<tr data-model=") == 200
     assert 'data-model="p-179"' in html and 'data-model="p-000"' in html  # every priced one, costliest first
-    assert "Showing the 200 costliest models; 5 more in the CSV." in html
+    assert "Showing 200 of 205 models, the costliest first; all 205 are in the CSV." in html
     assert "<b>25 models without a price.</b>" in html and "and 5 more." in html
     response = admin_client.get(f"/p/{project.slug}/models/", {**RANGE, "format": "csv"})
     assert response.streaming and response["Content-Type"].startswith("text/csv")

@@ -1,7 +1,6 @@
-"""What every dashboard page shares: its context (project, range, environment), quick ranges, breakdowns, CSV values."""
+"""What every dashboard page shares: its context (project, range, environment), quick ranges, breakdowns."""
 
 import datetime as dt
-from decimal import Decimal
 
 from django.utils import timezone
 from django.utils.http import urlencode
@@ -74,11 +73,3 @@ def _breakdowns(project, params, feature=None, top=8):
     days = (window.first_day, window.last_day - dt.timedelta(days=1))
     return [{"dimension": dimension, "rows": by_dimension[dimension][:top], "days": days,
              "more": max(0, len(by_dimension[dimension]) - top)} for dimension in dimensions]
-
-
-def _csv_value(value):
-    if isinstance(value, Decimal):
-        return f"{value:.6f}"
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    return "" if value is None else value

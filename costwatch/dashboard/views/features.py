@@ -1,16 +1,13 @@
-"""The features list (sortable, with a CSV of every column)."""
-
-import csv
+"""The features list (sortable, capped, with a streamed CSV of every column of every feature)."""
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
 from django.shortcuts import render
-from django.utils.http import urlencode
 
 from costwatch.metrics import selectors
+from costwatch.pagelists import csv_response, page_list, wants_csv
 
 from .. import charts
-from .common import _csv_value, _page_context
+from .common import _page_context
 
 # The Features table: (key, label, kind). Every key sorts; the CSV has all of FEATURE_CSV_COLUMNS.
 FEATURE_COLUMNS = [
@@ -43,16 +40,6 @@ def _sorted_rows(rows, sort: str):
     return present + [r for r in by_name if r.get(key) is None]  # nulls last
 
 
-def _features_csv(project, rows, first, last) -> HttpResponse:
-    response = HttpResponse(content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{project.slug}-features-{first}-{last}.csv"'
-    writer = csv.writer(response)
-    writer.writerow(FEATURE_CSV_COLUMNS)
-    for row in rows:
-        writer.writerow([_csv_value(row.get(column)) for column in FEATURE_CSV_COLUMNS])
-    return response
-
-
 @login_required
 def features(request, slug):
     ctx = _page_context(request, slug, "features", title="Features")
@@ -63,8 +50,11 @@ def features(request, slug):
     if sort.lstrip("-") not in SORT_KEYS:
         sort = "-cost_usd"
     rows = _sorted_rows(rows, sort)
-    if request.GET.get("format") == "csv":
-        return _features_csv(project, rows, ctx["first_day"], ctx["last_day"])
+    if wants_csv(request):
+        return csv_response(filename=f"{project.slug}-features-{ctx['first_day']}-{ctx['last_day']}.csv",
+                            columns=FEATURE_CSV_COLUMNS, rows=rows)
+    shown = page_list(request, rows)
+    rows = shown.rows  # sparklines only for the rows shown
     days = charts.day_range(ctx["first_day"], ctx["last_day"])
     daily = selectors.feature_daily_costs(project=project, start=params.start, end=params.end,
                                           environment=params.environment)
@@ -75,8 +65,7 @@ def features(request, slug):
                                                 label=f"daily cost of {row['feature']}")
         row["cells"] = [(row.get(key), kind) for key, _, kind in FEATURE_COLUMNS]
     headers = [(key, label, kind, _sort_link(sort, key)) for key, label, kind in FEATURE_COLUMNS]
-    ctx.update(rows=rows, sort=sort, headers=headers, feature_sort=_sort_link(sort, "feature"),
-               csv_query=urlencode({**request.GET.dict(), "format": "csv", "sort": sort}))
+    ctx.update(rows=rows, features=shown, sort=sort, headers=headers, feature_sort=_sort_link(sort, "feature"))
     return render(request, "dashboard/features.html", ctx)
 
 
