@@ -1,4 +1,5 @@
-"""Helpers the benchmark and soak commands share: a gunicorn to measure, CPU and RSS meters, percentiles.
+"""Helpers the benchmark and soak commands share: a gunicorn to measure, CPU and RSS meters, percentiles,
+a fresh bench project, COPY of synthetic rollup rows, the worst-time verdict line.
 
 Development tools only: the product's web and worker processes never import this package.
 """
@@ -17,6 +18,8 @@ from django.core.management.base import CommandError
 from django.db import connection
 
 from costwatch.devtools import database_url, free_port
+from costwatch.projects.models import Project
+from ingest.models import Feature
 
 
 def gunicorn_start(*, workers: int, threads: int = 1) -> tuple[subprocess.Popen, str]:
@@ -118,3 +121,28 @@ class CpuMeter:
         ended = self._read()
         self.used = {group: None if ended[group] is None or self._started[group] is None
                      else ended[group] - self._started[group] for group in self.GROUPS}
+
+
+def bench_project_recreate(*, slug: str, name: str, features: int) -> tuple[Project, list[int]]:
+    """A fresh bench project (an earlier run's is deleted with its data) with `features` features
+    named feature-0000, feature-0001, ...: (project, their ids in name order)."""
+    Project.objects.filter(slug=slug).delete()
+    project = Project.objects.create(name=name, slug=slug)
+    Feature.objects.bulk_create([Feature(project=project, name=f"feature-{i:04d}") for i in range(features)])
+    return project, list(Feature.objects.filter(project=project).order_by("name").values_list("id", flat=True))
+
+
+def rows_copy(model, rows) -> None:
+    """COPY dicts of column values into `model`'s table; a column a row leaves out is 0 (an empty
+    array for a histogram)."""
+    columns = [f.column for f in model._meta.concrete_fields if f.column != "id"]
+    sql = f"COPY {model._meta.db_table} ({', '.join(columns)}) FROM STDIN"
+    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
+        for values in rows:
+            copy.write_row([values.get(c, 0 if not c.endswith("_hist") else []) for c in columns])
+
+
+def worst_time_line(label: str, timings: list[float], target_s: float) -> str:
+    """'<label>: worst 1.23 s (target < 5 s) OK' (SLOW when the worst run missed the target)."""
+    worst = max(timings)
+    return f"{label}: worst {worst:.2f} s (target < {target_s:g} s) {'OK' if worst < target_s else 'SLOW'}"

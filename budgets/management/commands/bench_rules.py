@@ -20,7 +20,7 @@ from django.utils import timezone
 from budgets.models import Alert, Rule
 from budgets.rules import params_clean
 from budgets.services import rules_evaluate
-from costwatch.devtools.bench import rss_mb
+from costwatch.devtools.bench import bench_project_recreate, rows_copy, rss_mb, worst_time_line
 from costwatch.metrics.models import DimensionDay, FeatureHour, HourlyRollup
 from costwatch.projects.models import Project
 from ingest.models import Feature
@@ -64,19 +64,14 @@ class Command(BaseCommand):
             self.stdout.write(f"cycle {cycle + 1}: {timings[-1]:.2f} s, {len(evaluations)} verdicts, {fired} firing, "
                               f"open alerts {Alert.objects.filter(project=project, state='open').count()}")
         rss = rss_mb()
-        worst = max(timings)
-        self.stdout.write(f"rule cycle: worst {worst:.2f} s (target < 5 s) {'OK' if worst < 5 else 'SLOW'}; "
-                          f"steady state {timings[-1]:.2f} s")
+        self.stdout.write(f"{worst_time_line('rule cycle', timings, 5)}; steady state {timings[-1]:.2f} s")
         self.stdout.write(f"process RSS after the cycles: {rss:.0f} MB (target < 300 MB) "
                           f"{'OK' if rss < 300 else 'HIGH'}")
 
     def seed(self, *, features, days, now, rng) -> Project:
-        Project.objects.filter(slug=SLUG).delete()
         with transaction.atomic():
-            project = Project.objects.create(name="Bench rules", slug=SLUG)
-            Feature.objects.bulk_create([Feature(project=project, name=f"feature-{i:04d}") for i in range(features)])
-            ids = list(Feature.objects.filter(project=project).order_by("name").values_list("id", flat=True))
-            self.copy_feature_hours(project, ids, days, now, rng)
+            project, ids = bench_project_recreate(slug=SLUG, name="Bench rules", features=features)
+            rows_copy(FeatureHour, self.feature_hour_rows(project, ids, days, now, rng))
             current = now.replace(minute=0, second=0, microsecond=0)
             HourlyRollup.objects.create(project=project, feature_id=ids[0], hour=current, environment="production",
                                         model="unpriced-model", tier="unknown", role="primary", status="ok",
@@ -102,16 +97,12 @@ class Command(BaseCommand):
         feature_id = Feature.objects.filter(project=project).order_by("name").values_list("id", flat=True)[0]
         today = now.astimezone(project.tzinfo).date()
         days = [today.replace(day=d) for d in range(1, today.day + 1)]
-        columns = [f.column for f in DimensionDay._meta.concrete_fields if f.column != "id"]
-        sql = f"COPY {DimensionDay._meta.db_table} ({', '.join(columns)}) FROM STDIN"
-        with transaction.atomic(), connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-            for index in range(customers):
-                cost = Decimal(10 if index % 100 == 0 else 1)
-                for day in days:
-                    values = {"project_id": project.pk, "environment": "production", "feature_id": feature_id,
-                              "day": day, "dimension": "customer", "value": f"customer-{index:06d}", "calls": 10,
-                              "priced_calls": 10, "cost_usd": cost}
-                    copy.write_row([values.get(c, 0) for c in columns])
+        rows = ({"project_id": project.pk, "environment": "production", "feature_id": feature_id, "day": day,
+                 "dimension": "customer", "value": f"customer-{index:06d}", "calls": 10, "priced_calls": 10,
+                 "cost_usd": Decimal(10 if index % 100 == 0 else 1)}
+                for index in range(customers) for day in days)
+        with transaction.atomic():
+            rows_copy(DimensionDay, rows)
         params = params_clean("spend_budget", {"period": "month", "amount_usd": str(5 * len(days))})[0]
         Rule.objects.create(project=project, kind="spend_budget", dimension={"customer": "*"}, params=params)
         with connection.cursor() as cursor:
@@ -120,26 +111,22 @@ class Command(BaseCommand):
         return len(range(0, customers, 100)), customers * len(days)
 
     @staticmethod
-    def copy_feature_hours(project, feature_ids, days, now, rng):
-        columns = [f.column for f in FeatureHour._meta.concrete_fields if f.column != "id"]
+    def feature_hour_rows(project, feature_ids, days, now, rng):
         current = now.replace(minute=0, second=0, microsecond=0)
-        sql = f"COPY {FeatureHour._meta.db_table} ({', '.join(columns)}) FROM STDIN"
-        with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-            for index, feature_id in enumerate(feature_ids):
-                # Every 20th feature misbehaves in the last day (no cap, more Pro) so alerts open.
-                noisy = index % 20 == 0
-                base_calls = rng.randint(2, 40)
-                for h in range(days * 24):
-                    hour = current - dt.timedelta(hours=h)
-                    recent = h <= 24
-                    calls = base_calls + rng.randint(0, 3)
-                    pro = calls // (2 if noisy and recent else 5)
-                    values = {
-                        "project_id": project.pk, "environment": "production", "feature_id": feature_id,
-                        "hour": hour, "calls": calls, "routed_calls": calls, "primary_calls": calls,
-                        "routed_pro_calls": pro, "routed_pro_default_calls": pro // 4,
-                        "cap_known_calls": calls, "uncapped_calls": calls // 4 if noisy and recent else 0,
-                        "output_tokens": calls * 250, "input_tokens": calls * 900, "priced_calls": calls,
-                        "cost_usd": Decimal(calls) * Decimal("0.0015"),
-                    }
-                    copy.write_row([values.get(c, 0) for c in columns])
+        for index, feature_id in enumerate(feature_ids):
+            # Every 20th feature misbehaves in the last day (no cap, more Pro) so alerts open.
+            noisy = index % 20 == 0
+            base_calls = rng.randint(2, 40)
+            for h in range(days * 24):
+                hour = current - dt.timedelta(hours=h)
+                recent = h <= 24
+                calls = base_calls + rng.randint(0, 3)
+                pro = calls // (2 if noisy and recent else 5)
+                yield {
+                    "project_id": project.pk, "environment": "production", "feature_id": feature_id,
+                    "hour": hour, "calls": calls, "routed_calls": calls, "primary_calls": calls,
+                    "routed_pro_calls": pro, "routed_pro_default_calls": pro // 4,
+                    "cap_known_calls": calls, "uncapped_calls": calls // 4 if noisy and recent else 0,
+                    "output_tokens": calls * 250, "input_tokens": calls * 900, "priced_calls": calls,
+                    "cost_usd": Decimal(calls) * Decimal("0.0015"),
+                }

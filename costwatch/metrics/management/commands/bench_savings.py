@@ -13,26 +13,18 @@ import time
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from costwatch.devtools.bench import rss_mb
+from costwatch.devtools.bench import bench_project_recreate, rows_copy, rss_mb, worst_time_line
 from costwatch.metrics import buckets
 from costwatch.metrics.models import FeatureDay, HourlyRollup, SavingsPair
 from costwatch.metrics.selectors.recommendations import recommendations
 from costwatch.projects.models import Project
-from ingest.models import Feature, Price
+from ingest.models import Price
 
 SLUG = "bench-savings"
 LITE, PRO = "bench-lite", "bench-pro"
-
-
-def _copy(table_model, rows):
-    columns = [f.column for f in table_model._meta.concrete_fields if f.column != "id"]
-    sql = f"COPY {table_model._meta.db_table} ({', '.join(columns)}) FROM STDIN"
-    with connection.cursor() as cursor, cursor.cursor.copy(sql) as copy:
-        for values in rows:
-            copy.write_row([values.get(c, 0 if not c.endswith("_hist") else []) for c in columns])
 
 
 class Command(BaseCommand):
@@ -60,24 +52,19 @@ class Command(BaseCommand):
             for r in results:
                 statuses[r["status"]] = statuses.get(r["status"], 0) + 1
             self.stdout.write(f"run: {timings[-1]:.2f} s, {len(results)} moves {statuses}")
-        worst = max(timings)
-        self.stdout.write(f"recommendations: worst {worst:.2f} s (target < 2 s) {'OK' if worst < 2 else 'SLOW'}; "
-                          f"process RSS {rss_mb():.0f} MB")
+        self.stdout.write(f"{worst_time_line('recommendations', timings, 2)}; process RSS {rss_mb():.0f} MB")
 
     def seed(self, *, features, days, now, rng) -> Project:
-        Project.objects.filter(slug=SLUG).delete()
         with transaction.atomic():
-            project = Project.objects.create(name="Bench savings", slug=SLUG)
+            project, ids = bench_project_recreate(slug=SLUG, name="Bench savings", features=features)
             for model, tier, inp, out in ((LITE, "lite", "0.10", "0.40"), (PRO, "pro", "2.00", "8.00")):
                 Price.objects.get_or_create(model=model, project=project, defaults={
                     "tier": tier, "input_per_mtok": Decimal(inp), "output_per_mtok": Decimal(out),
                     "effective_from": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)})
-            Feature.objects.bulk_create([Feature(project=project, name=f"feature-{i:04d}") for i in range(features)])
-            ids = list(Feature.objects.filter(project=project).order_by("name").values_list("id", flat=True))
             current = now.replace(minute=0, second=0, microsecond=0)
-            _copy(HourlyRollup, self.hourly_rows(project, ids, days, current, rng))
-            _copy(FeatureDay, self.day_rows(project, ids, days, now))
-            _copy(SavingsPair, self.pair_rows(project, ids, now, rng))
+            rows_copy(HourlyRollup, self.hourly_rows(project, ids, days, current, rng))
+            rows_copy(FeatureDay, self.day_rows(project, ids, days, now))
+            rows_copy(SavingsPair, self.pair_rows(project, ids, now, rng))
         return project
 
     @staticmethod
