@@ -50,6 +50,10 @@ class ReadParams:
     def daily(self) -> bool:
         return self.granularity == "day"
 
+    def window(self) -> dict:
+        """The range and environment, as a selector's keyword arguments."""
+        return {"start": self.start, "end": self.end, "environment": self.environment}
+
 
 def is_day_start(value: dt.datetime, tzinfo) -> bool:
     local = value.astimezone(tzinfo)

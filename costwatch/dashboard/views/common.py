@@ -43,6 +43,11 @@ def _page_context(request, slug, nav, *, title=None):
     }
 
 
+def _csv_filename(ctx, what: str) -> str:
+    """<project>-<what>-<first day>-<last day>.csv, for a page's CSV download."""
+    return f"{ctx['project'].slug}-{what}-{ctx['first_day']}-{ctx['last_day']}.csv"
+
+
 QUICK_RANGES = (("Last 24 h", WINDOW_24H), ("7 d", WINDOW_7D),
                 ("30 d", dt.timedelta(days=30)), ("90 d", dt.timedelta(days=90)))
 

@@ -7,7 +7,7 @@ from costwatch.metrics import selectors
 from costwatch.pagelists import csv_response, page_list, wants_csv
 
 from .. import charts
-from .common import _page_context
+from .common import _csv_filename, _page_context
 
 # The Features table: (key, label, kind). Every key sorts; the CSV has all of FEATURE_CSV_COLUMNS.
 FEATURE_COLUMNS = [
@@ -44,20 +44,17 @@ def _sorted_rows(rows, sort: str):
 def features(request, slug):
     ctx = _page_context(request, slug, "features", title="Features")
     project, params = ctx["project"], ctx["params"]
-    rows = selectors.feature_metrics(project=project, start=params.start, end=params.end,
-                                     environment=params.environment)
+    rows = selectors.feature_metrics(project=project, **params.window())
     sort = request.GET.get("sort") or "-cost_usd"
     if sort.lstrip("-") not in SORT_KEYS:
         sort = "-cost_usd"
     rows = _sorted_rows(rows, sort)
     if wants_csv(request):
-        return csv_response(filename=f"{project.slug}-features-{ctx['first_day']}-{ctx['last_day']}.csv",
-                            columns=FEATURE_CSV_COLUMNS, rows=rows)
+        return csv_response(filename=_csv_filename(ctx, "features"), columns=FEATURE_CSV_COLUMNS, rows=rows)
     shown = page_list(request, rows)
     rows = shown.rows  # sparklines only for the rows shown
     days = charts.day_range(ctx["first_day"], ctx["last_day"])
-    daily = selectors.feature_daily_costs(project=project, start=params.start, end=params.end,
-                                          environment=params.environment)
+    daily = selectors.feature_daily_costs(project=project, **params.window())
     ids = dict(project.features.values_list("name", "pk"))
     for row in rows:
         by_day = daily.get(ids.get(row["feature"]), {})

@@ -6,18 +6,16 @@ from django.shortcuts import render
 from costwatch.metrics import selectors
 from costwatch.pagelists import csv_response, page_list, wants_csv
 
-from .common import _page_context
+from .common import _csv_filename, _page_context
 
 
 @login_required
 def models_page(request, slug):
     ctx = _page_context(request, slug, "models", title="Models")
     project, params = ctx["project"], ctx["params"]
-    rows = selectors.model_metrics(project=project, start=params.start, end=params.end,
-                                   environment=params.environment)
+    rows = selectors.model_metrics(project=project, **params.window())
     if wants_csv(request):
-        return csv_response(filename=f"{project.slug}-models-{ctx['first_day']}-{ctx['last_day']}.csv",
-                            columns=MODEL_CSV_COLUMNS, rows=rows)
+        return csv_response(filename=_csv_filename(ctx, "models"), columns=MODEL_CSV_COLUMNS, rows=rows)
     unpriced = [r for r in rows if r["unpriced_calls"]]
     models = page_list(request, rows)
     ctx.update(models=models, rows=models.rows, unpriced=unpriced[:UNPRICED_HINT_MODELS],
