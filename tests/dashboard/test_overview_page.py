@@ -95,3 +95,18 @@ def test_a_ranged_page_with_data_shows_its_title_and_its_own_body(admin_client, 
     html = admin_client.get(f"/p/{project.slug}/{path}", RANGE).content.decode()
     assert f"<title>{title} · {project.name}</title>" in html and f"<h1>{title}</h1>" in html
     assert marker in html and 'data-testid="empty-state"' not in html
+
+
+def test_customers_and_savings_show_their_title_freshness_and_own_head(admin_client, project):
+    savings = admin_client.get(f"/p/{project.slug}/savings/").content.decode()
+    assert f"<title>Savings · {project.name}</title>" in savings and "<h1>Savings</h1>" in savings
+    assert 'data-testid="data-as-of"' in savings and 'data-testid="empty-state"' in savings
+    plain = admin_client.get(f"/p/{project.slug}/customers/").content.decode()
+    assert "<h1>Customers</h1>" in plain and 'data-testid="customer-search"' not in plain
+    project.dimensions = ["customer"]
+    project.save()
+    html = admin_client.get(f"/p/{project.slug}/customers/").content.decode()
+    assert f"<title>Customers · {project.name}</title>" in html
+    assert '<h1>Customers <span class="muted">by customer</span></h1>' in html
+    head = html.split('class="page-head"')[1].split('data-testid="customers-table"')[0]
+    assert 'data-testid="data-as-of"' in head and 'data-testid="customer-search"' in head

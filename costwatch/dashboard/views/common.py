@@ -16,7 +16,7 @@ from ..templatetags.costwatch_dashboard import freshness
 
 def _page_context(request, slug, nav, *, title=None):
     """Project (404 unless a member), validated range/environment and freshness for every page;
-    `title` names a page drawn by `dashboard/_ranged_page.html`."""
+    `title` names a page drawn by `dashboard/_ranged_page.html` or `dashboard/_page.html`."""
     project = project_for_user(user=request.user, slug=slug)
     try:
         params = parse_read_params(request.GET, project=project, daily=True, allow_attrs=False, naive_local=True)

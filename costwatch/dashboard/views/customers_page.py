@@ -12,7 +12,7 @@ from .common import _page_context
 @login_required
 def customers_page(request, slug):
     """Cost this month with its forecast, Pro share and budget level per value; `?q=` searches them."""
-    ctx = _page_context(request, slug, "customers")
+    ctx = _page_context(request, slug, "customers", title="Customers")
     project = ctx["project"]
     dimension = (project.dimensions or [None])[0]
     search = (request.GET.get("q") or "").strip()[:200]

@@ -11,7 +11,7 @@ from .common import _page_context
 
 @login_required
 def savings_page(request, slug):
-    ctx = _page_context(request, slug, "savings")
+    ctx = _page_context(request, slug, "savings", title="Savings")
     moves = recommendations(project=ctx["project"])
     no_evidence = [m for m in moves if m["move"] != "cap_output" and m["evidence"]["pairs"] == 0]
     ranked = [m for m in moves if m not in no_evidence]
