@@ -50,109 +50,76 @@ def paged_response(name, item):
     return inline_serializer(name, {"results": item(many=True), "next": serializers.URLField(allow_null=True)})
 
 
-class RuleListView(PagedListMixin, GenericAPIView):
-    permission_classes = [HasManageScope]
-    serializer_class = RuleSerializer
+def project_object_views(name: str, *, listed, one, output, input_, create, update, delete):
+    """The list/create and retrieve/update/destroy endpoints of one kind of project object (rules,
+    channels), for a `manage` key or an admin session. The input serializer validates (given the
+    object being updated as `instance_<noun>`), the services write with the audit actor (given
+    the object as `<noun>`); `listed` and `one` are the querysets of the list and of one object.
+    `name` ("rules") names the operations; its singular is the noun."""
+    noun, item = name.removesuffix("s"), output.__name__.removesuffix("Serializer")
 
-    @extend_schema(operation_id="rules_list", parameters=[PROJECT_PARAM],
-                   responses={200: paged_response("RuleList", RuleSerializer)})
-    def get(self, request):
-        project = request_project(request)
-        return self.paged(Rule.objects.filter(project=project).select_related("feature"), RuleSerializer)
+    class ListView(PagedListMixin, GenericAPIView):
+        permission_classes = [HasManageScope]
+        serializer_class = output
 
-    @extend_schema(operation_id="rules_create", parameters=[PROJECT_PARAM], request=RuleInputSerializer,
-                   responses={201: RuleSerializer})
-    def post(self, request):
-        project = request_project(request)
-        serializer = RuleInputSerializer(data=request.data, project=project)
-        serializer.is_valid(raise_exception=True)
-        actor, label = actor_of(request)
-        rule = services.rule_create(project=project, data=serializer.validated_data, actor=actor, actor_label=label)
-        return Response(RuleSerializer(rule).data, status=status.HTTP_201_CREATED)
+        @extend_schema(operation_id=f"{name}_list", parameters=[PROJECT_PARAM],
+                       responses={200: paged_response(f"{item}List", output)})
+        def get(self, request):
+            return self.paged(listed.filter(project=request_project(request)), output)
 
+        @extend_schema(operation_id=f"{name}_create", parameters=[PROJECT_PARAM], request=input_,
+                       responses={201: output})
+        def post(self, request):
+            project = request_project(request)
+            serializer = input_(data=request.data, project=project)
+            serializer.is_valid(raise_exception=True)
+            actor, label = actor_of(request)
+            created = create(project=project, data=dict(serializer.validated_data), actor=actor, actor_label=label)
+            return Response(output(created).data, status=status.HTTP_201_CREATED)
 
-class RuleDetailView(GenericAPIView):
-    permission_classes = [HasManageScope]
-    serializer_class = RuleSerializer
+    class DetailView(GenericAPIView):
+        permission_classes = [HasManageScope]
+        serializer_class = output
 
-    def rule(self, project, rule_id):
-        return get_object_or_404(Rule.objects.select_related("feature", "project"), project=project, pk=rule_id)
+        @staticmethod
+        def object(project, object_id: dict):
+            (pk,) = object_id.values()  # the URL's <int:rule_id> or <int:channel_id>
+            return get_object_or_404(one, project=project, pk=pk)
 
-    @extend_schema(operation_id="rules_retrieve", parameters=[PROJECT_PARAM], responses={200: RuleSerializer})
-    def get(self, request, rule_id):
-        return Response(RuleSerializer(self.rule(request_project(request), rule_id)).data)
+        @extend_schema(operation_id=f"{name}_retrieve", parameters=[PROJECT_PARAM], responses={200: output})
+        def get(self, request, **object_id):
+            return Response(output(self.object(request_project(request), object_id)).data)
 
-    @extend_schema(operation_id="rules_update", parameters=[PROJECT_PARAM], request=RuleInputSerializer,
-                   responses={200: RuleSerializer})
-    def patch(self, request, rule_id):
-        project = request_project(request)
-        rule = self.rule(project, rule_id)
-        serializer = RuleInputSerializer(data=request.data, project=project, instance_rule=rule, partial=True)
-        serializer.is_valid(raise_exception=True)
-        actor, label = actor_of(request)
-        rule = services.rule_update(rule=rule, data=serializer.validated_data, actor=actor, actor_label=label)
-        return Response(RuleSerializer(rule).data)
+        @extend_schema(operation_id=f"{name}_update", parameters=[PROJECT_PARAM], request=input_,
+                       responses={200: output})
+        def patch(self, request, **object_id):
+            project = request_project(request)
+            instance = self.object(project, object_id)
+            serializer = input_(data=request.data, project=project, partial=True, **{f"instance_{noun}": instance})
+            serializer.is_valid(raise_exception=True)
+            actor, label = actor_of(request)
+            updated = update(**{noun: instance}, data=dict(serializer.validated_data), actor=actor, actor_label=label)
+            return Response(output(updated).data)
 
-    @extend_schema(operation_id="rules_destroy", parameters=[PROJECT_PARAM], responses={204: None})
-    def delete(self, request, rule_id):
-        project = request_project(request)
-        actor, label = actor_of(request)
-        services.rule_delete(rule=self.rule(project, rule_id), actor=actor, actor_label=label)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+        @extend_schema(operation_id=f"{name}_destroy", parameters=[PROJECT_PARAM], responses={204: None})
+        def delete(self, request, **object_id):
+            actor, label = actor_of(request)
+            delete(**{noun: self.object(request_project(request), object_id)}, actor=actor, actor_label=label)
+            return Response(status=status.HTTP_204_NO_CONTENT)
 
-
-class ChannelListView(PagedListMixin, GenericAPIView):
-    permission_classes = [HasManageScope]
-    serializer_class = ChannelSerializer
-
-    @extend_schema(operation_id="channels_list", parameters=[PROJECT_PARAM],
-                   responses={200: paged_response("ChannelList", ChannelSerializer)})
-    def get(self, request):
-        project = request_project(request)
-        return self.paged(Channel.objects.filter(project=project).prefetch_related("rules"), ChannelSerializer)
-
-    @extend_schema(operation_id="channels_create", parameters=[PROJECT_PARAM], request=ChannelInputSerializer,
-                   responses={201: ChannelSerializer})
-    def post(self, request):
-        project = request_project(request)
-        serializer = ChannelInputSerializer(data=request.data, project=project)
-        serializer.is_valid(raise_exception=True)
-        actor, label = actor_of(request)
-        channel = services.channel_create(project=project, data=dict(serializer.validated_data), actor=actor,
-                                          actor_label=label)
-        return Response(ChannelSerializer(channel).data, status=status.HTTP_201_CREATED)
+    ListView.__name__ = ListView.__qualname__ = f"{item}ListView"
+    DetailView.__name__ = DetailView.__qualname__ = f"{item}DetailView"
+    return ListView, DetailView
 
 
-class ChannelDetailView(GenericAPIView):
-    permission_classes = [HasManageScope]
-    serializer_class = ChannelSerializer
-
-    def channel(self, project, channel_id):
-        return get_object_or_404(Channel.objects.select_related("project"), project=project, pk=channel_id)
-
-    @extend_schema(operation_id="channels_retrieve", parameters=[PROJECT_PARAM], responses={200: ChannelSerializer})
-    def get(self, request, channel_id):
-        return Response(ChannelSerializer(self.channel(request_project(request), channel_id)).data)
-
-    @extend_schema(operation_id="channels_update", parameters=[PROJECT_PARAM], request=ChannelInputSerializer,
-                   responses={200: ChannelSerializer})
-    def patch(self, request, channel_id):
-        project = request_project(request)
-        channel = self.channel(project, channel_id)
-        serializer = ChannelInputSerializer(data=request.data, project=project, instance_channel=channel,
-                                            partial=True)
-        serializer.is_valid(raise_exception=True)
-        actor, label = actor_of(request)
-        channel = services.channel_update(channel=channel, data=dict(serializer.validated_data), actor=actor,
-                                          actor_label=label)
-        return Response(ChannelSerializer(channel).data)
-
-    @extend_schema(operation_id="channels_destroy", parameters=[PROJECT_PARAM], responses={204: None})
-    def delete(self, request, channel_id):
-        project = request_project(request)
-        actor, label = actor_of(request)
-        services.channel_delete(channel=self.channel(project, channel_id), actor=actor, actor_label=label)
-        return Response(status=status.HTTP_204_NO_CONTENT)
+RuleListView, RuleDetailView = project_object_views(
+    "rules", listed=Rule.objects.select_related("feature"), one=Rule.objects.select_related("feature", "project"),
+    output=RuleSerializer, input_=RuleInputSerializer,
+    create=services.rule_create, update=services.rule_update, delete=services.rule_delete)
+ChannelListView, ChannelDetailView = project_object_views(
+    "channels", listed=Channel.objects.prefetch_related("rules"), one=Channel.objects.select_related("project"),
+    output=ChannelSerializer, input_=ChannelInputSerializer,
+    create=services.channel_create, update=services.channel_update, delete=services.channel_delete)
 
 
 class AlertListView(PagedListMixin, GenericAPIView):
