@@ -16,6 +16,7 @@ from django.views.decorators.http import require_POST
 from rest_framework.exceptions import ValidationError
 
 from costwatch.api import errors_flatten
+from costwatch.pagelists import csv_response, page_list, wants_csv
 from costwatch.projects.selectors import project_for_user, user_is_project_admin
 from ingest.models import Feature
 
@@ -51,13 +52,21 @@ def _form_saved(request, save) -> bool:
 @login_required
 def alerts_page(request, slug):
     project = project_for_user(user=request.user, slug=slug)
+    if wants_csv(request):
+        return csv_response(filename=f"{project.slug}-alerts.csv", columns=ALERT_CSV_COLUMNS,
+                            rows=Alert.objects.filter(project=project).select_related("feature", "project"),
+                            values=lambda alert: [alert.as_dict()[column] for column in ALERT_CSV_COLUMNS])
     context = {
         "project": project, "nav": "alerts", "is_admin": user_is_project_admin(user=request.user, project=project),
-        "open_alerts": list(selectors.alerts_list(project=project, state=Alert.OPEN)[:200]),
-        "acknowledged_alerts": list(selectors.alerts_list(project=project, state=Alert.ACKNOWLEDGED)[:200]),
-        "history": list(selectors.alerts_list(project=project, state=Alert.RESOLVED)[:100]),
+        **{name: page_list(request, selectors.alerts_list(project=project, state=state))
+           for name, state in (("open_alerts", Alert.OPEN), ("acknowledged_alerts", Alert.ACKNOWLEDGED),
+                               ("history", Alert.RESOLVED))},
     }
     return render(request, "budgets/alerts.html", context)
+
+
+ALERT_CSV_COLUMNS = ["id", "kind", "rule_id", "feature", "scope", "level", "state", "opened_at", "acknowledged_at",
+                     "resolved_at", "message", "url"]
 
 
 def _admin_action(objects, page: str):
@@ -106,18 +115,33 @@ def _rule_form_data(post) -> dict:
     return data
 
 
-def _budget_rows(project, rules):
-    now = timezone.now()
-    rows = []
-    for rule in rules:
-        if rule.kind == "spend_budget" and rule.enabled and rule.is_per_value:
-            start, end, _elapsed = services.budget_period_elapsed(rule=rule, now=now)
-            rows.append({"rule": rule, "numbers": {**rule.params, "amount_usd": rule.params["amount_usd"]},
-                         "per_value": services.budget_value_counts(rule=rule, now=now), "start": start, "end": end})
-        elif rule.kind == "spend_budget" and rule.enabled:
-            verdict, start, end = services.budget_numbers(rule=rule, now=now)
-            rows.append({"rule": rule, "numbers": verdict.numbers, "level": verdict.level, "start": start, "end": end})
-    return rows
+def _budget_row(rule, now) -> dict:
+    if rule.is_per_value:
+        start, end, _elapsed = services.budget_period_elapsed(rule=rule, now=now)
+        return {"rule": rule, "numbers": {**rule.params, "amount_usd": rule.params["amount_usd"]},
+                "per_value": services.budget_value_counts(rule=rule, now=now), "start": start, "end": end}
+    verdict, start, end = services.budget_numbers(rule=rule, now=now)
+    return {"rule": rule, "numbers": verdict.numbers, "level": verdict.level, "start": start, "end": end}
+
+
+RULE_CSV_COLUMNS = ["id", "kind", "scope", "feature", "model", "tier", "environment", "dimension", "params",
+                    "cooldown_hours", "enabled"]
+BUDGET_CSV_COLUMNS = ["rule_id", "scope", "period", "period_start", "amount_usd", "spent_usd", "forecast_usd",
+                      "basis", "level", "values_at_threshold"]
+BUDGET_PAGE_ROWS = 50  # each budget's numbers are read from the rollups: fewer than the other lists
+
+
+def _rule_cells(rule) -> list:
+    return [rule.pk, rule.kind, rule.scope_label(), rule.feature.name if rule.feature else None, rule.model,
+            rule.tier, rule.environment, json.dumps(rule.dimension) if rule.dimension else None,
+            json.dumps(rule.params), rule.cooldown_hours, rule.enabled]
+
+
+def _budget_cells(row) -> list:
+    numbers, counts = row["numbers"], row.get("per_value")
+    return [row["rule"].pk, row["rule"].scope_label(), numbers.get("period"), row["start"], numbers.get("amount_usd"),
+            numbers.get("spent_usd"), numbers.get("forecast_usd"), numbers.get("basis"), row.get("level"),
+            json.dumps(counts) if counts else None]
 
 
 @login_required
@@ -132,10 +156,20 @@ def rules_page(request, slug):
 
     if request.method == "POST" and _form_saved(request, create):
         return redirect("budgets:rules", slug=slug)
-    rules = list(Rule.objects.filter(project=project).select_related("feature", "project"))
+    rules = Rule.objects.filter(project=project).select_related("feature", "project")
+    budgets = rules.filter(kind="spend_budget", enabled=True)
+    now = timezone.now()
+    if wants_csv(request, "rules"):
+        return csv_response(filename=f"{project.slug}-rules.csv", columns=RULE_CSV_COLUMNS, rows=rules,
+                            values=_rule_cells)
+    if wants_csv(request, "budgets"):
+        return csv_response(filename=f"{project.slug}-budgets.csv", columns=BUDGET_CSV_COLUMNS, rows=budgets,
+                            values=lambda rule: _budget_cells(_budget_row(rule, now)))
+    budgets = page_list(request, budgets, limit=BUDGET_PAGE_ROWS, name="budgets")
+    budgets.rows = [_budget_row(rule, now) for rule in budgets.rows]
     context = {
-        "project": project, "nav": "rules", "is_admin": is_admin, "rules": rules,
-        "budgets": _budget_rows(project, rules), "kinds": RULE_KINDS,
+        "project": project, "nav": "rules", "is_admin": is_admin, "rules": page_list(request, rules, name="rules"),
+        "budgets": budgets, "kinds": RULE_KINDS,
         "defaults": {k: json.dumps(rule_functions.defaults(k)) for k, _ in RULE_KINDS},
         "features": Feature.objects.filter(project=project), "form": request.POST if request.method == "POST" else {},
     }
@@ -188,13 +222,30 @@ def channels_page(request, slug):
 
     if request.method == "POST" and _form_saved(request, create):
         return redirect("budgets:channels", slug=slug)
-    channels = list(Channel.objects.filter(project=project).prefetch_related("rules"))
-    rows = [{"channel": c, "deliveries": selectors.recent_deliveries(channel=c, limit=10),
-             "permanent_failures": Delivery.objects.filter(channel=c, permanent=True).count()} for c in channels]
-    context = {"project": project, "nav": "channels", "is_admin": is_admin, "rows": rows, "kinds": Channel.KINDS,
+    channels = Channel.objects.filter(project=project).prefetch_related("rules")
+    if wants_csv(request):
+        return csv_response(filename=f"{project.slug}-channels.csv", columns=CHANNEL_CSV_COLUMNS, rows=channels,
+                            values=_channel_cells)
+    channels = page_list(request, channels, limit=CHANNEL_PAGE_ROWS)
+    channels.rows = [{"channel": c, "deliveries": selectors.recent_deliveries(channel=c, limit=10),
+                      "permanent_failures": Delivery.objects.filter(channel=c, permanent=True).count()}
+                     for c in channels.rows]
+    context = {"project": project, "nav": "channels", "is_admin": is_admin, "channels": channels,
+               "rows": channels.rows, "kinds": Channel.KINDS,
                "rules": Rule.objects.filter(project=project).select_related("feature", "project"),
                "form": request.POST if request.method == "POST" else {}}
     return render(request, "budgets/channels.html", context)
+
+
+CHANNEL_PAGE_ROWS = 50  # each channel shows its recent deliveries: fewer than the other lists
+# The target shows as its host only, never its path (a Slack URL's path is a credential); no secret.
+CHANNEL_CSV_COLUMNS = ["id", "kind", "name", "target_host", "has_secret", "enabled", "rules", "last_test_at",
+                       "last_test_error"]
+
+
+def _channel_cells(channel) -> list:
+    return [channel.pk, channel.kind, channel.name, channel.target_display(), bool(channel.secret), channel.enabled,
+            [rule.pk for rule in channel.rules.all()], channel.last_test_at, channel.last_test_error]
 
 
 @_admin_action(Channel.objects.select_related("project"), "budgets:channels")
