@@ -93,6 +93,14 @@ class Event(models.Model):
             # Recent calls of a feature (the one page that reads raw events) and rollup rebuilds.
             models.Index(fields=["project", "feature", "-ts"], name="event_feature_recent"),
             models.Index(fields=["project", "ts"], name="event_project_ts"),
+            # The savings pairs' partner look-ups (docs/savings.md#evidence). Partial: they hold only
+            # the few events that can be one side of a pair, so ingest barely pays for them.
+            models.Index(fields=["project", "parent_event_id"], name="event_pair_parent",
+                         condition=~models.Q(parent_event_id="")),
+            models.Index(fields=["project", "request_id"], name="event_pair_pro_request",
+                         condition=~models.Q(request_id="") & models.Q(role__in=["shadow", "escalation"])),
+            models.Index(fields=["project", "request_id"], name="event_pair_lite_request",
+                         condition=~models.Q(request_id="") & models.Q(role="primary", quality__isnull=False)),
         ]
 
     def __str__(self):
@@ -107,7 +115,9 @@ class DirtyHour(models.Model):
     A mark written with new events carries `first_event_id`, a lower bound of their ids: the
     refresh adds those events to the rollups as a delta, finding them by id range and by the
     mark's own transaction id (the events' xmin). A mark without it (a recompute, a settings
-    change) says the hour's stored events changed in place: the refresh rebuilds the hour."""
+    change) says the hour's stored events changed in place: the refresh rebuilds the hour. A
+    mark with `scored_event_id` says one event got a quality score (which no rollup sums): the
+    refresh re-pairs that event for the savings evidence and rebuilds nothing."""
 
     id = models.BigAutoField(primary_key=True)
     project = models.ForeignKey(Project, on_delete=models.CASCADE, db_index=False)
@@ -115,6 +125,8 @@ class DirtyHour(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     first_event_id = models.BigIntegerField(
         null=True, blank=True, help_text="New events at or above this id (null: rebuild the hour).")
+    scored_event_id = models.BigIntegerField(
+        null=True, blank=True, help_text="The row id of an event that got a score (re-pair it, rebuild nothing).")
 
     class Meta:
         indexes = [models.Index(fields=["project", "hour"], name="dirtyhour_project_hour")]

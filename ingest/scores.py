@@ -3,8 +3,9 @@
 Each item is checked on its own, like an event: good items set the event's `quality` (the last
 score of an event in the batch wins, and a later batch overwrites an earlier one), bad items are
 reported with `index`, `event_id`, `field`, `code` and `message`. An `event_id` not stored (yet) is
-rejected with `not_found`, so a client retries it. The same transaction marks the scored events'
-hours dirty (a rebuild mark), so the next refresh rebuilds their savings pairs.
+rejected with `not_found`, so a client retries it. The same transaction writes a score mark per
+scored event (no rollup sums quality, so nothing is rebuilt): the next refresh re-pairs just
+those events for the savings evidence.
 """
 
 import math
@@ -96,7 +97,7 @@ def score_check(index: int, item) -> tuple[tuple[str, float, str] | None, dict |
 
 def score_batch_apply(*, project: Project, scores: list) -> ScoresResult:
     """Validate every item, set the quality of the stored events (the last item of an event wins)
-    and mark their hours for a rebuild, in one transaction."""
+    and write a score mark per event (the refresh re-pairs it), in one transaction."""
     result = ScoresResult()
     latest: dict[str, tuple[int, float]] = {}  # event_id -> (last index, quality)
     indexes: dict[str, list[int]] = {}
@@ -119,10 +120,10 @@ def score_batch_apply(*, project: Project, scores: list) -> ScoresResult:
                     UPDATE ingest_event e SET quality = s.quality
                     FROM unnest(%(ids)s::text[], %(qualities)s::float8[]) AS s(event_id, quality)
                     WHERE e.project_id = %(project_id)s AND e.event_id = s.event_id
-                    RETURNING e.event_id, e.ts),
+                    RETURNING e.id, e.event_id, e.ts),
                 marked AS (
-                    INSERT INTO ingest_dirtyhour (project_id, hour, created_at)
-                    SELECT DISTINCT %(project_id)s, date_trunc('hour', ts, 'UTC'), now() FROM scored)
+                    INSERT INTO ingest_dirtyhour (project_id, hour, created_at, scored_event_id)
+                    SELECT %(project_id)s, date_trunc('hour', ts, 'UTC'), now(), id FROM scored)
                 SELECT event_id FROM scored
                 """,
                 {"ids": ids, "qualities": qualities, "project_id": project.pk},

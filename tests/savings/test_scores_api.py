@@ -29,15 +29,19 @@ def quality(event_id):
     return Event.objects.get(event_id=event_id).quality
 
 
-def test_scores_set_quality_and_mark_the_hour(ingest_client, stored):
+def test_scores_set_quality_and_mark_each_event(ingest_client, stored):
     response = post(ingest_client, [{"event_id": "a", "quality": 0.7, "source": "judge"},
                                     {"event_id": "b", "quality": 1}])
     assert response.status_code == 200
     assert response.json() == {"accepted": 2, "rejected": 0, "errors": []}
     assert quality("a") == 0.7 and quality("b") == 1.0
-    marks = list(DirtyHour.objects.all())
-    assert len(marks) == 1 and marks[0].first_event_id is None
-    assert marks[0].hour == Event.objects.get(event_id="a").ts.replace(minute=0)
+    # One score mark per scored event: the refresh re-pairs it and rebuilds no hour.
+    marks = {mark.scored_event_id: mark for mark in DirtyHour.objects.all()}
+    events = {e.pk: e for e in Event.objects.filter(event_id__in=["a", "b"])}
+    assert set(marks) == set(events)
+    for pk, mark in marks.items():
+        assert mark.first_event_id is None
+        assert mark.hour == events[pk].ts.replace(minute=0, second=0, microsecond=0)
 
 
 def test_last_score_wins_in_a_batch_and_across_batches(ingest_client, stored):

@@ -1,5 +1,5 @@
-"""The refresh itself: claim marks, add new batches as deltas, rebuild the hours and days
-changed in place, record the project's state.
+"""The refresh itself: claim marks, add new batches as deltas, re-pair scored events, rebuild
+the hours and days changed in place, record the project's state.
 """
 
 import datetime as dt
@@ -14,7 +14,7 @@ from django.utils import timezone
 from costwatch.metrics.definitions import HOUR, day_start, hour_floor
 from costwatch.projects.models import Project
 
-from .pairs import pairs_rebuild_hours
+from .pairs import pairs_refresh
 from .sql import (
     DELTA_BUILD,
     DIMENSION_DAY_DELTA,
@@ -92,14 +92,22 @@ def _claim_hours(cursor, project_id: int) -> list[dt.datetime]:
     cursor.execute(
         """
         DELETE FROM ingest_dirtyhour
-        WHERE project_id = %(project_id)s AND first_event_id IS NULL AND hour IN (
-            SELECT DISTINCT hour FROM ingest_dirtyhour WHERE project_id = %(project_id)s AND first_event_id IS NULL
+        WHERE project_id = %(project_id)s AND first_event_id IS NULL AND scored_event_id IS NULL AND hour IN (
+            SELECT DISTINCT hour FROM ingest_dirtyhour
+            WHERE project_id = %(project_id)s AND first_event_id IS NULL AND scored_event_id IS NULL
             ORDER BY hour LIMIT %(limit)s)
         RETURNING hour
         """,
         {"project_id": project_id, "limit": HOURS_PER_CLAIM},
     )
     return sorted({hour_floor(row[0]) for row in cursor.fetchall()})
+
+
+def _claim_scored(cursor, project_id: int) -> list[int]:
+    """Delete (claim) every score mark; return the row ids of the scored events."""
+    cursor.execute("DELETE FROM ingest_dirtyhour WHERE project_id = %s AND scored_event_id IS NOT NULL "
+                   "RETURNING scored_event_id", [project_id])
+    return sorted({row[0] for row in cursor.fetchall()})
 
 
 def local_day_bounds(day: dt.date, tzinfo) -> tuple[dt.datetime, dt.datetime]:
@@ -118,8 +126,8 @@ def days_touched(hours, tzinfo) -> list[dt.date]:
     return sorted(days)
 
 
-def _add_deltas(cursor, project: Project, first_id: int, xids: list[str]) -> tuple[int, dt.datetime | None, list]:
-    """Add the claimed batches' events to every rollup table; return (events added, latest ts, their hours)."""
+def _add_deltas(cursor, project: Project, first_id: int, xids: list[str]) -> tuple[int, dt.datetime | None]:
+    """Add the claimed batches' events to every rollup table; return (events added, latest ts)."""
     params = {"project_id": project.pk, "first_id": first_id, "xids": xids, "tz": project.timezone,
               "huge_cap": project.huge_cap_tokens, "dimensions": list(project.dimensions or [])}
     cursor.execute("DROP TABLE IF EXISTS cw_delta")
@@ -132,10 +140,8 @@ def _add_deltas(cursor, project: Project, first_id: int, xids: list[str]) -> tup
             cursor.execute(statement, params)
         if params["dimensions"]:
             cursor.execute(DIMENSION_DAY_DELTA, params)
-    cursor.execute("SELECT DISTINCT hour FROM cw_delta")
-    hours = [row[0] for row in cursor.fetchall()]
     cursor.execute("DROP TABLE cw_delta")
-    return int(events), latest, hours
+    return int(events), latest
 
 
 def _rebuild_hours(cursor, project: Project, hours: list[dt.datetime]) -> None:
@@ -211,9 +217,10 @@ def _refresh_step(project: Project, result: RefreshResult) -> bool:
                 if own_transaction:  # one snapshot for the claims and every read that follows
                     cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
                 first_id, xids = _claim_new_batches(cursor, project.pk)
-                added, latest, new_hours = _add_deltas(cursor, project, first_id, xids) if xids else (0, None, [])
+                added, latest = _add_deltas(cursor, project, first_id, xids) if xids else (0, None)
+                scored = _claim_scored(cursor, project.pk)
                 hours = _claim_hours(cursor, project.pk)
-                pairs_rebuild_hours(cursor, project.pk, new_hours + hours)
+                pairs_refresh(cursor, project.pk, new=(first_id, xids) if xids else None, scored=scored, hours=hours)
                 if hours:
                     _rebuild_hours(cursor, project, hours)
                     _rebuild_days(cursor, project, days_touched(hours, project.tzinfo))
