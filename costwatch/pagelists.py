@@ -18,22 +18,23 @@ PAGE_ROWS = 200  # rows of one list on a page; the CSV has them all
 class PageList:
     rows: list
     total: int
-    csv_query: str  # the page's own query string plus format=csv (and which list)
+    csv_url: str  # the page's own URL and query string, plus format=csv (and which list)
 
     @property
     def more(self) -> int:
         return self.total - len(self.rows)
 
 
-def page_list(request, rows, *, limit: int = PAGE_ROWS, name: str = "") -> PageList:
+def page_list(request, rows, *, limit: int = PAGE_ROWS, name: str = "", path: str = "") -> PageList:
     """The first `limit` of `rows` (a queryset is counted and sliced in SQL) and how many there are.
-    `name` picks this list's CSV on a page that shows several."""
+    `name` picks this list's CSV on a page that shows several; `path` is the page's URL when the
+    request is a form's POST to another one."""
     if isinstance(rows, QuerySet):
         total, shown = rows.count(), list(rows[:limit])
     else:
         total, shown = len(rows), list(rows[:limit])
     query = {**request.GET.dict(), "format": "csv", **({"list": name} if name else {})}
-    return PageList(rows=shown, total=total, csv_query=urlencode(query))
+    return PageList(rows=shown, total=total, csv_url=f"{path or request.path}?{urlencode(query)}")
 
 
 def wants_csv(request, name: str = "") -> bool:

@@ -6,9 +6,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
+from costwatch.pagelists import csv_response, page_list, wants_csv
 from costwatch.projects.selectors import project_for_user, user_is_project_admin
 
 from .catalogue import price_create, price_preview
@@ -35,20 +37,46 @@ def _render(request, project, form=None, preview=None, status=200):
     permissions = _permissions(request.user, project)
     if form is None and (permissions["can_edit_override"] or permissions["can_edit_global"]):
         form = PriceForm(**permissions, initial={"model": request.GET.get("model", "")[:200]})  # "add a price" links
-    prices = prices_in_effect(project=project).select_related("project").order_by("project", "model", "provider",
-                                                                                   "service_tier")
+    prices = _prices(project)
+    unpriced = _unpriced_models(project)
     context = {
         "project": project, "nav": "prices", "form": form, "preview": preview, **permissions,
-        "overrides": [p for p in prices if p.project_id], "catalogue": [p for p in prices if not p.project_id],
-        "unpriced_models": _unpriced_models(project), "recomputes": recomputes_recent(project=project),
+        **{name: page_list(request, prices.filter(project__isnull=name == "catalogue"), name=name,
+                           path=reverse("ingest:prices", args=[project.slug])) for name in PRICE_LISTS},
+        "unpriced_models": unpriced[:UNPRICED_HINT_MODELS], "unpriced_more": len(unpriced) - UNPRICED_HINT_MODELS,
+        "recomputes": recomputes_recent(project=project),
         "seed_source": seed_source(), "prices_source": settings.PRICES_SOURCE, **catalogue_refresh_status(),
     }
     return render(request, "ingest/prices.html", context, status=status)
 
 
+UNPRICED_HINT_MODELS = 50  # the Models page lists them all, with their calls
+PRICE_LISTS = ("overrides", "catalogue")  # the project's own prices, then the global ones
+PRICE_CSV_COLUMNS = ["scope", "model", "provider", "service_tier", "tier", "input_per_mtok", "cached_input_per_mtok",
+                     "cache_write_input_per_mtok", "output_per_mtok", "reasoning_output_per_mtok",
+                     "long_context_threshold", "long_context_input_per_mtok", "long_context_cached_input_per_mtok",
+                     "long_context_output_per_mtok", "effective_from"]
+
+
+def _prices(project):
+    return prices_in_effect(project=project).select_related("project").order_by("project", "model", "provider",
+                                                                               "service_tier")
+
+
+def _price_cells(price) -> list:
+    return ["override" if price.project_id else "global",
+            *(getattr(price, column) for column in PRICE_CSV_COLUMNS[1:])]
+
+
 @login_required
 def prices_page(request, slug):
-    return _render(request, project_for_user(user=request.user, slug=slug))
+    project = project_for_user(user=request.user, slug=slug)
+    for name in PRICE_LISTS:
+        if wants_csv(request, name):
+            prices = _prices(project).filter(project__isnull=name == "catalogue")
+            return csv_response(filename=f"{project.slug}-prices-{name}.csv", columns=PRICE_CSV_COLUMNS,
+                                rows=prices, values=_price_cells)
+    return _render(request, project)
 
 
 def _bound_form(request, project):

@@ -2,8 +2,11 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.utils.cache import add_never_cache_headers
 from django.views.decorators.http import require_POST
+
+from costwatch.pagelists import csv_response, page_list, wants_csv
 
 from .health import health_report
 from .models import SCOPES, ApiKey
@@ -21,13 +24,20 @@ def home(request):
 
 @login_required
 def api_keys(request, slug):
-    return _keys_page(request, project_for_user(user=request.user, slug=slug))
+    project = project_for_user(user=request.user, slug=slug)
+    if wants_csv(request):
+        return csv_response(filename=f"{project.slug}-api-keys.csv", columns=KEY_CSV_COLUMNS,
+                            rows=project.api_keys.all(), values=lambda key: [getattr(key, c) for c in KEY_CSV_COLUMNS])
+    return _keys_page(request, project)
+
+
+KEY_CSV_COLUMNS = ["key_id", "name", "scopes", "created_at", "last_used_at", "revoked_at"]  # never a secret or hash
 
 
 def _keys_page(request, project, issued_key=None):
     context = {
         "project": project,
-        "keys": project.api_keys.all(),
+        "keys": page_list(request, project.api_keys.all(), path=reverse("projects:keys", args=[project.slug])),
         "scopes": SCOPES,
         "is_admin": user_is_project_admin(user=request.user, project=project),
         "issued_key": issued_key,

@@ -101,7 +101,7 @@ def test_the_page_shows_200_features_of_more_and_streams_all_of_them_as_csv(admi
     assert 'data-feature="f-204"' in html and 'data-feature="f-005"' in html and 'data-feature="f-004"' not in html
     assert "205 features" in html and "Showing 200 of 205 features, in this order; all 205 are in the CSV." in html
     csv_link = f"/p/{project.slug}/features/?start=2026-10-01&amp;end=2026-11-01&amp;format=csv"
-    assert f'href="{csv_link.removeprefix(f"/p/{project.slug}/features/")}" data-testid="features-csv"' in html
+    assert f'href="{csv_link}" data-testid="features-csv"' in html
     response = admin_client.get(f"/p/{project.slug}/features/", {**RANGE, "format": "csv", "sort": "feature"})
     assert response.streaming
     table = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))

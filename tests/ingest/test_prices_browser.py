@@ -23,7 +23,7 @@ def test_an_admin_previews_and_saves_an_override_for_an_unpriced_model(live_serv
     page.fill("input[name=input_per_mtok]", "1.25")
     page.fill("input[name=output_per_mtok]", "10")
     page.fill("input[name=effective_from]", "2000-01-01 00:00")
-    page.click("text=Preview")
+    page.get_by_role("button", name="Preview", exact=True).click()
     preview = page.locator('[data-testid="price-preview"]')
     assert preview.locator('[data-testid="preview-events"]').inner_text() == "1"
     expected = mtok(2000, "1.25") + mtok(100, "10")
