@@ -1,11 +1,14 @@
 """The project's settings page: settings and members."""
 
+import json
+
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import ValidationError
 from django.shortcuts import redirect, render
 
+from costwatch.pagelists import csv_response, page_list, wants_csv
 from costwatch.projects.models import AuditLog, Membership
 from costwatch.projects.selectors import project_for_user
 from costwatch.projects.services import membership_set, project_settings_update
@@ -18,6 +21,14 @@ from .common import _page_context
 def settings_page(request, slug):
     ctx = _page_context(request, slug, "settings")
     project = ctx["project"]
+    members = Membership.objects.filter(project=project).select_related("user").order_by("user__username")
+    audit_log = AuditLog.objects.filter(project=project).select_related("actor")
+    if wants_csv(request, "members"):
+        return csv_response(filename=f"{project.slug}-members.csv", columns=["username", "role"], rows=members,
+                            values=lambda member: [member.user.get_username(), member.role])
+    if wants_csv(request, "audit"):
+        return csv_response(filename=f"{project.slug}-audit-log.csv", columns=AUDIT_CSV_COLUMNS, rows=audit_log,
+                            values=_audit_cells)
     initial = {"timezone": project.timezone, "dimensions": ", ".join(project.dimensions or []),
                "ingest_rate_limit": project.ingest_rate_limit, "huge_cap_tokens": project.huge_cap_tokens}
     settings_form, member_form = ProjectSettingsForm(initial=initial), MemberForm()
@@ -33,10 +44,20 @@ def settings_page(request, slug):
                 return redirect("dashboard:settings", slug=slug)
     ctx.update(
         settings_form=settings_form, member_form=member_form,
-        members=Membership.objects.filter(project=project).select_related("user").order_by("user__username"),
-        audit_log=AuditLog.objects.filter(project=project).select_related("actor")[:100],
+        members=page_list(request, members, name="members"),
+        audit_log=page_list(request, audit_log, limit=AUDIT_PAGE_ROWS, name="audit"),
     )
     return render(request, "dashboard/settings.html", ctx)
+
+
+AUDIT_PAGE_ROWS = 100
+AUDIT_CSV_COLUMNS = ["created_at", "actor", "action", "target_type", "target_id", "before", "after"]
+
+
+def _audit_cells(entry) -> list:
+    return [entry.created_at, entry.actor_label or (entry.actor and entry.actor.get_username()), entry.action,
+            entry.target_type, entry.target_id, *(None if v is None else json.dumps(v) for v in (entry.before,
+                                                                                                 entry.after))]
 
 
 def _settings_save(request, project, form) -> bool:
