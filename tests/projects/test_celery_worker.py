@@ -22,7 +22,9 @@ def test_a_task_round_trips_through_redis_and_a_worker_process(start_worker):
     result = app.send_task("costwatch.projects.tasks.heartbeat")
     answered = dt.datetime.fromisoformat(result.get(timeout=30))  # the database's clock, read by the worker
     assert answered >= sent_at - dt.timedelta(seconds=5)
-    assert f"Task costwatch.projects.tasks.heartbeat[{result.id}] succeeded" in worker.log()
+    # The worker logs the success after it stores the result: wait for the line, not just the result.
+    wait_for(lambda: f"Task costwatch.projects.tasks.heartbeat[{result.id}] succeeded" in worker.log(), timeout=30,
+             message="the worker's success log line")
 
 
 def test_the_heartbeat_task_reaches_the_database_from_the_worker(start_worker):
