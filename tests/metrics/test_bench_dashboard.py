@@ -22,6 +22,12 @@ def test_bench_dashboard_smoke_prints_p95_for_every_page_and_api_call(capsys):
     assert "/p/bench-dashboard/" in urls
     assert any(url.startswith("/api/v1/features?") for url in urls)
     assert any(url.startswith("/api/v1/breakdown?") for url in urls)
+    pages = {url.split("/")[3] for url in urls if url.startswith("/p/")}  # /p/<slug>/<page>/
+    assert pages == {"", "features", "models", "customers", "savings", "settings", "alerts", "rules", "channels",
+                     "prices", "keys"}
+    api = {url.split("?")[0].removeprefix("/api/v1/").split("/")[0] for url in urls if url.startswith("/api/")}
+    assert api == {"features", "timeseries", "models", "breakdown", "recommendations", "budget-status", "alerts",
+                   "rules", "channels"}
     verdicts = []
     for line in lines:  # the label must follow from the printed p95, whichever way this machine went
         match = re.search(r"\s(\d+\.\d)\s+(\d+\.\d)\s+(\d+\.\d)\s+(met|MISSED)$", line)

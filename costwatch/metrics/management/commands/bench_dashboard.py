@@ -121,7 +121,10 @@ class Command(BaseCommand):
         top = features[0]["feature"] if features else "none"
         pages = []
         for name, kwargs in (("dashboard:overview", {}), ("dashboard:features", {}),
-                             ("dashboard:feature", {"name": top}), ("dashboard:models", {})):
+                             ("dashboard:feature", {"name": top}), ("dashboard:models", {}),
+                             ("dashboard:customers", {}), ("dashboard:savings", {}), ("dashboard:settings", {}),
+                             ("budgets:alerts", {}), ("budgets:rules", {}), ("budgets:channels", {}),
+                             ("ingest:prices", {}), ("projects:keys", {})):
             try:
                 pages.append(reverse(name, kwargs={"slug": bench.slug, **kwargs}))
             except NoReverseMatch:
@@ -138,6 +141,11 @@ class Command(BaseCommand):
             ("timeseries", {"metric": "cost", "granularity": "day", "group_by": "model"}),
             ("models", {}),
             ("breakdown", {"dimension": "customer"}),
+            ("recommendations", {}),
+            ("budget-status", {"feature": top}),
+            ("alerts", {}),
+            ("rules", {}),
+            ("channels", {}),
         ]
         return pages + [f"/api/v1/{path}?{urlencode({'project': bench.slug, **query})}" for path, query in api]
 
