@@ -178,6 +178,8 @@ class RollupState(models.Model):
     project = models.OneToOneField(Project, on_delete=models.CASCADE, primary_key=True, related_name="rollup_state")
     refreshed_at = models.DateTimeField(null=True, blank=True)
     data_through = models.DateTimeField(null=True, blank=True, help_text="Latest event ts folded in.")
+    version = models.BigIntegerField(default=0, db_default=0,
+                                     help_text="Bumped by every refresh that changed rollups or pairs (cache keys).")
 
 
 class ModelDay(FeatureDayKey, UsageCounts, RoutedCounts):

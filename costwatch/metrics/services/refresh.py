@@ -193,6 +193,12 @@ def _record_state(cursor, project: Project, hours: list[dt.datetime] | None, lat
     )
 
 
+def _bump_version(cursor, project_id: int) -> None:
+    """A new rollups version, in the transaction that changed them (docs/rollups.md#keeping-them-fresh)."""
+    cursor.execute("INSERT INTO metrics_rollupstate (project_id, version) VALUES (%s, 1) ON CONFLICT (project_id) "
+                   "DO UPDATE SET version = metrics_rollupstate.version + 1", [project_id])
+
+
 @dataclass
 class RefreshResult:
     """What one project refresh did: events added as deltas, hours rebuilt from raw events."""
@@ -224,6 +230,8 @@ def _refresh_step(project: Project, result: RefreshResult) -> bool:
                 if hours:
                     _rebuild_hours(cursor, project, hours)
                     _rebuild_days(cursor, project, days_touched(hours, project.tzinfo))
+                if xids or scored or hours:  # what caches of rollup reads are keyed by
+                    _bump_version(cursor, project.pk)
                 done = len(hours) < HOURS_PER_CLAIM
                 if done:  # while weeks of hours are still dirty, the data is not as of now
                     _record_state(cursor, project, hours, latest)
