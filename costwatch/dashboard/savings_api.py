@@ -4,9 +4,15 @@ from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from costwatch.api import api_error, request_project
-from costwatch.metrics.params import ParamsInvalid
-from costwatch.metrics.selectors.recommendations import MOVES, STATUSES, recommendations
+from costwatch.api import request_project
+from costwatch.metrics.params import ParamsInvalid, _choice
+from costwatch.metrics.selectors.recommendations import (
+    DEFAULT_WINDOW,
+    MOVES,
+    STATUSES,
+    WINDOWS,
+    recommendations,
+)
 
 from .api import PROJECT_PARAM, ReadView, _known_feature, _query
 
@@ -17,7 +23,7 @@ class EvidenceSerializer(serializers.Serializer):
     ci_low = serializers.FloatField(allow_null=True, help_text="95% t-interval; null with fewer than 2 pairs.")
     ci_high = serializers.FloatField(allow_null=True)
     lite_at_least_as_good_share = serializers.FloatField(allow_null=True)
-    window = serializers.CharField(help_text="e.g. 28d")
+    window = serializers.ChoiceField(list(WINDOWS), help_text="The window the figures cover (the `window` asked).")
     lite_latency_p50_ms = serializers.FloatField(allow_null=True)
     pro_latency_p50_ms = serializers.FloatField(allow_null=True)
     newest_pair = serializers.DateTimeField(allow_null=True)
@@ -48,13 +54,19 @@ class RecommendationsView(ReadView):
         operation_id="recommendations_list", summary="Savings moves ranked by dollars per month, with evidence",
         parameters=[_query("feature", "Only this feature."),
                     _query("status", f"Only this status: {', '.join(STATUSES)}.", enum=list(STATUSES)),
+                    _query("window", f"The window the savings and evidence cover, ending at the start of the next "
+                                     f"hour [{DEFAULT_WINDOW}]; monthly = window savings x 30 / window days.",
+                           enum=list(WINDOWS), default=DEFAULT_WINDOW),
                     PROJECT_PARAM],
         responses={200: RecommendationList}, tags=["savings"],
     )
     def get(self, request):
         project = request_project(request)
-        feature = _known_feature(project, request.query_params.get("feature") or None)
-        status = request.query_params.get("status") or None
-        if status is not None and status not in STATUSES:
-            raise ParamsInvalid([api_error("status", "invalid_choice", f"must be one of {', '.join(STATUSES)}")])
-        return Response({"results": recommendations(project=project, feature=feature, status=status)})
+        query = request.query_params
+        errors: list[dict] = []
+        status = _choice(query, "status", STATUSES, errors)
+        window = _choice(query, "window", list(WINDOWS), errors, default=DEFAULT_WINDOW)
+        if errors:
+            raise ParamsInvalid(errors)
+        feature = _known_feature(project, query.get("feature") or None)
+        return Response({"results": recommendations(project=project, feature=feature, status=status, window=window)})

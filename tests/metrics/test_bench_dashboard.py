@@ -28,6 +28,9 @@ def test_bench_dashboard_smoke_prints_p95_for_every_page_and_api_call(capsys):
     api = {url.split("?")[0].removeprefix("/api/v1/").split("/")[0] for url in urls if url.startswith("/api/")}
     assert api == {"features", "timeseries", "models", "breakdown", "recommendations", "budget-status", "alerts",
                    "rules", "channels"}
+    assert sum(url.startswith("/api/v1/recommendations?") for url in urls) == 2
+    assert re.search(r"recommendations computed afresh \(a cache miss, in process\): p50 \d+\.\d ms, max "
+                     r"\d+\.\d ms over 5 runs, [1-9]\d* moves", out)
     verdicts = []
     for line in lines:  # the label must follow from the printed p95, whichever way this machine went
         match = re.search(r"\s(\d+\.\d)\s+(\d+\.\d)\s+(\d+\.\d)\s+(met|MISSED)$", line)

@@ -9,7 +9,7 @@ from decimal import Decimal
 import pytest
 
 from costwatch.metrics.services import project_refresh
-from tests.ingest.helpers import event, iso, price
+from tests.ingest.helpers import event, iso, price, recent
 
 pytestmark = pytest.mark.django_db
 URL = "/api/v1/recommendations"
@@ -127,13 +127,57 @@ def test_the_savings_page_ranks_moves_and_lists_features_without_evidence(client
     assert "POST /api/v1/scores" in html.split('data-testid="no-evidence"')[1]
 
 
-def test_cap_output_caps_at_the_p99_when_a_few_calls_run_long(project, ingest_client, read_client):
-    events = [event(f"c{i}", model="test-pro-1", feature="long", output_tokens=200) for i in range(199)]
-    events.append(event("c-long", model="test-pro-1", feature="long", output_tokens=400_000))
+def bucket_midpoint(tokens: int) -> float:
+    """Plain Python twin of docs/rollups.md's log buckets: bucket i >= 1 holds [1.25**(i-1), 1.25**i),
+    and stands for its geometric midpoint 1.25**(i - 0.5)."""
+    index = math.floor(math.log(tokens) / math.log(1.25)) + 1
+    return 1.25 ** (index - 0.5)
+
+
+def test_cap_output_savings_are_the_documented_arithmetic_to_the_cent(project, ingest_client, read_client):
+    three_days_ago = (datetime.now(UTC) - timedelta(days=3)).replace(hour=12, minute=0, second=0, microsecond=0)
+    outputs = {"test-pro-1": [200] * 200 + [240] * 50 + [30_000] * 2, "test-lite-1": [300] * 147 + [9_000]}
+    events = []
+    for model, values in outputs.items():
+        for i, tokens in enumerate(values):
+            ts = three_days_ago if i % 2 else recent(hours=1)  # whole days (FeatureDay) and edge hours alike
+            events.append(event(f"{model}-{i}", model=model, feature="long", output_tokens=tokens, timestamp=iso(ts)))
     send(ingest_client, events)
     project_refresh(project=project)
     (cap,) = [r for r in read_client.get(URL).json()["results"] if r["move"] == "cap_output"]
-    assert 150 <= cap["cap_tokens"] <= 300  # the bucket of the 200-token calls
+    # p99 (nearest rank) of every call's output tokens, as its bucket's midpoint, whole tokens
+    everything = sorted(bucket_midpoint(t) for values in outputs.values() for t in values)
+    cap_tokens = int(everything[math.ceil(0.99 * len(everything)) - 1])
+    assert cap["cap_tokens"] == cap_tokens
+    # per tier: its output tokens x the share of its output above the cap (calls at their bucket
+    # midpoints) x that model's current output price; monthly = x 30 / 28
+    out_price = {"test-pro-1": Decimal("8.00"), "test-lite-1": Decimal("0.40")}
+    window_savings = Decimal(0)
+    for model, values in outputs.items():
+        mids = [bucket_midpoint(t) for t in values]
+        above = 1 - sum(min(m, cap_tokens) for m in mids) / sum(mids)
+        window_savings += Decimal(sum(values)) * Decimal(str(above)) * out_price[model] / 10**6
     assert cap["status"] == "recommended"
-    most = Decimal(400_000 - 150) * Decimal("8.00") / 10**6 * 30 / 28  # at most the long call's extra output
-    assert Decimal("0") < Decimal(cap["monthly_savings_usd"]) <= most.quantize(Decimal("0.01"))
+    assert Decimal(cap["monthly_savings_usd"]) == (window_savings * 30 / 28).quantize(Decimal("0.01"))
+    assert Decimal(cap["monthly_savings_usd"]) > Decimal("0.10")
+
+
+def test_both_tiers_are_re_priced_at_current_prices(project, ingest_client, read_client):
+    send(ingest_client, pairs("chat", [0.0] * 30) + pro_calls("chat", 10))
+    project_refresh(project=project)
+    before = {r["move"]: r for r in read_client.get(URL, {"feature": "chat"}).json()["results"]}
+    # the prices change after the events: stored event costs keep the old prices
+    changed = datetime.now(UTC) - timedelta(minutes=1)
+    price("test-pro-1", tier="pro", input_per_mtok="3.00", output_per_mtok="12.00", effective_from=changed)
+    price("test-lite-1", tier="lite", input_per_mtok="0.20", output_per_mtok="0.80", effective_from=changed)
+    after = {r["move"]: r for r in read_client.get(URL, {"feature": "chat"}).json()["results"]}
+    target, share = 0.05, 10 / 40  # every pair equal: target = the 5% floor; 30 Lite + 10 Pro routed calls
+    moved = Decimal(str((share - target) / share))
+
+    def monthly(pro_in, pro_out, lite_in, lite_out):
+        per_call = (Decimal(100_000) * (Decimal(pro_in) - Decimal(lite_in))
+                    + Decimal(20_000) * (Decimal(pro_out) - Decimal(lite_out))) / 10**6
+        return (10 * per_call * moved * 30 / 28).quantize(Decimal("0.01"))
+
+    assert Decimal(before["route_to_lite"]["monthly_savings_usd"]) == monthly("2.00", "8.00", "0.10", "0.40")
+    assert Decimal(after["route_to_lite"]["monthly_savings_usd"]) == monthly("3.00", "12.00", "0.20", "0.80")

@@ -7,19 +7,24 @@ dollars per month at current prices, each with the evidence behind it and a stat
 - `route_reason_to_lite`: send every Pro call of one `route_reason` to that Lite model.
 - `cap_output`: cap output at the feature's p99 output tokens; needs no pairs.
 
-Monthly savings = window savings x 30 / window days. A Lite move is `recommended` only with at
-least 30 shadow pairs, an interval lower bound >= -0.02 and a pair in the last 14 days.
+Monthly savings = window savings x 30 / window days, both tiers priced at the current catalogue.
+A Lite move is `recommended` only with at least 30 shadow pairs, an interval lower bound >= -0.02
+and a pair in the last 14 days. Reads rollups and the pairs table only; the answer is cached per
+(project, window, hour) and keyed by the rollups' version and the prices' fingerprint, so a
+refresh that changed data, or a price change, computes it afresh (docs/savings.md#recommendations).
 """
 
 import datetime as dt
 from decimal import Decimal
 
+from django.core.cache import cache
 from django.utils import timezone
 
 from costwatch.dbrouting import read_connection
 from costwatch.metrics import buckets
-from costwatch.metrics.definitions import ROUTED_ROLES, WINDOW_28D
+from costwatch.metrics.definitions import HOUR, ROUTED_ROLES, WINDOW_7D, WINDOW_24H, WINDOW_28D, hour_floor
 from costwatch.metrics.models import FeatureDay, HourlyRollup
+from costwatch.metrics.windows import hours_filter, split
 from ingest.models import Feature
 from ingest.pricing import PriceBook, call_cost
 
@@ -37,6 +42,13 @@ HOW_TO_SHADOW = ("Shadow about 1% of this feature's Lite calls to Pro and score 
                  "(role=shadow with parent_event_id, then POST /api/v1/scores); see docs/savings.md.")
 TOKENS = ("input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens", "reasoning_tokens")
 ZERO = Decimal(0)
+WINDOWS = {"24h": WINDOW_24H, "7d": WINDOW_7D, "28d": WINDOW_28D}  # the `window` parameter's values
+DEFAULT_WINDOW = "28d"
+CACHE_SECONDS = 3600
+
+
+def window_label(window: dt.timedelta) -> str:
+    return next((label for label, length in WINDOWS.items() if length == window), f"{window / HOUR:g}h")
 
 
 def lite_status(evidence: Evidence, *, now: dt.datetime) -> tuple[str, str]:
@@ -63,27 +75,40 @@ def target_pro_share(evidence: Evidence) -> float:
     return max(MIN_TARGET_PRO_SHARE, worse)
 
 
-def _usage(project, start):
-    """Per (feature_id, tier, role, model, route_reason): calls, token sums and cost over the window."""
+def _usage(project, start, end):
+    """Per (feature_id, tier, role, model, route_reason): calls and token sums over the window's hours."""
     sums = ", ".join(f"sum({name})::bigint" for name in TOKENS)
     with read_connection().cursor() as cursor:
         cursor.execute(
-            f"SELECT feature_id, tier, role, model, route_reason, sum(calls)::bigint, {sums}, sum(cost_usd) "
-            f"FROM {HourlyRollup._meta.db_table} WHERE project_id = %s AND hour >= %s GROUP BY 1, 2, 3, 4, 5",
-            [project.pk, start])
+            f"SELECT feature_id, tier, role, model, route_reason, sum(calls)::bigint, {sums} "
+            f"FROM {HourlyRollup._meta.db_table} WHERE project_id = %s AND hour >= %s AND hour < %s "
+            "AND tier IN ('lite', 'pro') GROUP BY 1, 2, 3, 4, 5",
+            [project.pk, start, end])
         return cursor.fetchall()
 
 
-def _output_hists(project, first_day):
-    """{(feature_id, tier): output-token histogram} over the window, summed in SQL."""
+def _output_hists(project, start, end):
+    """{(feature_id, tier): output-token histogram} over exactly [start, end): the whole
+    project-timezone days from FeatureDay, the edge hours from HourlyRollup, summed in SQL."""
+    window = split(project, start, end)
+    edges, params = hours_filter(window, "hour")
+    params.update(project_id=project.pk, first_day=window.first_day, last_day=window.last_day)
+    days = "day >= %(first_day)s AND day < %(last_day)s" if window.has_days else "false"
     with read_connection().cursor() as cursor:
-        cursor.execute(f"SELECT feature_id, tier, cw_hist_sum(output_tokens_hist) FROM {FeatureDay._meta.db_table} "
-                       "WHERE project_id = %s AND day >= %s GROUP BY 1, 2", [project.pk, first_day])
-        return {(feature_id, tier): hist or [] for feature_id, tier, hist in cursor.fetchall()}
+        cursor.execute(
+            f"SELECT feature_id, tier, cw_hist_sum(output_tokens_hist) FROM {FeatureDay._meta.db_table} "
+            f"WHERE project_id = %(project_id)s AND {days} GROUP BY 1, 2 UNION ALL "
+            f"SELECT feature_id, tier, cw_hist_sum(output_tokens_hist) FROM {HourlyRollup._meta.db_table} "
+            f"WHERE project_id = %(project_id)s AND {edges} GROUP BY 1, 2", params)
+        parts: dict = {}
+        for feature_id, tier, hist in cursor.fetchall():
+            parts.setdefault((feature_id, tier), []).append(hist or [])
+    return {key: hist_sum(hists) for key, hists in parts.items()}
 
 
 class _Prices:
-    """Current rates per model (ingest's matching at `now`)."""
+    """Current rates per model (ingest's matching at `now`): both tiers are priced at them, never
+    at the stored event costs, so a price change shows at once."""
 
     def __init__(self, project, models, now):
         self.book, self.now, self.cache = PriceBook.load(project=project, models=set(models)), now, {}
@@ -100,39 +125,44 @@ class _Prices:
 
 
 def _move_to_lite_savings(rows, lite_model, prices, fraction: float) -> Decimal | None:
-    """Window savings of moving `fraction` of these Pro rows' calls to the Lite model."""
+    """Window savings of moving `fraction` of these Pro rows' calls to the Lite model, both sides
+    re-priced at current prices (None when either model has no price now)."""
     saved = ZERO
     for row in rows:
-        tokens, cost = row[6:11], row[11]
-        lite_cost = prices.cost(lite_model, tokens)
-        if lite_cost is None or cost is None:
+        tokens = row[6:11]
+        pro_cost, lite_cost = prices.cost(row[3], tokens), prices.cost(lite_model, tokens)
+        if lite_cost is None or pro_cost is None:
             return None
-        saved += (Decimal(cost) - lite_cost) * Decimal(str(fraction))
+        saved += (pro_cost - lite_cost) * Decimal(str(fraction))
     return saved
 
 
-def recommendations(*, project, feature: str | None = None, status: str | None = None, now=None,
-                    window: dt.timedelta = WINDOW_28D) -> list[dict]:
+def window_bounds(now: dt.datetime, window: dt.timedelta) -> tuple[dt.datetime, dt.datetime]:
+    """[start, end) of a recommendations window: it ends at the start of the next hour (the
+    current hour is in), like the read API's default range."""
+    end = hour_floor(now) + HOUR
+    return end - window, end
+
+
+def recommendations_compute(*, project, now=None, window: dt.timedelta = WINDOW_28D) -> list[dict]:
+    """Every move of every feature, ranked by dollars per month (no cache; see recommendations)."""
     now = now or timezone.now()
-    start = now - window
+    start, end = window_bounds(now, window)
     days = window / dt.timedelta(days=1)
-    usage = _usage(project, start)
+    usage = _usage(project, start, end)
     names = dict(Feature.objects.filter(project=project).values_list("pk", "name"))
-    evidence = savings_evidence(project=project, start=start, end=now + dt.timedelta(hours=1))
-    by_reason = savings_evidence(project=project, start=start, end=now + dt.timedelta(hours=1), by_route_reason=True)
+    evidence = savings_evidence(project=project, start=start, end=end)
+    by_reason = savings_evidence(project=project, start=start, end=end, by_route_reason=True)
     prices = _Prices(project, {row[3] for row in usage}, now)
-    hists = _output_hists(project, (now - window).date())
+    hists = _output_hists(project, start, end)
     per_feature: dict = {}
     for row in usage:
         per_feature.setdefault(row[0], []).append(row)
+    label = window_label(window)
     results = []
     for feature_id, rows in per_feature.items():
         results += _feature_moves(names.get(feature_id, ""), rows, evidence, by_reason, prices, hists, feature_id,
-                                  now=now, days=days, window_days=round(days))
-    if feature:
-        results = [r for r in results if r["feature"] == feature]
-    if status:
-        results = [r for r in results if r["status"] == status]
+                                  now=now, days=days, label=label)
     results.sort(key=lambda r: (-(Decimal(r["monthly_savings_usd"]) if r["monthly_savings_usd"] else ZERO),
                                 r["feature"], r["move"]))
     return results
@@ -144,7 +174,7 @@ def _monthly(window_savings, days) -> str | None:
     return str((window_savings * 30 / Decimal(str(days))).quantize(Decimal("0.01")))
 
 
-def _feature_moves(name, rows, evidence, by_reason, prices, hists, feature_id, *, now, days, window_days):
+def _feature_moves(name, rows, evidence, by_reason, prices, hists, feature_id, *, now, days, label):
     moves = []
     lite_calls: dict = {}
     for row in rows:
@@ -164,8 +194,8 @@ def _feature_moves(name, rows, evidence, by_reason, prices, hists, feature_id, *
         state, message = lite_status(shadow, now=now)
         moves.append({"feature": name, "move": "route_to_lite", "status": state,
                       "monthly_savings_usd": _monthly(saved, days), "target_pro_share": round(target, 4),
-                      "lite_model": lite_model, "evidence": shadow.as_dict(window_days),
-                      "escalation_evidence": escalation.as_dict(window_days),
+                      "lite_model": lite_model, "evidence": shadow.as_dict(label),
+                      "escalation_evidence": escalation.as_dict(label),
                       "message": f"Lower the Pro share from {share:.0%} to {target:.0%} on {lite_model}. {message}"})
         reasons = sorted({row[4] for row in pro_routed if row[4]})
         for reason in reasons:
@@ -175,15 +205,15 @@ def _feature_moves(name, rows, evidence, by_reason, prices, hists, feature_id, *
             saved = _move_to_lite_savings(reason_rows, lite_model, prices, 1.0)
             moves.append({"feature": name, "move": "route_reason_to_lite", "status": state, "route_reason": reason,
                           "monthly_savings_usd": _monthly(saved, days), "lite_model": lite_model,
-                          "evidence": reason_evidence.as_dict(window_days),
+                          "evidence": reason_evidence.as_dict(label),
                           "message": f"Send route_reason {reason!r} to {lite_model}. {message}"})
-    cap = _cap_move(name, rows, prices, hists, feature_id, days=days, window_days=window_days, evidence=shadow)
+    cap = _cap_move(name, rows, prices, hists, feature_id, days=days, label=label, evidence=shadow)
     if cap:
         moves.append(cap)
     return moves
 
 
-def _cap_move(name, rows, prices, hists, feature_id, *, days, window_days, evidence):
+def _cap_move(name, rows, prices, hists, feature_id, *, days, label, evidence):
     hist = hist_sum([hists[(feature_id, tier)] for tier in ("lite", "pro", "unknown") if (feature_id, tier) in hists])
     cap = buckets.quantile(hist, CAP_QUANTILE)
     if cap is None:
@@ -204,5 +234,37 @@ def _cap_move(name, rows, prices, hists, feature_id, *, days, window_days, evide
     if _monthly(saved, days) == "0.00":
         return None  # nothing above the p99 worth a cent a month
     return {"feature": name, "move": "cap_output", "status": "recommended", "cap_tokens": cap,
-            "monthly_savings_usd": _monthly(saved, days), "evidence": evidence.as_dict(window_days),
+            "monthly_savings_usd": _monthly(saved, days), "evidence": evidence.as_dict(label),
             "message": f"Cap output at {cap} tokens (the feature's p99): calls above it are cut."}
+
+
+def _data_version(project, now) -> tuple:
+    """What the answer depends on besides the hour: the rollups' version (bumped by every refresh
+    that changed data) and a fingerprint of the project's price rows (any edit, any new row, and a
+    dated row coming into force)."""
+    with read_connection().cursor() as cursor:
+        cursor.execute(
+            "SELECT coalesce((SELECT version FROM metrics_rollupstate WHERE project_id = %(project_id)s), 0), "
+            "(SELECT md5(coalesce(string_agg(p::text, ',' ORDER BY p.id), '')) || ':' "
+            "|| count(*) FILTER (WHERE p.effective_from <= %(now)s) "
+            " FROM ingest_price p WHERE p.project_id IS NULL OR p.project_id = %(project_id)s)",
+            {"project_id": project.pk, "now": now})
+        return cursor.fetchone()
+
+
+def recommendations(*, project, feature: str | None = None, status: str | None = None, now=None,
+                    window: str = DEFAULT_WINDOW) -> list[dict]:
+    """The moves of `window` (a key of WINDOWS), ranked by dollars, optionally of one feature or
+    status; computed at most once per hour and data version (see the module's docstring)."""
+    now = now or timezone.now()
+    version, prices = _data_version(project, now)
+    key = f"costwatch:recommendations:{project.pk}:{window}:{hour_floor(now):%Y%m%d%H}:{version}:{prices}"
+    results = cache.get(key)
+    if results is None:
+        results = recommendations_compute(project=project, now=now, window=WINDOWS[window])
+        cache.set(key, results, CACHE_SECONDS)
+    if feature:
+        results = [r for r in results if r["feature"] == feature]
+    if status:
+        results = [r for r in results if r["status"] == status]
+    return results

@@ -46,11 +46,11 @@ class Evidence:
     newest_pair: dt.datetime | None = None
     nulls: dict = field(default_factory=dict)  # figure -> why it is null
 
-    def as_dict(self, window_days: int) -> dict:
+    def as_dict(self, window: str) -> dict:
         return {"pairs": self.pairs, "mean_diff": _round(self.mean_diff), "ci_low": _round(self.ci_low),
                 "ci_high": _round(self.ci_high),
                 "lite_at_least_as_good_share": _round(self.lite_at_least_as_good_share),
-                "window": f"{window_days}d", "lite_latency_p50_ms": self.lite_latency_p50_ms,
+                "window": window, "lite_latency_p50_ms": self.lite_latency_p50_ms,
                 "pro_latency_p50_ms": self.pro_latency_p50_ms,
                 "newest_pair": self.newest_pair.isoformat().replace("+00:00", "Z") if self.newest_pair else None,
                 "null_reasons": dict(self.nulls)}
