@@ -98,6 +98,15 @@ def _batch_responses(result, *, noun: str, stored: str) -> dict:
     }
 
 
+def _rate_refusal(project, items: int):
+    """None when the project's bucket has `items` events' worth of tokens, else the 429 (or 503)."""
+    verdict = ingest_rate_take(project=project, events=items)
+    if verdict.allowed:
+        return None
+    return error_response([api_error(None, verdict.code, verdict.message)], status_code=verdict.status_code,
+                          headers={"Retry-After": str(verdict.retry_after)})
+
+
 class EventsView(APIView):
     permission_classes = [HasIngestScope]
     parser_classes = [JSONParser]  # documents the media type; the body is read and parsed below
@@ -124,10 +133,9 @@ class EventsView(APIView):
             events = strict_events if strict_events is not None else _parse_events(body)
         except BodyError as exc:
             return error_response([api_error(exc.field, exc.code, exc.message)], status_code=exc.status_code)
-        verdict = ingest_rate_take(project=project, events=len(events))
-        if not verdict.allowed:
-            return error_response([api_error(None, verdict.code, verdict.message)], status_code=verdict.status_code,
-                                  headers={"Retry-After": str(verdict.retry_after)})
+        refused = _rate_refusal(project, len(events))
+        if refused is not None:
+            return refused
         if strict_events is not None:
             result = event_batch_ingest_json(project=project, events=strict_events, body=body)
         else:
@@ -157,6 +165,8 @@ class ScoresView(APIView):
             **_batch_responses(schema.ScoresResultSerializer, noun="score", stored="Every score stored."),
             403: OpenApiResponse(ErrorsSerializer, description="The key lacks the ingest scope, or the session "
                                                                "user is not an admin of the project."),
+            429: OpenApiResponse(ErrorsSerializer, description="Over the project's ingest rate limit (each score "
+                                                               "counts as one event); see Retry-After."),
         },
         examples=schema.SCORES_EXAMPLES,
         tags=["events"],
@@ -170,6 +180,9 @@ class ScoresView(APIView):
             return error_response([api_error(exc.field, exc.code, exc.message)], status_code=exc.status_code)
         except ScoresBodyError as exc:
             return error_response([api_error(exc.field, exc.code, exc.message)])
+        refused = _rate_refusal(project, len(scores))  # a score is charged like an event
+        if refused is not None:
+            return refused
         result = score_batch_apply(project=project, scores=scores)
         return Response(result.as_response(), status=_batch_status(result))
 

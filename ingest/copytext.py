@@ -14,8 +14,11 @@ from .decoding import utc_text
 from .event_fields import EVENT_FIELDS, json_text
 from .models import Event
 
-# Every Event column but the id, in COPY order (`feature_id` is resolved from the name).
-EVENT_COLUMNS = [f.column for f in Event._meta.concrete_fields if f.column != "id"]
+# Columns that only a later write sets (a score's quality_source): ingest leaves them to their
+# database default.
+_SET_LATER = {"id", "quality_source"}
+# Every other Event column, in COPY order (`feature_id` is resolved from the name).
+EVENT_COLUMNS = [f.column for f in Event._meta.concrete_fields if f.column not in _SET_LATER]
 # What a row without a column stores: the declared default of an optional event field, and the
 # model's default for the columns ingest fills itself (pricing's tier and cost, cap_known).
 _FILLED_BY_INGEST = {"tier", "cost_usd", "cost_source", "price_id", "cap_known"}

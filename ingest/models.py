@@ -42,7 +42,8 @@ class Feature(models.Model):
 
 
 class Event(models.Model):
-    """One LLM call. Immutable once stored, except cost, tier and cost_source on re-pricing."""
+    """One LLM call. Immutable once stored, except cost, tier and cost_source on re-pricing, and
+    quality with its quality_source when a late score arrives."""
 
     id = models.BigAutoField(primary_key=True)
     # No database-level foreign keys on the hot table (measured: Django's deferred FK checks ran
@@ -77,6 +78,8 @@ class Event(models.Model):
     route_reason = models.CharField(max_length=50, blank=True, default="")
     confidence = models.FloatField(null=True, blank=True)
     quality = models.FloatField(null=True, blank=True)
+    quality_source = models.CharField(max_length=50, blank=True, default="", db_default="",
+                                      help_text="Who gave the quality: a score's `source` (docs/savings.md#scores).")
     cost_usd = models.DecimalField(null=True, blank=True, **MONEY, help_text="null = unpriced.")
     client_cost_usd = models.DecimalField(null=True, blank=True, **MONEY, help_text="cost_usd as sent.")
     cost_source = models.CharField(max_length=10, choices=COST_SOURCES, blank=True, default="")

@@ -148,7 +148,9 @@ PRICE_EXAMPLES = [
 
 SCORES_DESCRIPTION = """
 Quality often arrives after the call (an LLM judge, a user's thumbs, an offline eval). Each item
-sets the `quality` (0-1) of a stored event; the last score of an event wins. Each item is checked
+sets the `quality` (0-1) of a stored event, and its `source` beside it; the last score of an event
+wins. Every item counts as one event against the project's ingest rate limit (429 with
+Retry-After over it, nothing stored). Each item is checked
 on its own: good items are stored and bad ones reported with `index`, `event_id`, `field`, `code`
 and `message` (207). An `event_id` not stored (yet) is rejected with code `not_found`: retry it
 later. Scores feed the savings evidence at the next rollup refresh (docs/savings.md).
@@ -160,7 +162,8 @@ class ScoreSerializer(serializers.Serializer):
                                      help_text="The scored event's event_id (as sent with the event).")
     quality = serializers.FloatField(min_value=0, max_value=1, help_text="The answer's score, 0 (bad) to 1 (good).")
     source = serializers.CharField(required=False, max_length=MAX_SOURCE_LENGTH,
-                                   help_text="Who scored it, e.g. `judge`, `thumbs`.")
+                                   help_text="Who scored it, e.g. `judge`, `thumbs`, `eval`; stored with the "
+                                             "quality (the last score's).")
 
 
 class ScoreBatchSerializer(serializers.Serializer):

@@ -1,7 +1,8 @@
 """Late quality scores (`POST /api/v1/scores`, docs/savings.md#scores): attach a score to a stored event.
 
-Each item is checked on its own, like an event: good items set the event's `quality` (the last
-score of an event in the batch wins, and a later batch overwrites an earlier one), bad items are
+Each item is checked on its own, like an event: good items set the event's `quality` and
+`quality_source` (the item's `source`, "" when absent; the last score of an event in the batch
+wins, and a later batch overwrites an earlier one), bad items are
 reported with `index`, `event_id`, `field`, `code` and `message`. An `event_id` not stored (yet) is
 rejected with `not_found`, so a client retries it. The same transaction writes a score mark per
 scored event (no rollup sums quality, so nothing is rebuilt): the next refresh re-pairs just
@@ -99,26 +100,28 @@ def score_batch_apply(*, project: Project, scores: list) -> ScoresResult:
     """Validate every item, set the quality of the stored events (the last item of an event wins)
     and write a score mark per event (the refresh re-pairs it), in one transaction."""
     result = ScoresResult()
-    latest: dict[str, tuple[int, float]] = {}  # event_id -> (last index, quality)
+    latest: dict[str, tuple[float, str]] = {}  # event_id -> (quality, source) of its last item
     indexes: dict[str, list[int]] = {}
     for index, item in enumerate(scores):
         checked, error = score_check(index, item)
         if error:
             result.errors.append(error)
             continue
-        event_id, quality, _source = checked
-        latest[event_id] = (index, quality)
+        event_id, quality, source = checked
+        latest[event_id] = (quality, source)
         indexes.setdefault(event_id, []).append(index)
     found = set()
     if latest:
         ids = list(latest)
-        qualities = [latest[event_id][1] for event_id in ids]
+        qualities = [latest[event_id][0] for event_id in ids]
+        sources = [latest[event_id][1] for event_id in ids]
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 """
                 WITH scored AS (
-                    UPDATE ingest_event e SET quality = s.quality
-                    FROM unnest(%(ids)s::text[], %(qualities)s::float8[]) AS s(event_id, quality)
+                    UPDATE ingest_event e SET quality = s.quality, quality_source = s.source
+                    FROM unnest(%(ids)s::text[], %(qualities)s::float8[], %(sources)s::text[])
+                        AS s(event_id, quality, source)
                     WHERE e.project_id = %(project_id)s AND e.event_id = s.event_id
                     RETURNING e.id, e.event_id, e.ts),
                 marked AS (
@@ -126,7 +129,7 @@ def score_batch_apply(*, project: Project, scores: list) -> ScoresResult:
                     SELECT %(project_id)s, date_trunc('hour', ts, 'UTC'), now(), id FROM scored)
                 SELECT event_id FROM scored
                 """,
-                {"ids": ids, "qualities": qualities, "project_id": project.pk},
+                {"ids": ids, "qualities": qualities, "sources": sources, "project_id": project.pk},
             )
             found = {row[0] for row in cursor.fetchall()}
     for event_id, positions in indexes.items():

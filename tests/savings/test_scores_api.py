@@ -44,11 +44,36 @@ def test_scores_set_quality_and_mark_each_event(ingest_client, stored):
         assert mark.hour == events[pk].ts.replace(minute=0, second=0, microsecond=0)
 
 
+def source(event_id):
+    return Event.objects.get(event_id=event_id).quality_source
+
+
 def test_last_score_wins_in_a_batch_and_across_batches(ingest_client, stored):
-    post(ingest_client, [{"event_id": "a", "quality": 0.2}, {"event_id": "a", "quality": 0.9}])
-    assert quality("a") == 0.9
-    post(ingest_client, [{"event_id": "a", "quality": 0.4}])
-    assert quality("a") == 0.4
+    post(ingest_client, [{"event_id": "a", "quality": 0.2, "source": "judge"},
+                         {"event_id": "a", "quality": 0.9, "source": "thumbs"}])
+    assert (quality("a"), source("a")) == (0.9, "thumbs")
+    post(ingest_client, [{"event_id": "a", "quality": 0.4, "source": "eval"}])
+    assert (quality("a"), source("a")) == (0.4, "eval")
+    post(ingest_client, [{"event_id": "a", "quality": 0.5}])  # no source: the last score's (none)
+    assert (quality("a"), source("a")) == (0.5, "")
+    assert source("b") == ""
+
+
+def test_scores_are_charged_to_the_ingest_rate_limit_like_events(settings, project, ingest_client):
+    settings.INGEST_RATE_LIMIT = 1  # a bucket of one batch (1000), refilled at 1 per second
+    events = [event(f"r{i}") for i in range(600)]
+    response = ingest_client.post("/api/v1/events", data=json.dumps({"events": events}),
+                                  content_type="application/json")
+    assert response.status_code == 200
+    scores = [{"event_id": f"r{i}", "quality": 0.5, "source": "judge"} for i in range(500)]
+    response = post(ingest_client, scores)  # 600 + 500 > 1000: the events and the scores share the bucket
+    assert response.status_code == 429
+    assert int(response["Retry-After"]) >= 90  # 100 tokens short at 1/s
+    assert response.json()["errors"][0] == {"field": None, "code": "rate_limited", "message": (
+        "over this project's ingest rate limit of 1 events/s; retry after " f"{response['Retry-After']} s")}
+    assert not Event.objects.filter(quality__isnull=False).exists()
+    assert post(ingest_client, scores[:300]).status_code == 200  # 400 tokens left
+    assert Event.objects.filter(quality=0.5, quality_source="judge").count() == 300
 
 
 @pytest.mark.parametrize(("item", "field", "code"), [
