@@ -6,9 +6,11 @@ by timing."""
 import json
 import logging
 import random
+import sys
 import threading
 import urllib.request
 
+import pytest
 from costwatch_client.shadow import Shadower
 from werkzeug import Response
 
@@ -42,12 +44,15 @@ class Pro:
         self.gate = threading.Event()
         self.gate.set()
         self.arrived = threading.Event()
+        self.on_arrival = None  # called as each request arrives, before it is answered
         self.requests = 0
         self.lock = threading.Lock()
 
     def __call__(self, request):
         with self.lock:
             self.requests += 1
+        if self.on_arrival is not None:
+            self.on_arrival()
         self.arrived.set()
         self.gate.wait(30)
         return Response(json.dumps(chat("pro answer", "gpt-5")), status=self.status, content_type="application/json")
@@ -120,6 +125,43 @@ def test_the_caller_returns_while_the_pro_call_is_still_held(httpserver, clients
     assert client.shadows.join(timeout=20) and client.flush(timeout=20)
     assert client.stats()["shadow"]["recorded"] == 1
     assert by_role(events)["shadow"]["parent_event_id"] == by_role(events)["primary"]["event_id"]
+
+
+def held_at_return(code, until: threading.Event, window: float):
+    """A profile hook for the calling thread: when the function of `code` is about to return (its
+    frame still on the stack), hold it there until `until` is set or `window` seconds passed. It
+    gives a Pro call started too early every chance to arrive before the caller has returned."""
+    def hook(frame, event, arg):
+        if event == "return" and frame.f_code is code:
+            until.wait(window)
+    return hook
+
+
+@pytest.mark.parametrize("how", ["call", "track"])
+def test_the_pro_call_starts_only_after_the_caller_has_returned(httpserver, clients, how):  # noqa: F811
+    pro = Pro()
+    client, events, scores, pro, call_pro = setup(httpserver, clients, pro=pro)
+    client.shadows.rng = Always(0.0)
+    caller_returned = threading.Event()
+    arrivals = []  # for each Pro request: had the caller returned when it arrived?
+    pro.on_arrival = lambda: arrivals.append(caller_returned.is_set())
+    shadow = {"call": call_pro, "rate": 0.2}
+    entry = type(client).call if how == "call" else track.__exit__
+    sys.setprofile(held_at_return(entry.__code__, pro.arrived, window=1.0))
+    try:
+        if how == "call":
+            returned = client.call(lite, costwatch={"feature": "answers", "shadow": shadow})
+        else:
+            with track(feature="answers", shadow=shadow):
+                returned = client.call(lite)
+    finally:
+        caller_returned.set()  # right after the wrapped call (or the block) returned
+        sys.setprofile(None)
+    assert returned == lite()
+    assert client.shadows.join(timeout=20) and client.flush(timeout=20)
+    assert arrivals == [True]  # the Pro request arrived only after the caller had its answer
+    roles = by_role(events)
+    assert roles["shadow"]["parent_event_id"] == roles["primary"]["event_id"]
 
 
 def test_a_track_block_shadows_its_primary_call_after_the_block_exits(httpserver, clients):  # noqa: F811

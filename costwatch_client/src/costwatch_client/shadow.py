@@ -2,7 +2,9 @@
 
 For a sampled fraction of Lite calls, the Pro call (`shadow["call"]`, no arguments) runs
 on one of a few background threads, handed over after the Lite answer is recorded and
-never waited for by the caller. It is recorded with `role=shadow` and `parent_event_id`
+never waited for by the caller. The worker starts it only once the caller has returned: it
+waits until the client's method the caller called (`call`, `record`, `acall`, the `track`
+block's exit) is no longer on the calling thread's stack. It is recorded with `role=shadow` and `parent_event_id`
 = the Lite event's id; with a judge, both qualities go through `Client.score()`.
 Nothing here raises into the caller: broken Pro calls and judges are counted and logged.
 """
@@ -12,6 +14,7 @@ from __future__ import annotations
 import logging
 import queue
 import random
+import sys
 import threading
 import time
 from datetime import datetime, timezone
@@ -25,6 +28,35 @@ PAIRWISE = {"first": (1.0, 0.0), "second": (0.0, 1.0), "tie": (0.5, 0.5)}
 COUNTERS = ("sampled", "skipped_budget", "dropped", "recorded", "call_failed", "judge_failed", "judged",
             "bad_spec")
 KEEP = ("feature", "environment", "request_id", "attributes")  # Lite fields the shadow event shares
+PACKAGE = __name__.rpartition(".")[0]  # "costwatch_client"
+CALLER_WAIT_SECONDS = 10.0  # a caller still inside the client this long is not waited for any more
+
+
+def _entry_frame():
+    """The frame of the client's method that the caller called: the outermost frame of this
+    package in the unbroken run of them at the top of the calling thread's stack."""
+    frame, entry = sys._getframe(1), None
+    while frame is not None and frame.f_globals.get("__name__", "").startswith(PACKAGE):
+        entry, frame = frame, frame.f_back
+    return entry
+
+
+def _on_stack(top, frame) -> bool:
+    while top is not None:
+        if top is frame:
+            return True
+        top = top.f_back
+    return False
+
+
+def _wait_for_caller(caller) -> None:
+    """Return once the caller's thread has left the client's method (see the module docstring)."""
+    thread_id, entry = caller
+    deadline = time.monotonic() + CALLER_WAIT_SECONDS
+    while entry is not None and time.monotonic() < deadline:
+        if not _on_stack(sys._current_frames().get(thread_id), entry):
+            return
+        time.sleep(0.001)
 
 
 class Shadower:
@@ -75,7 +107,8 @@ class Shadower:
             self._count("skipped_budget")
             return False
         try:
-            self._jobs.put_nowait((spec, lite_result, lite_event))
+            caller = (threading.get_ident(), _entry_frame())
+            self._jobs.put_nowait((spec, lite_result, lite_event, caller))
         except queue.Full:
             self._count("dropped")
             return False
@@ -135,8 +168,10 @@ class Shadower:
                 if job is None:
                     return
                 continue
-            spec, lite_result, lite_event = job
+            spec, lite_result, lite_event, caller = job
             try:
+                _wait_for_caller(caller)
+                del caller, job  # not keeping the caller's frame (and its locals) alive any longer
                 self.run(spec, lite_result, lite_event)
             except Exception:  # never let a worker die
                 logger.exception("costwatch: shadow job failed")
