@@ -171,9 +171,16 @@ def rules_page(request, slug):
         "project": project, "nav": "rules", "is_admin": is_admin, "rules": page_list(request, rules, name="rules"),
         "budgets": budgets, "kinds": RULE_KINDS,
         "defaults": {k: json.dumps(rule_functions.defaults(k)) for k, _ in RULE_KINDS},
-        "features": Feature.objects.filter(project=project), "form": request.POST if request.method == "POST" else {},
+        "features": _feature_suggestions(project), "form": request.POST if request.method == "POST" else {},
     }
     return render(request, "budgets/rules.html", context)
+
+
+FEATURE_SUGGESTIONS = 500  # a datalist of names to pick from: any other name may still be typed
+
+
+def _feature_suggestions(project):
+    return Feature.objects.filter(project=project).order_by("name")[:FEATURE_SUGGESTIONS]
 
 
 @login_required
@@ -192,7 +199,7 @@ def rule_edit(request, slug, rule_id):
     if request.method == "POST" and _form_saved(request, save):
         return redirect("budgets:rules", slug=slug)
     context = {"project": project, "nav": "rules", "rule": rule, "params_json": json.dumps(rule.params, indent=1),
-               "features": Feature.objects.filter(project=project)}
+               "features": _feature_suggestions(project)}
     return render(request, "budgets/rule_edit.html", context)
 
 

@@ -76,3 +76,21 @@ def test_the_channels_page_shows_50_channels_and_streams_all_without_secrets(cli
     assert {c["target_host"] for c in channels} == {"hooks.example.com"} and {c["has_secret"] for c in channels} == {
         "True"}
     assert "XYZsecretpath" not in body and "s3cret" not in body
+
+
+def test_the_rule_forms_suggest_500_feature_names_and_take_any_other(client, user, project):
+    from ingest.models import Feature
+
+    Feature.objects.bulk_create([Feature(project=project, name=f"feature-{n:03d}") for n in range(520)])
+    client.force_login(user)
+    html = client.get(f"/p/{project.slug}/rules/").content.decode()
+    suggestions = html.split('<datalist id="feature-names">')[1].split("</datalist>")[0]
+    assert suggestions.count("<option") == 500 and 'value="feature-499"' in suggestions
+    response = client.post(f"/p/{project.slug}/rules/", {"kind": "spend_spike", "feature": "feature-510",
+                                                           "environment": "production", "cooldown_hours": "24",
+                                                           "enabled": "on", "params": ""})
+    assert response.status_code == 302
+    assert Rule.objects.filter(project=project, kind="spend_spike", feature__name="feature-510").exists()
+    rule = Rule.objects.get(project=project, kind="spend_spike", feature__name="feature-510")
+    edit = client.get(f"/p/{project.slug}/rules/{rule.pk}/").content.decode()
+    assert edit.split('<datalist id="feature-names">')[1].split("</datalist>")[0].count("<option") == 500
