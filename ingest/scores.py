@@ -6,7 +6,8 @@ wins, and a later batch overwrites an earlier one), bad items are
 reported with `index`, `event_id`, `field`, `code` and `message`. An `event_id` not stored (yet) is
 rejected with `not_found`, so a client retries it. The same transaction writes a score mark per
 scored event (no rollup sums quality, so nothing is rebuilt): the next refresh re-pairs just
-those events for the savings evidence.
+those events for the savings evidence. An event scored before the refresh has added its batch
+gets a rebuild mark for its hour instead (see score_batch_apply).
 """
 
 import math
@@ -98,7 +99,11 @@ def score_check(index: int, item) -> tuple[tuple[str, float, str] | None, dict |
 
 def score_batch_apply(*, project: Project, scores: list) -> ScoresResult:
     """Validate every item, set the quality of the stored events (the last item of an event wins)
-    and write a score mark per event (the refresh re-pairs it), in one transaction."""
+    and write a score mark per event (the refresh re-pairs it), in one transaction.
+
+    The refresh finds a new batch's events by their xmin (docs/rollups.md#keeping-them-fresh), which
+    the UPDATE replaces. So an event whose batch the refresh has not claimed yet gets a rebuild
+    mark for its hour instead: the rebuild counts it from raw events, where a delta would miss it."""
     result = ScoresResult()
     latest: dict[str, tuple[float, str]] = {}  # event_id -> (quality, source) of its last item
     indexes: dict[str, list[int]] = {}
@@ -118,15 +123,25 @@ def score_batch_apply(*, project: Project, scores: list) -> ScoresResult:
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(
                 """
-                WITH scored AS (
-                    UPDATE ingest_event e SET quality = s.quality, quality_source = s.source
-                    FROM unnest(%(ids)s::text[], %(qualities)s::float8[], %(sources)s::text[])
-                        AS s(event_id, quality, source)
-                    WHERE e.project_id = %(project_id)s AND e.event_id = s.event_id
-                    RETURNING e.id, e.event_id, e.ts),
+                WITH target AS (
+                    SELECT e.id, e.ts, e.xmin::text AS written_by, s.quality, s.source
+                    FROM ingest_event e
+                    JOIN unnest(%(ids)s::text[], %(qualities)s::float8[], %(sources)s::text[])
+                        AS s(event_id, quality, source) ON e.event_id = s.event_id
+                    WHERE e.project_id = %(project_id)s
+                    FOR UPDATE OF e),
+                scored AS (
+                    UPDATE ingest_event e SET quality = t.quality, quality_source = t.source
+                    FROM target t WHERE e.id = t.id
+                    RETURNING e.event_id),
+                pending AS (
+                    SELECT xmin::text AS written_by FROM ingest_dirtyhour
+                    WHERE project_id = %(project_id)s AND first_event_id IS NOT NULL),
                 marked AS (
                     INSERT INTO ingest_dirtyhour (project_id, hour, created_at, scored_event_id)
-                    SELECT %(project_id)s, date_trunc('hour', ts, 'UTC'), now(), id FROM scored)
+                    SELECT %(project_id)s, date_trunc('hour', t.ts, 'UTC'), now(),
+                           CASE WHEN t.written_by IN (SELECT written_by FROM pending) THEN NULL ELSE t.id END
+                    FROM target t)
                 SELECT event_id FROM scored
                 """,
                 {"ids": ids, "qualities": qualities, "sources": sources, "project_id": project.pk},

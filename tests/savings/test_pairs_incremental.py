@@ -7,9 +7,10 @@ import json
 from datetime import timedelta
 
 import pytest
+from django.db.models import Sum
 from django.utils import timezone
 
-from costwatch.metrics.models import SavingsPair
+from costwatch.metrics.models import FeatureHour, HourlyRollup, SavingsPair
 from costwatch.metrics.services import project_refresh
 from ingest.models import DirtyHour, Event
 from tests.ingest.helpers import iso, recent
@@ -103,3 +104,56 @@ def test_hours_rebuilt_in_place_keep_the_pairs_exact(project, ingest_client):
     SavingsPair.objects.update(lite_quality=0.0)  # stale rows must be replaced, not kept
     result = refresh_and_compare(project)
     assert result.hours_rebuilt == len(hours)
+
+
+def rollup_calls() -> int:
+    """Calls in the hourly rollups (FeatureHour and HourlyRollup must agree)."""
+    feature_hours = FeatureHour.objects.aggregate(n=Sum("calls"))["n"]
+    assert feature_hours == HourlyRollup.objects.aggregate(n=Sum("calls"))["n"]
+    return feature_hours
+
+
+def test_an_event_scored_before_its_batch_is_rolled_up_still_counts(project, ingest_client):
+    """The refresh finds a new batch's events by their xmin, which the score's UPDATE replaces:
+    such an event must still reach every rollup, once."""
+    send(ingest_client, [lite("l1"), shadow("s1", parent="l1", quality=0.9), lite("l2", 0.5)])
+    score(ingest_client, l1=0.7)  # before any refresh has claimed the batch
+    marks = list(DirtyHour.objects.filter(first_event_id__isnull=True))
+    assert len(marks) == 1 and marks[0].scored_event_id is None  # a rebuild mark for l1's hour
+    refresh_and_compare(project)
+    assert rollup_calls() == 3
+    assert stored_pairs() == {"s1": ("l1", 0.7, 0.9)}
+    # Once the batch is rolled up, a score only re-pairs: nothing is rebuilt or counted again.
+    score(ingest_client, l1=0.2, s1=0.3)
+    assert DirtyHour.objects.filter(scored_event_id__isnull=False).count() == 2
+    result = refresh_and_compare(project)
+    assert (result.events_added, result.hours_rebuilt) == (0, 0)
+    assert rollup_calls() == 3
+
+
+@pytest.mark.django_db(transaction=True)
+def test_scores_racing_new_batches_on_other_connections_lose_no_event(project, ingest_client):
+    """Batches and their scores committed by other connections, refreshes in between: every
+    event is in the rollups once, and the pairs equal the plain-Python pairing."""
+    for i in range(6):
+        send(ingest_client, [lite(f"l{i}"), shadow(f"s{i}", parent=f"l{i}", quality=0.5)])
+        score(ingest_client, **{f"l{i}": 0.1 * i})
+        if i % 2:
+            refresh_and_compare(project)
+    refresh_and_compare(project)
+    assert rollup_calls() == 12 == Event.objects.count()
+
+
+def test_a_pro_call_whose_lite_partner_stops_qualifying_pairs_with_the_next_one(project, ingest_client):
+    """The Pro call and the second Lite call of its request are outside the rebuilt hour."""
+    send(ingest_client, [lite("first", 0.8, request_id="r", timestamp=iso(recent(hours=6))),
+                         lite("second", 0.6, request_id="r", timestamp=iso(recent(hours=4))),
+                         shadow("pro", quality=0.9, request_id="r", timestamp=iso(recent(hours=2)))])
+    refresh_and_compare(project)
+    assert stored_pairs() == {"pro": ("first", 0.8, 0.9)}
+    first = Event.objects.get(event_id="first")
+    Event.objects.filter(pk=first.pk).update(tier="pro")  # changed in place, e.g. a re-price
+    DirtyHour.objects.create(project=project, hour=first.ts.replace(minute=0, second=0, microsecond=0),
+                             created_at=timezone.now())
+    refresh_and_compare(project)
+    assert stored_pairs() == {"pro": ("second", 0.6, 0.9)}

@@ -8,7 +8,7 @@ the same `request_id`; both need a quality score. A Pro call pairs with at most 
 A refresh re-pairs the events that changed: new events that can be a side of a pair, events
 that got a score (score marks), and every such event in hours rebuilt in place. From those it
 finds the Pro calls whose pair may have changed (themselves, or the Pro calls that name a
-changed Lite call) through partial indexes that hold only pairable events, deletes their pairs
+changed Lite call, and those whose pair a rebuilt hour dropped) through partial indexes that hold only pairable events, deletes their pairs
 and inserts them again. Its cost follows the changed events, never the size of their hours.
 """
 
@@ -22,9 +22,11 @@ PARTNER_REACH = dt.timedelta(days=1)
 PAIRABLE = ("e.quality IS NOT NULL AND ((e.role = 'primary' AND e.tier = 'lite') "
             "OR (e.role IN ('shadow', 'escalation') AND e.tier = 'pro'))")
 
-REPAIR_TABLE = """
-CREATE TEMP TABLE cw_repair (id bigint, event_id text, request_id text, role text) ON COMMIT DROP
-"""
+# The changed pairable events, and the Pro calls whose pairs the rebuilt hours dropped.
+REPAIR_TABLES = (
+    "CREATE TEMP TABLE cw_repair (id bigint, event_id text, request_id text, role text) ON COMMIT DROP",
+    "CREATE TEMP TABLE cw_repair_gone (id bigint) ON COMMIT DROP",
+)
 
 # The changed events, by where the refresh learnt of them.
 CHANGED = {
@@ -36,11 +38,15 @@ CHANGED = {
 
 REPAIR_FILL = f"INSERT INTO cw_repair SELECT e.id, e.event_id, e.request_id, e.role FROM ingest_event e WHERE {PAIRABLE} AND "
 
-# Pairs of the rebuilt hours go first: an event there may no longer be pairable.
+# Pairs of the rebuilt hours go first (an event there may no longer be pairable); their Pro
+# calls are paired again, maybe with another Lite call.
 PAIRS_DELETE_HOURS = """
-DELETE FROM metrics_savingspair
-WHERE project_id = %(project_id)s AND lite_ts >= %(low)s - %(reach)s AND lite_ts < %(high)s + %(reach)s
-  AND (date_trunc('hour', lite_ts, 'UTC') = ANY(%(hours)s) OR date_trunc('hour', pro_ts, 'UTC') = ANY(%(hours)s))
+WITH gone AS (
+    DELETE FROM metrics_savingspair
+    WHERE project_id = %(project_id)s AND lite_ts >= %(low)s - %(reach)s AND lite_ts < %(high)s + %(reach)s
+      AND (date_trunc('hour', lite_ts, 'UTC') = ANY(%(hours)s) OR date_trunc('hour', pro_ts, 'UTC') = ANY(%(hours)s))
+    RETURNING pro_event_id)
+INSERT INTO cw_repair_gone SELECT pro_event_id FROM gone
 """
 
 # The Pro calls to re-pair: changed ones, and those naming a changed Lite call (partial indexes
@@ -48,6 +54,8 @@ WHERE project_id = %(project_id)s AND lite_ts >= %(low)s - %(reach)s AND lite_ts
 PROS_TABLE = """
 CREATE TEMP TABLE cw_repair_pros ON COMMIT DROP AS
 SELECT c.id FROM cw_repair c WHERE c.role <> 'primary'
+UNION
+SELECT id FROM cw_repair_gone
 UNION
 SELECT p.id FROM cw_repair c JOIN ingest_event p ON p.project_id = %(project_id)s AND p.parent_event_id = c.event_id
 WHERE c.role = 'primary' AND p.parent_event_id <> ''
@@ -101,17 +109,19 @@ def pairs_refresh(cursor, project_id: int, *, new: tuple[int, list[str]] | None 
         hours = sorted(set(hours))
         params.update(hours=hours, low=hours[0], high=hours[-1] + HOUR)
         sources.append(CHANGED["hours"])
-        cursor.execute(PAIRS_DELETE_HOURS, params)
     if not sources:
         return
-    cursor.execute(REPAIR_TABLE)
+    for statement in REPAIR_TABLES:
+        cursor.execute(statement)
+    if hours:
+        cursor.execute(PAIRS_DELETE_HOURS, params)
     for source in sources:
         cursor.execute(REPAIR_FILL + source, params)
-    cursor.execute("SELECT 1 FROM cw_repair LIMIT 1")
-    if cursor.fetchone():
+    cursor.execute("SELECT EXISTS (SELECT 1 FROM cw_repair) OR EXISTS (SELECT 1 FROM cw_repair_gone)")
+    if cursor.fetchone()[0]:
         cursor.execute(PROS_TABLE, params)
         cursor.execute(PAIRS_DELETE, params)
         for partner in PARTNER.values():
             cursor.execute(PAIRS_INSERT.replace("__PARTNER__", partner), params)
         cursor.execute("DROP TABLE cw_repair_pros")
-    cursor.execute("DROP TABLE cw_repair")
+    cursor.execute("DROP TABLE cw_repair, cw_repair_gone")
