@@ -193,6 +193,27 @@ class ModelDay(FeatureDayKey, UsageCounts, RoutedCounts):
         constraints = [_unique_key("modelday", "model", "tier", "day")]
 
 
+class RouteDay(FeatureDayKey):
+    """Narrow (project, environment, feature, model, tier, role, route_reason, day) table of calls and
+    token sums: HourlyRollup's key at day grain, without status, costs or histograms. The savings
+    recommendations read their whole days here (docs/savings.md#recommendations), so their cost
+    follows features x days, not events; day in project timezone."""
+
+    model = models.CharField(max_length=200)
+    tier = models.CharField(max_length=8)
+    role = models.CharField(max_length=12)
+    route_reason = models.CharField(max_length=50, blank=True, default="")
+    calls = models.BigIntegerField(default=0)
+    input_tokens = models.BigIntegerField(default=0)
+    cached_input_tokens = models.BigIntegerField(default=0)
+    cache_write_input_tokens = models.BigIntegerField(default=0)
+    output_tokens = models.BigIntegerField(default=0)
+    reasoning_tokens = models.BigIntegerField(default=0)
+
+    class Meta(FeatureDayKey.Meta):
+        constraints = [_unique_key("routeday", "model", "tier", "role", "route_reason", "day")]
+
+
 class FeatureLatencyDay(FeatureDayKey):
     """Latency and ttft histograms per (project, environment, feature, day), merged over tiers
     and roles: the features list reads percentiles from here, a fifth of FeatureDay's rows."""

@@ -18,6 +18,7 @@ from costwatch.metrics.models import (
     FeatureLatencyDay,
     HourlyRollup,
     ModelDay,
+    RouteDay,
 )
 from ingest.models import DirtyHour
 from ingest.services import event_rows_store
@@ -26,7 +27,9 @@ from tests.histograms import histogram
 from tests.metrics.eventdata import UTC, counters, event_row, group, random_rows, store_events, utc_hour
 
 START = dt.datetime(2026, 11, 18, 20, 0, tzinfo=UTC)
-TABLES = (HourlyRollup, FeatureHour, FeatureDay, FeatureLatencyDay, ModelDay, DimensionDay)
+TABLES = (HourlyRollup, FeatureHour, FeatureDay, FeatureLatencyDay, ModelDay, DimensionDay, RouteDay)
+ROUTE_COUNTERS = ("calls", "input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
+                  "reasoning_tokens")
 HISTS = ("latency_hist", "ttft_hist", "output_tokens_hist")
 
 
@@ -72,10 +75,23 @@ def stored_feature_days(project) -> dict:
             for r in FeatureDay.objects.filter(project=project)}
 
 
+def expected_route_days(rows, tzinfo) -> dict:
+    groups = group(rows, lambda r: (r["ts"].astimezone(tzinfo).date(), r["environment"], r["feature"], r["model"],
+                                    r["tier"], r["role"], r["route_reason"]))
+    return {key: tuple(counters(members)[name] for name in ROUTE_COUNTERS) for key, members in groups.items()}
+
+
+def stored_route_days(project) -> dict:
+    names = dict(project.features.values_list("id", "name"))
+    return {(r.day, r.environment, names[r.feature_id], r.model, r.tier, r.role, r.route_reason):
+            tuple(getattr(r, name) for name in ROUTE_COUNTERS) for r in RouteDay.objects.filter(project=project)}
+
+
 def assert_rollups_match(project, rows):
     """The rollups equal plain Python over `rows`, and equal a rebuild from raw events."""
     assert stored_hourly(project) == expected_hourly(rows)
     assert stored_feature_days(project) == expected_feature_days(rows, project.tzinfo)
+    assert stored_route_days(project) == expected_route_days(rows, project.tzinfo)
     customers = [r for r in rows if "customer" in r["attributes"]]
     by_value = group(customers, lambda r: r["attributes"]["customer"])
     stored = {}

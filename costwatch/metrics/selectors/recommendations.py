@@ -9,7 +9,8 @@ dollars per month at current prices, each with the evidence behind it and a stat
 
 Monthly savings = window savings x 30 / window days, both tiers priced at the current catalogue.
 A Lite move is `recommended` only with at least 30 shadow pairs, an interval lower bound >= -0.02
-and a pair in the last 14 days. Reads rollups and the pairs table only; the answer is cached per
+and a pair in the last 14 days. Reads daily rollups (RouteDay, FeatureDay) for the whole days of
+the window, HourlyRollup for its edge hours and the pairs table; the answer is cached per
 (project, window, hour) and keyed by the rollups' version and the prices' fingerprint, so a
 refresh that changed data, or a price change, computes it afresh (docs/savings.md#recommendations).
 """
@@ -23,7 +24,7 @@ from django.utils import timezone
 from costwatch.dbrouting import read_connection
 from costwatch.metrics import buckets
 from costwatch.metrics.definitions import HOUR, ROUTED_ROLES, WINDOW_7D, WINDOW_24H, WINDOW_28D, hour_floor
-from costwatch.metrics.models import FeatureDay, HourlyRollup
+from costwatch.metrics.models import FeatureDay, HourlyRollup, RouteDay
 from costwatch.metrics.windows import hours_filter, split
 from ingest.models import Feature
 from ingest.pricing import PriceBook, call_cost
@@ -75,25 +76,36 @@ def target_pro_share(evidence: Evidence) -> float:
     return max(MIN_TARGET_PRO_SHARE, worse)
 
 
+def _window_parts(project, start, end) -> tuple[str, str, dict]:
+    """SQL conditions for the whole project-timezone days of [start, end) (on `day`) and for its
+    edge hours (on `hour`), with their parameters: days come from daily tables, edges from hourly."""
+    window = split(project, start, end)
+    edges, params = hours_filter(window, "hour")
+    params.update(project_id=project.pk, first_day=window.first_day, last_day=window.last_day)
+    days = "day >= %(first_day)s AND day < %(last_day)s" if window.has_days else "false"
+    return days, edges, params
+
+
 def _usage(project, start, end):
-    """Per (feature_id, tier, role, model, route_reason): calls and token sums over the window's hours."""
-    sums = ", ".join(f"sum({name})::bigint" for name in TOKENS)
+    """Per (feature_id, tier, role, model, route_reason): calls and token sums over exactly [start, end):
+    whole days from RouteDay, the edge hours from HourlyRollup."""
+    days, edges, params = _window_parts(project, start, end)
+    columns = ", ".join(("feature_id, tier, role, model, route_reason, calls", *TOKENS))
+    sums = ", ".join(f"sum({name})::bigint" for name in ("calls", *TOKENS))
     with read_connection().cursor() as cursor:
         cursor.execute(
-            f"SELECT feature_id, tier, role, model, route_reason, sum(calls)::bigint, {sums} "
-            f"FROM {HourlyRollup._meta.db_table} WHERE project_id = %s AND hour >= %s AND hour < %s "
-            "AND tier IN ('lite', 'pro') GROUP BY 1, 2, 3, 4, 5",
-            [project.pk, start, end])
+            f"SELECT feature_id, tier, role, model, route_reason, {sums} FROM ("
+            f"SELECT {columns} FROM {RouteDay._meta.db_table} WHERE project_id = %(project_id)s AND {days} "
+            "AND tier IN ('lite', 'pro') UNION ALL "
+            f"SELECT {columns} FROM {HourlyRollup._meta.db_table} WHERE project_id = %(project_id)s AND {edges} "
+            "AND tier IN ('lite', 'pro')) usage GROUP BY 1, 2, 3, 4, 5", params)
         return cursor.fetchall()
 
 
 def _output_hists(project, start, end):
     """{(feature_id, tier): output-token histogram} over exactly [start, end): the whole
     project-timezone days from FeatureDay, the edge hours from HourlyRollup, summed in SQL."""
-    window = split(project, start, end)
-    edges, params = hours_filter(window, "hour")
-    params.update(project_id=project.pk, first_day=window.first_day, last_day=window.last_day)
-    days = "day >= %(first_day)s AND day < %(last_day)s" if window.has_days else "false"
+    days, edges, params = _window_parts(project, start, end)
     with read_connection().cursor() as cursor:
         cursor.execute(
             f"SELECT feature_id, tier, cw_hist_sum(output_tokens_hist) FROM {FeatureDay._meta.db_table} "

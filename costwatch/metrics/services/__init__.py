@@ -1,4 +1,4 @@
-"""Rollup refresh: dirty UTC hours in, HourlyRollup / FeatureHour / FeatureDay / ModelDay / DimensionDay out.
+"""Rollup refresh: dirty UTC hours in, HourlyRollup / FeatureHour / FeatureDay / ModelDay / RouteDay / DimensionDay out.
 
 Ingest (and a cost recompute) writes a DirtyHour mark in the same transaction as the events.
 The refresh claims marks with DELETE ... RETURNING inside the transaction that rebuilds

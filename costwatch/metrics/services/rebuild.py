@@ -9,7 +9,8 @@ from costwatch.projects.models import Project
 
 from .refresh import project_refresh
 
-DAY_TABLES = ("metrics_featureday", "metrics_featurelatencyday", "metrics_modelday", "metrics_dimensionday")
+DAY_TABLES = ("metrics_featureday", "metrics_featurelatencyday", "metrics_modelday", "metrics_dimensionday",
+              "metrics_routeday")
 
 
 def project_mark_all_dirty(*, project: Project, since: dt.datetime | None = None, drop_days: bool = False) -> int:

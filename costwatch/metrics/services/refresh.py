@@ -31,6 +31,9 @@ from .sql import (
     MODEL_DAY_DELTA,
     MODEL_DAY_FROM_EVENTS,
     MODEL_DAY_FROM_HOURS,
+    ROUTE_DAY_DELTA,
+    ROUTE_DAY_FROM_EVENTS,
+    ROUTE_DAY_FROM_HOURS,
 )
 
 logger = logging.getLogger(__name__)
@@ -136,7 +139,7 @@ def _add_deltas(cursor, project: Project, first_id: int, xids: list[str]) -> tup
     events, latest = cursor.fetchone()
     if events:
         for statement in (HOURLY_DELTA, FEATURE_HOUR_DELTA, FEATURE_DAY_DELTA, MODEL_DAY_DELTA,
-                          FEATURE_LATENCY_DAY_DELTA):
+                          FEATURE_LATENCY_DAY_DELTA, ROUTE_DAY_DELTA):
             cursor.execute(statement, params)
         if params["dimensions"]:
             cursor.execute(DIMENSION_DAY_DELTA, params)
@@ -169,6 +172,8 @@ def _rebuild_days(cursor, project: Project, days: list[dt.date]) -> None:
     cursor.execute(FEATURE_LATENCY_DAY_INSERT, params)
     cursor.execute("DELETE FROM metrics_modelday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)", params)
     cursor.execute(MODEL_DAY_FROM_HOURS if hour_aligned else MODEL_DAY_FROM_EVENTS, params)
+    cursor.execute("DELETE FROM metrics_routeday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)", params)
+    cursor.execute(ROUTE_DAY_FROM_HOURS if hour_aligned else ROUTE_DAY_FROM_EVENTS, params)
     cursor.execute("DELETE FROM metrics_dimensionday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)",
                    params)
     if params["dimensions"]:

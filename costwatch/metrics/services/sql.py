@@ -279,3 +279,49 @@ FEATURE_LATENCY_DAY_DELTA = (
 
 DIMENSION_DAY_DELTA = (DIMENSION_DAY_SELECT.replace("__WHERE__", NEW_EVENTS)
                        + _added(DIMENSION_DAY_KEY, DIMENSION_DAY_COUNTERS))
+
+
+ROUTE_DAY_KEY = "project_id, environment, feature_id, model, tier, role, route_reason, day"
+
+
+ROUTE_DAY_COUNTERS = "calls, input_tokens, cached_input_tokens, cache_write_input_tokens, output_tokens, reasoning_tokens"
+
+
+# RouteDay (what the savings recommendations read) from rows with the HourlyRollup key (alias r):
+# the rollup table itself when the project's days start on UTC hours, or a batch's delta.
+ROUTE_DAY_SELECT = f"""
+SELECT r.project_id, r.environment, r.feature_id, r.model, r.tier, r.role, r.route_reason, __DAY__,
+       {", ".join(f"sum(r.{name.strip()})" for name in ROUTE_DAY_COUNTERS.split(","))}
+FROM __SOURCE__ r
+"""
+
+
+ROUTE_DAY_FROM_HOURS = (
+    f"INSERT INTO metrics_routeday ({ROUTE_DAY_KEY}, {ROUTE_DAY_COUNTERS})"
+    + ROUTE_DAY_SELECT.replace("__DAY__", "(r.hour AT TIME ZONE %(tz)s)::date").replace("__SOURCE__",
+                                                                                        "metrics_hourlyrollup")
+    + """WHERE r.project_id = %(project_id)s AND r.hour >= %(low)s AND r.hour < %(high)s
+  AND (r.hour AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"""
+)
+
+
+ROUTE_DAY_FROM_EVENTS = f"""
+INSERT INTO metrics_routeday ({ROUTE_DAY_KEY}, {ROUTE_DAY_COUNTERS})
+SELECT e.project_id, e.environment, e.feature_id, e.model, e.tier, e.role, e.route_reason,
+       (e.ts AT TIME ZONE %(tz)s)::date, count(*), coalesce(sum(e.input_tokens), 0),
+       coalesce(sum(e.cached_input_tokens), 0), coalesce(sum(e.cache_write_input_tokens), 0),
+       coalesce(sum(e.output_tokens), 0), coalesce(sum(e.reasoning_tokens), 0)
+FROM ingest_event e
+WHERE e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s
+  AND (e.ts AT TIME ZONE %(tz)s)::date = ANY(%(days)s)
+GROUP BY 1, 2, 3, 4, 5, 6, 7, 8
+"""
+
+
+ROUTE_DAY_DELTA = (
+    f"INSERT INTO metrics_routeday AS t ({ROUTE_DAY_KEY}, {ROUTE_DAY_COUNTERS})"
+    + ROUTE_DAY_SELECT.replace("__DAY__", "r.day").replace("__SOURCE__", "cw_delta")
+    + "GROUP BY 1, 2, 3, 4, 5, 6, 7, 8"
+    + _added(ROUTE_DAY_KEY, ROUTE_DAY_COUNTERS)
+)

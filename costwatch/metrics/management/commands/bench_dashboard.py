@@ -33,7 +33,7 @@ from ingest.models import Event
 TARGET_P95_MS = 150.0
 BENCH_SLUG = "bench-dashboard"
 ANALYZED = ["ingest_event", "metrics_hourlyrollup", "metrics_featurehour", "metrics_featureday", "metrics_modelday",
-            "metrics_dimensionday", "metrics_savingspair"]
+            "metrics_dimensionday", "metrics_savingspair", "metrics_routeday"]
 
 
 class Command(BaseCommand):

@@ -1,8 +1,8 @@
 """`manage.py bench_savings`: the savings recommendations for 1,000 features with 35 days of data.
 
 Seeds a project `bench-savings` by COPY (never through the API): per feature and hour a Lite and a
-Pro primary HourlyRollup row (every 10th feature's Pro calls also carry a route_reason), per
-feature and day FeatureDay rows with an output-token histogram, and 40 savings pairs per feature
+Pro primary HourlyRollup row (every 10th feature's Pro calls also carry a route_reason) and the
+RouteDay rows of those hours, per feature and day FeatureDay rows with an output-token histogram, and 40 savings pairs per feature
 (a pair in the last 14 days for most). Then times `recommendations()`. Target
 (docs/savings.md): under 2 s.
 """
@@ -13,13 +13,14 @@ import time
 from decimal import Decimal
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from costwatch.devtools.bench import bench_project_recreate, rows_copy, rss_mb, worst_time_line
 from costwatch.metrics import buckets
 from costwatch.metrics.models import FeatureDay, HourlyRollup, SavingsPair
 from costwatch.metrics.selectors.recommendations import recommendations
+from costwatch.metrics.services.sql import ROUTE_DAY_FROM_HOURS
 from costwatch.projects.models import Project
 from ingest.models import Price
 
@@ -63,6 +64,7 @@ class Command(BaseCommand):
                     "effective_from": dt.datetime(2000, 1, 1, tzinfo=dt.UTC)})
             current = now.replace(minute=0, second=0, microsecond=0)
             rows_copy(HourlyRollup, self.hourly_rows(project, ids, days, current, rng))
+            self.route_days_from_hours(project, days, current)
             rows_copy(FeatureDay, self.day_rows(project, ids, days, now))
             rows_copy(SavingsPair, self.pair_rows(project, ids, now, rng))
         return project
@@ -81,6 +83,16 @@ class Command(BaseCommand):
                            "status": "ok", "route_reason": reason, "calls": n, "input_tokens": n * 900,
                            "output_tokens": n * 250, "priced_calls": n,
                            "cost_usd": Decimal(n) * (Decimal("0.0038") if tier == "pro" else Decimal("0.0002"))}
+
+    @staticmethod
+    def route_days_from_hours(project, days, current):
+        """RouteDay from the seeded hours, with the refresh's own statement (whole days are read there)."""
+        first = (current - dt.timedelta(days=days + 1)).date()
+        params = {"project_id": project.pk, "tz": project.timezone, "low": current - dt.timedelta(days=days + 2),
+                  "high": current + dt.timedelta(hours=1),
+                  "days": [first + dt.timedelta(days=d) for d in range(days + 3)]}
+        with connection.cursor() as cursor:
+            cursor.execute(ROUTE_DAY_FROM_HOURS, params)
 
     @staticmethod
     def day_rows(project, ids, days, now):
