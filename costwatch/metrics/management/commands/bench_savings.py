@@ -3,7 +3,8 @@
 Seeds a project `bench-savings` by COPY (never through the API): per feature and hour a Lite and a
 Pro primary HourlyRollup row (every 10th feature's Pro calls also carry a route_reason) and the
 RouteDay rows of those hours, per feature and day FeatureDay rows with an output-token histogram, and 40 savings pairs per feature
-(a pair in the last 14 days for most). Then times `recommendations()`. Target
+(a pair in the last 14 days for most). Then times the moves computed afresh each run
+(`recommendations_compute`, what a cache miss costs; docs/savings.md). Target
 (docs/savings.md): under 2 s.
 """
 
@@ -18,8 +19,8 @@ from django.utils import timezone
 
 from costwatch.devtools.bench import bench_project_recreate, rows_copy, rss_mb, worst_time_line
 from costwatch.metrics import buckets
-from costwatch.metrics.models import FeatureDay, HourlyRollup, SavingsPair
-from costwatch.metrics.selectors.recommendations import recommendations
+from costwatch.metrics.models import FeatureDay, HourlyRollup, RouteDay, SavingsPair
+from costwatch.metrics.selectors.recommendations import recommendations_compute
 from costwatch.metrics.services.sql import ROUTE_DAY_FROM_HOURS
 from costwatch.projects.models import Project
 from ingest.models import Price
@@ -47,7 +48,7 @@ class Command(BaseCommand):
         timings = []
         for _ in range(runs):
             began = time.perf_counter()
-            results = recommendations(project=project, now=now)
+            results = recommendations_compute(project=project, now=now)
             timings.append(time.perf_counter() - began)
             statuses = {}
             for r in results:
@@ -67,6 +68,9 @@ class Command(BaseCommand):
             self.route_days_from_hours(project, days, current)
             rows_copy(FeatureDay, self.day_rows(project, ids, days, now))
             rows_copy(SavingsPair, self.pair_rows(project, ids, now, rng))
+        with connection.cursor() as cursor:  # fresh statistics, as autovacuum would give them
+            for model in (HourlyRollup, RouteDay, FeatureDay, SavingsPair):
+                cursor.execute(f"ANALYZE {model._meta.db_table}")
         return project
 
     @staticmethod
