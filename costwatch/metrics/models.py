@@ -225,6 +225,20 @@ class FeatureLatencyDay(FeatureDayKey):
         constraints = [_unique_key("featurelatencyday", "day")]
 
 
+class FeatureLatencyHour(FeatureKey):
+    """Latency and ttft histograms per (project, environment, feature, UTC hour), merged over
+    models, tiers and roles: the features list reads the partial days at its window's edges
+    here, a fifth of HourlyRollup's rows."""
+
+    hour = models.DateTimeField()
+    latency_hist = ArrayField(models.IntegerField(), default=list)
+    ttft_hist = ArrayField(models.IntegerField(), default=list)
+
+    class Meta:
+        constraints = [_unique_key("featurelatencyhour", "hour")]
+        indexes = [models.Index(fields=["project", "hour"], name="latencyhour_project_hour")]
+
+
 class SavingsPair(models.Model):
     """A Lite primary and its Pro shadow or escalation, both with a quality score: the savings
     evidence (docs/savings.md#evidence). Rebuilt by the rollup refresh for the hours it touches,

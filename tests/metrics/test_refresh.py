@@ -10,6 +10,7 @@ from costwatch.metrics.models import (
     FeatureDay,
     FeatureHour,
     FeatureLatencyDay,
+    FeatureLatencyHour,
     HourlyRollup,
     ModelDay,
     RollupState,
@@ -110,6 +111,13 @@ def test_feature_day_and_dimension_day_equal_raw_aggregates(project, mixed):
 
     stored = {(r.day, r.environment, r.feature.name): r for r in FeatureLatencyDay.objects.select_related("feature")}
     expected = group(mixed, lambda r: (r["ts"].date(), r["environment"], r["feature"]))
+    assert set(stored) == set(expected)
+    for key, rows in expected.items():
+        hists = expected_hists(rows)
+        assert (stored[key].latency_hist, stored[key].ttft_hist) == (hists["latency_hist"], hists["ttft_hist"])
+
+    stored = {(r.hour, r.environment, r.feature.name): r for r in FeatureLatencyHour.objects.select_related("feature")}
+    expected = group(mixed, lambda r: (utc_hour(r["ts"]), r["environment"], r["feature"]))
     assert set(stored) == set(expected)
     for key, rows in expected.items():
         hists = expected_hists(rows)

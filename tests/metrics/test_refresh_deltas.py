@@ -16,6 +16,7 @@ from costwatch.metrics.models import (
     FeatureDay,
     FeatureHour,
     FeatureLatencyDay,
+    FeatureLatencyHour,
     HourlyRollup,
     ModelDay,
     RouteDay,
@@ -27,7 +28,7 @@ from tests.histograms import histogram
 from tests.metrics.eventdata import UTC, counters, event_row, group, random_rows, store_events, utc_hour
 
 START = dt.datetime(2026, 11, 18, 20, 0, tzinfo=UTC)
-TABLES = (HourlyRollup, FeatureHour, FeatureDay, FeatureLatencyDay, ModelDay, DimensionDay, RouteDay)
+TABLES = (HourlyRollup, FeatureHour, FeatureLatencyHour, FeatureDay, FeatureLatencyDay, ModelDay, DimensionDay, RouteDay)
 ROUTE_COUNTERS = ("calls", "input_tokens", "cached_input_tokens", "cache_write_input_tokens", "output_tokens",
                   "reasoning_tokens")
 HISTS = ("latency_hist", "ttft_hist", "output_tokens_hist")

@@ -22,14 +22,14 @@ from .parts import (
 
 def _histograms_by_feature(project, window, environment, feature_id=None) -> dict:
     """{feature_id: {"latency": hist, "ttft": hist}} merged over the window: whole days from the
-    narrow FeatureLatencyDay table, edge hours from HourlyRollup; histograms add bucket by bucket."""
+    narrow FeatureLatencyDay table, edge hours from FeatureLatencyHour; histograms add bucket by bucket."""
     queries = []
     if window.has_days:
         where, params = _day_filter(project, window.first_day, window.last_day, environment, feature_id=feature_id)
         queries.append(("metrics_featurelatencyday", where, params))
     if window.edges:
         where, params = _hour_filter(project, window, environment, feature_id)
-        queries.append(("metrics_hourlyrollup", where, params))
+        queries.append(("metrics_featurelatencyhour", where, params))
     parts: dict = {}
     with read_connection().cursor() as cursor:
         for table, where, params in queries:

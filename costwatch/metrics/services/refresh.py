@@ -26,6 +26,8 @@ from .sql import (
     FEATURE_HOUR_INSERT,
     FEATURE_LATENCY_DAY_DELTA,
     FEATURE_LATENCY_DAY_INSERT,
+    FEATURE_LATENCY_HOUR_DELTA,
+    FEATURE_LATENCY_HOUR_INSERT,
     HOURLY_DELTA,
     HOURLY_INSERT,
     MODEL_DAY_DELTA,
@@ -138,8 +140,8 @@ def _add_deltas(cursor, project: Project, first_id: int, xids: list[str]) -> tup
     cursor.execute("SELECT coalesce(sum(calls), 0), max(max_ts) FROM cw_delta")
     events, latest = cursor.fetchone()
     if events:
-        for statement in (HOURLY_DELTA, FEATURE_HOUR_DELTA, FEATURE_DAY_DELTA, MODEL_DAY_DELTA,
-                          FEATURE_LATENCY_DAY_DELTA, ROUTE_DAY_DELTA):
+        for statement in (HOURLY_DELTA, FEATURE_HOUR_DELTA, FEATURE_LATENCY_HOUR_DELTA, FEATURE_DAY_DELTA,
+                          MODEL_DAY_DELTA, FEATURE_LATENCY_DAY_DELTA, ROUTE_DAY_DELTA):
             cursor.execute(statement, params)
         if params["dimensions"]:
             cursor.execute(DIMENSION_DAY_DELTA, params)
@@ -156,6 +158,9 @@ def _rebuild_hours(cursor, project: Project, hours: list[dt.datetime]) -> None:
     cursor.execute("DELETE FROM metrics_featurehour WHERE project_id = %(project_id)s AND hour = ANY(%(hours)s)",
                    params)
     cursor.execute(FEATURE_HOUR_INSERT, params)
+    cursor.execute("DELETE FROM metrics_featurelatencyhour WHERE project_id = %(project_id)s "
+                   "AND hour = ANY(%(hours)s)", params)
+    cursor.execute(FEATURE_LATENCY_HOUR_INSERT, params)
 
 
 def _rebuild_days(cursor, project: Project, days: list[dt.date]) -> None:

@@ -162,6 +162,22 @@ GROUP BY 1, 2, 3, 4
 """
 
 
+FEATURE_LATENCY_HOUR_KEY = "project_id, environment, feature_id, hour"
+
+
+# From rows with the HourlyRollup key (alias r), the rollup table itself or a batch's delta.
+FEATURE_LATENCY_HOUR_SELECT = f"""
+SELECT {FEATURE_LATENCY_HOUR_KEY}, cw_hist_sum(r.latency_hist), cw_hist_sum(r.ttft_hist) FROM __SOURCE__ r
+"""
+
+
+FEATURE_LATENCY_HOUR_INSERT = (
+    f"INSERT INTO metrics_featurelatencyhour ({FEATURE_LATENCY_HOUR_KEY}, latency_hist, ttft_hist)"
+    + FEATURE_LATENCY_HOUR_SELECT.replace("__SOURCE__", "metrics_hourlyrollup")
+    + "WHERE r.project_id = %(project_id)s AND r.hour = ANY(%(hours)s) GROUP BY 1, 2, 3, 4"
+)
+
+
 DIMENSION_DAY_KEY = "project_id, environment, feature_id, day, dimension, value"
 
 
@@ -274,6 +290,13 @@ FEATURE_LATENCY_DAY_DELTA = (
     "SELECT r.project_id, r.environment, r.feature_id, r.day, cw_hist_sum(r.latency_hist), cw_hist_sum(r.ttft_hist) "
     "FROM cw_delta r GROUP BY 1, 2, 3, 4"
     + _added(FEATURE_LATENCY_DAY_KEY, hists="latency_hist, ttft_hist")
+)
+
+
+FEATURE_LATENCY_HOUR_DELTA = (
+    f"INSERT INTO metrics_featurelatencyhour AS t ({FEATURE_LATENCY_HOUR_KEY}, latency_hist, ttft_hist)"
+    + FEATURE_LATENCY_HOUR_SELECT.replace("__SOURCE__", "cw_delta") + "GROUP BY 1, 2, 3, 4"
+    + _added(FEATURE_LATENCY_HOUR_KEY, hists="latency_hist, ttft_hist")
 )
 
 
