@@ -96,6 +96,8 @@ class Event(models.Model):
             # Recent calls of a feature (the one page that reads raw events) and rollup rebuilds.
             models.Index(fields=["project", "feature", "-ts"], name="event_feature_recent"),
             models.Index(fields=["project", "ts"], name="event_project_ts"),
+            # The rollup refresh finds a project's new batches by id range: only its own rows.
+            models.Index(fields=["project", "id"], name="event_project_id"),
             # The savings pairs' partner look-ups (docs/savings.md#evidence). Partial: they hold only
             # the few events that can be one side of a pair, so ingest barely pays for them.
             models.Index(fields=["project", "parent_event_id"], name="event_pair_parent",
