@@ -1,6 +1,7 @@
 """Shared fixtures: users, projects, keys, API clients and a real Celery worker process."""
 
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -80,7 +81,10 @@ class WorkerProcess:
             args += ["--beat", "--schedule", str(log_path.with_suffix(".schedule"))]
         self.log_path = log_path
         self._log = open(log_path, "w")  # noqa: SIM115 (closed in stop)
-        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT)
+        # Its own process group: `--beat` runs beat in a child process, which a SIGKILL of the
+        # worker alone would leave running after the test (stop() ends the whole group).
+        self.proc = subprocess.Popen(args, cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True)
         wait_for(lambda: "ready." in self.log() or self.proc.poll() is not None, timeout=60,
                  message="the Celery worker to be ready")
         if self.proc.poll() is not None:
@@ -96,6 +100,10 @@ class WorkerProcess:
                 self.proc.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
+        try:  # whatever is left of its group, e.g. the beat child of a worker killed by a test
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         self._log.close()
 
 
