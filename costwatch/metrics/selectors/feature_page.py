@@ -92,22 +92,11 @@ def feature_daily_calls(*, project, feature, first_day, last_day=None, end=None,
     summed over environments: the narrow read behind the feature page's Pro-share baseline."""
     tzinfo = project.tzinfo
     window = split(project, day_start(first_day, tzinfo), end or day_start(last_day, tzinfo))
-    feature_id = _feature_id(project, feature)
-    totals: dict = {}
-    with read_connection().cursor() as cursor:
-        if window.has_days:
-            where, params = _day_filter(project, window.first_day, window.last_day, environment, feature_id=feature_id)
-            cursor.execute(f"SELECT d.day, d.tier, d.role, sum(d.calls)::bigint FROM metrics_featureday d "
-                           f"WHERE {where} GROUP BY 1, 2, 3", params)
-            for day, tier, role, calls in cursor.fetchall():
-                totals[(day, tier, role)] = totals.get((day, tier, role), 0) + calls
-        if window.edges:
-            where, params = _hour_filter(project, window, environment, feature_id)
-            cursor.execute(f"SELECT {HOUR_LOCAL_DAY}, d.tier, d.role, sum(d.calls)::bigint "
-                           f"FROM metrics_hourlyrollup d WHERE {where} GROUP BY 1, 2, 3", params)
-            for day, tier, role, calls in cursor.fetchall():
-                totals[(day, tier, role)] = totals.get((day, tier, role), 0) + calls
-    return [(*key, calls) for key, calls in totals.items()]
+    sums = window_sums(project, window, day_table="metrics_featureday", hour_table="metrics_hourlyrollup",
+                       day_keys=["d.day", "d.tier", "d.role"], hour_keys=[HOUR_LOCAL_DAY, "d.tier", "d.role"],
+                       sums=["sum(d.calls)::bigint"], environment=environment,
+                       feature_id=_feature_id(project, feature))
+    return [(*key, calls) for key, (calls,) in sums.items()]
 
 
 def feature_output_tokens_by_model(*, project, feature, start, end, environment=None) -> dict[tuple, int]:

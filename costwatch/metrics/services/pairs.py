@@ -7,14 +7,17 @@ the same `request_id`; both need a quality score. A Pro call pairs with at most 
 
 A refresh re-pairs the events that changed: new events that can be a side of a pair, events
 that got a score (score marks), and every such event in hours rebuilt in place. From those it
-finds the Pro calls whose pair may have changed (themselves, or the Pro calls that name a
-changed Lite call, and those whose pair a rebuilt hour dropped) through partial indexes that hold only pairable events, deletes their pairs
-and inserts them again. Its cost follows the changed events, never the size of their hours.
+finds the Pro calls whose pair may have changed (themselves, the Pro calls that name a changed
+Lite call, and those whose pair a rebuilt hour dropped) through partial indexes that hold only
+pairable events, deletes their pairs and inserts them again. Its cost follows the changed
+events, never the size of their hours.
 """
 
 import datetime as dt
 
 from costwatch.metrics.definitions import HOUR
+
+from .sql import NEW_EVENTS
 
 PARTNER_REACH = dt.timedelta(days=1)
 
@@ -30,7 +33,7 @@ REPAIR_TABLES = (
 
 # The changed events, by where the refresh learnt of them.
 CHANGED = {
-    "new": "e.id >= %(first_id)s AND e.project_id = %(project_id)s AND e.xmin = ANY(%(xids)s::xid[])",
+    "new": NEW_EVENTS,  # the new batches, exactly as the delta finds them
     "scored": "e.id = ANY(%(scored)s) AND e.project_id = %(project_id)s",
     "hours": ("e.project_id = %(project_id)s AND e.ts >= %(low)s AND e.ts < %(high)s "
               "AND date_trunc('hour', e.ts, 'UTC') = ANY(%(hours)s)"),
