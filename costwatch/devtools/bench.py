@@ -1,5 +1,6 @@
-"""Helpers the benchmark and soak commands share: a gunicorn to measure, CPU and RSS meters, percentiles,
-a fresh bench project, COPY of synthetic rollup rows, the worst-time verdict line.
+"""Helpers the benchmark and soak commands share: their common options, a gunicorn to measure, CPU and
+RSS meters, percentiles, a bench project (found, created or fresh), COPY of synthetic rollup rows, the
+worst-time verdict line.
 
 Development tools only: the product's web and worker processes never import this package.
 """
@@ -17,9 +18,39 @@ from django.conf import settings
 from django.core.management.base import CommandError
 from django.db import connection
 
+from costwatch.cli import project_argument, project_find
 from costwatch.devtools import database_url, free_port
 from costwatch.projects.models import Project
+from costwatch.projects.services import project_create
 from ingest.models import Feature
+
+
+def load_arguments(parser, *, project: str, workers: int, clients: int | None = None, batch: int | None = None,
+                   batch_help: str = "") -> None:
+    """The options the load runs share: --project (created if missing), --workers (of the gunicorn
+    they start) and, for those that send events, --clients, --batch and --keep."""
+    project_argument(parser, default=project, note="; created if missing")
+    parser.add_argument("--workers", type=int, default=workers, help=f"gunicorn workers [{workers}]")
+    if clients is not None:
+        parser.add_argument("--clients", type=int, default=clients, help=f"Client processes [{clients}]")
+    if batch is not None:
+        parser.add_argument("--batch", type=int, default=batch, help=batch_help or f"Events per request [{batch}]")
+        parser.add_argument("--keep", action="store_true", help="Keep what the run stored (its events and rollups) afterwards")
+
+
+def options_positive(opts: dict, names) -> None:
+    """A CommandError naming the first option in `names` whose value is not > 0."""
+    for name in names:
+        if opts[name] <= 0:
+            raise CommandError(f"--{name.replace('_', '-')} must be > 0")
+
+
+def bench_project_ensure(value: str, *, name: str = "", owner=None) -> tuple[Project, bool]:
+    """The project whose slug or name is `value`, else a new one with that slug: (project, created)."""
+    project = project_find(value)
+    if project is not None:
+        return project, False
+    return project_create(name=name or value, slug=value, owner=owner), True
 
 
 def gunicorn_start(*, workers: int, threads: int = 1) -> tuple[subprocess.Popen, str]:

@@ -73,16 +73,5 @@ def user_is_project_admin(*, user, project) -> bool:
     return Membership.objects.filter(project=project, user=user, role=Membership.ADMIN).exists()
 
 
-def project_by_slug_or_name(value: str) -> Project:
-    """`--project` accepts a slug or a name everywhere."""
-    project = Project.objects.filter(slug=value).first() or Project.objects.filter(name=value).first()
-    if project is None:
-        from django.core.management.base import CommandError
-
-        known = ", ".join(Project.objects.values_list("slug", flat=True)[:20]) or "none yet"
-        raise CommandError(f"--project: no project with slug or name {value!r} (known: {known})")
-    return project
-
-
 def last_used_resolution() -> int:
     return settings.API_KEY_LAST_USED_RESOLUTION_SECONDS

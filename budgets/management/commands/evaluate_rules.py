@@ -6,10 +6,8 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from budgets.services import deliveries_send_due, rules_evaluate
-from costwatch.cli import parse_when
+from costwatch.cli import parse_when, project_argument, projects_named
 from costwatch.metrics.services import rollups_refresh_dirty
-from costwatch.projects.models import Project
-from costwatch.projects.selectors import project_by_slug_or_name
 
 
 class Command(BaseCommand):
@@ -18,14 +16,14 @@ class Command(BaseCommand):
             "--send is given.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--project", help="Project slug or name (default: every project).")
+        project_argument(parser)
         parser.add_argument("--now", help="Evaluate as if it were this time (ISO 8601; default: now).")
         parser.add_argument("--firing", action="store_true", help="Print only the verdicts that fired.")
         parser.add_argument("--send", action="store_true", help="Send due deliveries after the cycle.")
 
     def handle(self, *args, **options):
-        now = parse_when(options["now"], option="--now") if options["now"] else timezone.now()
-        projects = [project_by_slug_or_name(options["project"])] if options["project"] else list(Project.objects.all())
+        now = parse_when(options["now"], option="--now", default=timezone.now())
+        projects = projects_named(options["project"])
         if not projects:
             raise CommandError("no projects yet: create one with `manage.py create_project NAME`")
         for project in projects:

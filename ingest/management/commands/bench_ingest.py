@@ -35,9 +35,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection, connections
 
 from costwatch.devtools import database_url
-from costwatch.devtools.bench import CpuMeter, gunicorn_start
-from costwatch.projects.models import Project
-from costwatch.projects.services import api_key_issue, project_create
+from costwatch.devtools.bench import (
+    CpuMeter,
+    bench_project_ensure,
+    gunicorn_start,
+    load_arguments,
+    options_positive,
+)
+from costwatch.projects.services import api_key_issue
 from ingest.event_fields import MAX_BATCH_EVENTS
 
 ROOT = Path(settings.BASE_DIR)
@@ -134,22 +139,18 @@ class Command(BaseCommand):
             "prints both, their ratio (target >= 0.5) and where a batch's time goes.")
 
     def add_arguments(self, parser):
+        load_arguments(parser, project="bench-ingest", workers=3, clients=4, batch=1000)
         parser.add_argument("--events", type=int, default=200_000, help="Events to send [200000]")
-        parser.add_argument("--batch", type=int, default=1000, help="Events per request [1000]")
-        parser.add_argument("--clients", type=int, default=4, help="Client processes [4]")
-        parser.add_argument("--workers", type=int, default=3, help="gunicorn workers when starting one [3]")
         parser.add_argument("--threads", type=int, default=1, help="Threads per gunicorn worker (gthread if > 1) [1]")
         parser.add_argument("--url", help="Target a running server (e.g. http://127.0.0.1:8000); needs --key")
         parser.add_argument("--key", help="An ingest key of --project for --url")
-        parser.add_argument("--project", default="bench-ingest", help="Project slug or name [bench-ingest]")
         parser.add_argument("--profile-batches", type=int, default=10, help="Batches profiled in-process [10]")
         parser.add_argument("--rounds", type=int, default=3,
                             help="API run + COPY run pairs; the report is the round with the median ratio [3]")
-        parser.add_argument("--keep", action="store_true", help="Keep the benchmark's events afterwards")
 
     def handle(self, *args, **opts):
         self._check_options(opts)
-        project = self._project(opts["project"])
+        project, _ = bench_project_ensure(opts["project"])
         run_id = uuid.uuid4().hex[:8]
         batches = -(-opts["events"] // opts["batch"])
         server = None
@@ -178,17 +179,11 @@ class Command(BaseCommand):
         self._report(opts, rounds, profile)
 
     def _check_options(self, opts):
-        for name in ("events", "batch", "clients", "workers", "rounds"):
-            if opts[name] < 1:
-                raise CommandError(f"--{name} must be >= 1")
+        options_positive(opts, ("events", "batch", "clients", "workers", "rounds"))
         if opts["batch"] > MAX_BATCH_EVENTS:
             raise CommandError(f"--batch must be <= {MAX_BATCH_EVENTS} (the API's limit per request)")
         if opts["url"] and not opts["key"]:
             raise CommandError("--url needs --key (an ingest key of --project on that server)")
-
-    def _project(self, value):
-        project = Project.objects.filter(slug=value).first() or Project.objects.filter(name=value).first()
-        return project or project_create(name=value, slug=value)
 
     def _run_api(self, base_url, key, run_id, batches, opts, meter):
         now_iso = datetime.now(UTC).isoformat()

@@ -27,7 +27,7 @@ class Command(BaseCommand):
             return
         if not path:
             raise CommandError("give the PATH of a LiteLLM model_prices_and_context_window.json (or --seed)")
-        changed_at = parse_when(effective_from, option="--effective-from") if effective_from else timezone.now()
+        changed_at = parse_when(effective_from, option="--effective-from", default=timezone.now())
         run = prices_import(source=path, now=changed_at, actor_label="import_prices", queue_recompute=False)
         if run.status == PriceImport.FAILED:
             raise CommandError(run.error)

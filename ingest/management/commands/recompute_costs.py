@@ -2,8 +2,7 @@
 
 from django.core.management.base import BaseCommand
 
-from costwatch.cli import parse_when
-from costwatch.projects.selectors import project_by_slug_or_name
+from costwatch.cli import parse_when, project_argument, project_named
 from ingest.recompute import costs_recompute
 
 
@@ -13,12 +12,12 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--since", help="Only events at or after this ISO date/datetime (UTC if no offset)")
-        parser.add_argument("--project", help="Project slug or name (default: every project)")
+        project_argument(parser)
         parser.add_argument("--model", action="append", help="Only this model id (repeatable)")
 
     def handle(self, *args, since=None, project=None, model=None, **options):
-        since_at = parse_when(since, option="--since") if since else None
-        target = project_by_slug_or_name(project) if project else None
+        since_at = parse_when(since, option="--since")
+        target = project_named(project) if project else None
 
         def progress(one, result):
             self.stdout.write(f"{one.slug}: {result.events_scanned} scanned, {result.events_changed} changed so far")

@@ -4,6 +4,7 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from costwatch.cli import project_argument, project_named
 from costwatch.devtools.demo import (
     demo_customer_budget_ensure,
     demo_global_prices_remove,
@@ -11,7 +12,6 @@ from costwatch.devtools.demo import (
     generate_batches,
     late_scores_hold,
 )
-from costwatch.projects.selectors import project_by_slug_or_name
 from costwatch.projects.services import audit_record
 from ingest.models import Event
 from ingest.pricing import event_rows_price
@@ -27,7 +27,7 @@ class Command(BaseCommand):
             "ingest's event_rows_price + event_rows_store, then refresh its rollups.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--project", default="demo", help="slug or name of an existing project [demo]")
+        project_argument(parser, default="demo")
         parser.add_argument("--events", type=int, default=100_000, help="about this many events [100000]")
         parser.add_argument("--days", type=int, default=90, help="spread over this many days up to now [90]")
         parser.add_argument("--seed", type=int, default=7, help="random seed [7]")
@@ -44,7 +44,7 @@ class Command(BaseCommand):
             raise CommandError("--days must be between 1 and 400 (raw retention)")
         if batch_size < 1:
             raise CommandError("--batch-size must be at least 1")
-        project = project_by_slug_or_name(project)
+        project = project_named(project)
         removed = demo_global_prices_remove()
         if removed:
             self.stdout.write(f"removed {removed} global prices an earlier seed_demo added; the calls they priced "

@@ -24,10 +24,15 @@ from django.test.utils import setup_test_environment
 from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 
-from costwatch.devtools.bench import gunicorn_start, percentile
+from costwatch.devtools.bench import (
+    bench_project_ensure,
+    gunicorn_start,
+    load_arguments,
+    options_positive,
+    percentile,
+)
 from costwatch.metrics import selectors, services
 from costwatch.projects.models import Membership, Project
-from costwatch.projects.services import project_create
 from ingest.models import Event
 
 TARGET_P95_MS = 150.0
@@ -42,6 +47,7 @@ class Command(BaseCommand):
             "150 ms).")
 
     def add_arguments(self, parser):
+        load_arguments(parser, project=BENCH_SLUG, workers=2)
         parser.add_argument("--events", type=int, default=10_000_000, help="events to seed [10000000]")
         parser.add_argument("--days", type=int, default=90, help="spread over this many days [90]")
         parser.add_argument("--iterations", type=int, default=40, help="timed requests per URL [40]")
@@ -49,14 +55,12 @@ class Command(BaseCommand):
                             help="features of the bench tenant [40]: the demo's six, each split into variants")
         parser.add_argument("--in-process", action="store_true",
                             help="time through Django's test Client in this process (server time), not over HTTP")
-        parser.add_argument("--workers", type=int, default=2, help="gunicorn workers for the HTTP client [2]")
         parser.add_argument("--reuse", action="store_true",
                             help="keep the bench project's events and rollups from an earlier run; skip seeding")
-        parser.add_argument("--project", default=BENCH_SLUG, help=f"slug of the bench project [{BENCH_SLUG}]")
 
     def handle(self, *args, events, days, iterations, reuse, project, features, in_process, workers, **options):
-        if events < 1 or iterations < 1 or features < 1 or workers < 1:
-            raise CommandError("--events, --iterations, --features and --workers must be at least 1")
+        options_positive({"events": events, "iterations": iterations, "features": features, "workers": workers},
+                         ("events", "iterations", "features", "workers"))
         if not 1 <= days <= 90:
             raise CommandError("--days must be between 1 and 90 (events older than INGEST_MAX_AGE_DAYS)")
         user, created = get_user_model().objects.get_or_create(username="bench-viewer")
@@ -78,9 +82,7 @@ class Command(BaseCommand):
         self._report_uncached(bench)
 
     def _project(self, slug, user) -> Project:
-        bench = Project.objects.filter(slug=slug).first()
-        if bench is None:
-            bench = project_create(name=f"Bench {slug}", slug=slug, owner=user)
+        bench, _ = bench_project_ensure(slug, name=f"Bench {slug}", owner=user)
         Membership.objects.get_or_create(project=bench, user=user, defaults={"role": Membership.ADMIN})
         return bench
 

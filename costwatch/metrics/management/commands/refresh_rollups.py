@@ -3,10 +3,8 @@
 
 from django.core.management.base import BaseCommand
 
-from costwatch.cli import parse_when
+from costwatch.cli import parse_when, project_argument, projects_named
 from costwatch.metrics import services
-from costwatch.projects.models import Project
-from costwatch.projects.selectors import project_by_slug_or_name
 
 
 class Command(BaseCommand):
@@ -14,12 +12,12 @@ class Command(BaseCommand):
             "ROLLUP_REFRESH_SECONDS). With --since, rebuild every hour with events from that time on.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--project", help="slug or name of one project (default: all projects)")
+        project_argument(parser)
         parser.add_argument("--since", help="rebuild from this ISO date/datetime (UTC unless an offset is given)")
 
     def handle(self, *args, project=None, since=None, **options):
-        since_at = parse_when(since, option="--since") if since else None
-        projects = [project_by_slug_or_name(project)] if project else list(Project.objects.all())
+        since_at = parse_when(since, option="--since")
+        projects = projects_named(project)
         total = services.RefreshResult()
         for each in projects:
             if since_at is not None:

@@ -1,8 +1,8 @@
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
+from costwatch.cli import project_argument, project_named
 from costwatch.projects.models import Membership
-from costwatch.projects.selectors import project_by_slug_or_name
 from costwatch.projects.services import membership_set
 
 
@@ -10,12 +10,12 @@ class Command(BaseCommand):
     help = "Make a user a viewer or admin of a project."
 
     def add_arguments(self, parser):
-        parser.add_argument("--project", required=True, help="slug or name")
+        project_argument(parser, required=True)
         parser.add_argument("--user", required=True, help="username")
         parser.add_argument("--role", required=True, choices=[r for r, _ in Membership.ROLES])
 
     def handle(self, *args, project, user, role, **options):
-        project_obj = project_by_slug_or_name(project)
+        project_obj = project_named(project)
         user_obj = get_user_model().objects.filter(username=user).first()
         if user_obj is None:
             raise CommandError(f"--user: no user named {user!r}")

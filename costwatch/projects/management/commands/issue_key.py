@@ -1,7 +1,7 @@
 from django.core.management.base import BaseCommand
 
+from costwatch.cli import project_argument, project_named
 from costwatch.projects.models import SCOPES
-from costwatch.projects.selectors import project_by_slug_or_name
 from costwatch.projects.services import api_key_issue
 
 
@@ -9,12 +9,12 @@ class Command(BaseCommand):
     help = "Issue an API key for a project. The key is printed once, on the last line."
 
     def add_arguments(self, parser):
-        parser.add_argument("--project", required=True, help="slug or name")
+        project_argument(parser, required=True)
         parser.add_argument("--scope", action="append", required=True, choices=SCOPES, dest="scopes")
         parser.add_argument("--name", default="", help="a label to recognise the key by")
 
     def handle(self, *args, project, scopes, name, **options):
-        project_obj = project_by_slug_or_name(project)
+        project_obj = project_named(project)
         issued = api_key_issue(project=project_obj, scopes=scopes, name=name, actor_label="manage.py issue_key")
         self.stderr.write(f"issued key {issued.api_key.key_id} for {project_obj.slug} with scopes "
                           f"{', '.join(issued.api_key.scopes)}; it is shown only now:")

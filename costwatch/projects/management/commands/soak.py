@@ -35,9 +35,14 @@ from django.db import connection, connections, transaction
 
 from budgets.models import Alert, ProjectRulesState
 from costwatch.devtools import database_url, soak
-from costwatch.devtools.bench import gunicorn_start, percentile
-from costwatch.projects.models import Project
-from costwatch.projects.services import api_key_issue, project_create
+from costwatch.devtools.bench import (
+    bench_project_ensure,
+    gunicorn_start,
+    load_arguments,
+    options_positive,
+    percentile,
+)
+from costwatch.projects.services import api_key_issue
 from ingest.event_fields import MAX_BATCH_EVENTS
 from ingest.models import DirtyHour
 
@@ -69,12 +74,10 @@ class Command(BaseCommand):
             "aggregate, rule cycles, worker log and RSS; exits non-zero if any check fails.")
 
     def add_arguments(self, parser):
+        load_arguments(parser, project="soak", workers=2, clients=4, batch=0,
+                       batch_help="Events per request [0 = about 4 requests/s per client, 10-1000]")
         parser.add_argument("--seconds", type=float, default=300, help="How long to send [300]")
         parser.add_argument("--rate", type=int, default=5000, help="Target events/s over all clients [5000]")
-        parser.add_argument("--clients", type=int, default=4, help="Client processes [4]")
-        parser.add_argument("--batch", type=int, default=0,
-                            help="Events per request [0 = about 4 requests/s per client, 10-1000]")
-        parser.add_argument("--workers", type=int, default=2, help="gunicorn workers [2]")
         parser.add_argument("--sample-seconds", type=float, default=3, help="RSS sampling interval [3]")
         parser.add_argument("--catchup-seconds", type=float, default=180,
                             help="Deadline for rollups and a rule cycle to catch up after the load [180]")
@@ -83,12 +86,10 @@ class Command(BaseCommand):
                                  f"{soak.SPREAD_SECONDS} for a 48 h backfill]")
         parser.add_argument("--probe-seconds", type=float, default=5,
                             help="Send a freshness probe event this often and time until the read API shows it [5]")
-        parser.add_argument("--project", default="soak", help="Project slug or name [soak]; created if missing")
-        parser.add_argument("--keep", action="store_true", help="Keep the soak project's data afterwards")
 
     def handle(self, *args, **opts):
         self._check_options(opts)
-        project, created = self._project(opts["project"])
+        project, created = bench_project_ensure(opts["project"])
         run_id = f"soak{uuid.uuid4().hex[:8]}"
         workdir = Path(tempfile.mkdtemp(prefix="costwatch-soak-"))
         server = worker = sampler = probe = None
@@ -140,10 +141,8 @@ class Command(BaseCommand):
     # --- setup -------------------------------------------------------------------------------
 
     def _check_options(self, opts):
-        for name in ("seconds", "rate", "clients", "workers", "sample_seconds", "catchup_seconds", "spread_seconds",
-                     "probe_seconds"):
-            if opts[name] <= 0:
-                raise CommandError(f"--{name.replace('_', '-')} must be > 0")
+        options_positive(opts, ("seconds", "rate", "clients", "workers", "sample_seconds", "catchup_seconds",
+                                "spread_seconds", "probe_seconds"))
         if opts["spread_seconds"] > soak.SPREAD_SECONDS:
             raise CommandError(f"--spread-seconds must be at most {soak.SPREAD_SECONDS} (48 h)")
         if not 0 <= opts["batch"] <= MAX_BATCH_EVENTS:
@@ -151,12 +150,6 @@ class Command(BaseCommand):
                                "or 0 for auto")
         if not opts["batch"]:
             opts["batch"] = max(10, min(MAX_BATCH_EVENTS, round(opts["rate"] / opts["clients"] / 4)))
-
-    def _project(self, value) -> tuple[Project, bool]:
-        project = Project.objects.filter(slug=value).first() or Project.objects.filter(name=value).first()
-        if project is not None:
-            return project, False
-        return project_create(name=value, slug=value), True
 
     def _server_env(self, workdir: Path) -> dict:
         env = {"DATABASE_URL": database_url(), **INTERVALS}
