@@ -6,9 +6,11 @@ parses it once with msgspec; per-event validation is `ingest.decoding` and the e
 serializers of `ingest.schema` describe the shapes for the OpenAPI schema only.
 """
 
+from collections.abc import Callable
+
 import msgspec
 from django.core.exceptions import ValidationError as DjangoValidationError
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_view
 from rest_framework import status
 from rest_framework.parsers import JSONParser
 from rest_framework.response import Response
@@ -32,7 +34,7 @@ from .catalogue import price_as_dict, price_create
 from .decoding import batch_decode_strict
 from .event_fields import MAX_BATCH_EVENTS
 from .ratelimit import ingest_rate_take
-from .scores import MAX_BATCH_SCORES, ScoresBodyError, score_batch_apply, scores_from_document
+from .scores import MAX_BATCH_SCORES, score_batch_apply
 from .selectors import prices_in_effect
 from .services import event_batch_ingest, event_batch_ingest_json
 
@@ -59,19 +61,20 @@ def _parse_json(body: bytes, shape: str):
     return document
 
 
-def _parse_events(body: bytes) -> list:
-    document = _parse_json(body, "{\"events\": [...]}")
-    if type(document) is not dict or "events" not in document:
-        raise BodyError(400, "required", "the body must be an object {\"events\": [...]}", field="events")
-    events = document["events"]
-    if type(events) is not list:
-        raise BodyError(400, "type", "must be a list of event objects", field="events")
-    if not events:
-        raise BodyError(400, "min_length", "must hold at least 1 event", field="events")
-    if len(events) > MAX_BATCH_EVENTS:
-        raise BodyError(400, "max_length", f"must hold at most {MAX_BATCH_EVENTS} events; split the batch",
-                        field="events")
-    return events
+def _batch_parse(body: bytes, noun: str, most: int) -> list:
+    """The list of a batch body {"<noun>s": [...]} (1 to `most` items), else BodyError naming the field."""
+    key = f"{noun}s"
+    document = _parse_json(body, f"{{\"{key}\": [...]}}")
+    if type(document) is not dict or key not in document:
+        raise BodyError(400, "required", f"the body must be an object {{\"{key}\": [...]}}", field=key)
+    items = document[key]
+    if type(items) is not list:
+        raise BodyError(400, "type", f"must be a list of {noun} objects", field=key)
+    if not items:
+        raise BodyError(400, "min_length", f"must hold at least 1 {noun}", field=key)
+    if len(items) > most:
+        raise BodyError(400, "max_length", f"must hold at most {most} {key}; split the batch", field=key)
+    return items
 
 
 PROJECT_PARAM = OpenApiParameter("project", str, required=False,
@@ -86,16 +89,55 @@ def _json_body(request) -> bytes:
     return body_read(request._request, limit=MAX_BODY_BYTES, compressed_limit=4 * MAX_BODY_BYTES)
 
 
-def _batch_responses(result, *, noun: str, stored: str) -> dict:
-    """The answers the events and scores batches share, documented once."""
-    return {
+def _batch_schema(noun: str, *, most: int, summary: str, request, result, stored: str, forbidden: str,
+                  limited: str, description: str, examples):
+    """The OpenAPI of a batch POST (events, scores): the answers both share, documented once."""
+    responses = {
         200: OpenApiResponse(result, description=stored),
         207: OpenApiResponse(result, description=f"Some {noun}s rejected (see errors), the others stored."),
         400: OpenApiResponse(AnyOf((result, ErrorsSerializer)),
                              description=f"Every {noun} rejected (the result, with counts), or the request itself "
                                          f"refused (the body is not {{\"{noun}s\": [...]}}: errors only)."),
         413: OpenApiResponse(ErrorsSerializer, description="Body over 5 MB (after decompression)."),
+        403: OpenApiResponse(ErrorsSerializer, description=forbidden),
+        429: OpenApiResponse(ErrorsSerializer, description=limited),
     }
+    return extend_schema(operation_id=f"{noun}s_ingest", summary=f"{summary} (1 to {most} per batch)",
+                         description=description, request=request, parameters=[PROJECT_PARAM],
+                         responses=responses, examples=examples, tags=["events"])
+
+
+def _batch_status(result) -> int:
+    """200 nothing rejected; 207 some rejected and some stored (or duplicates); 400 every item rejected."""
+    if not result.rejected:
+        return status.HTTP_200_OK
+    kept = result.accepted or getattr(result, "duplicates", 0)
+    return status.HTTP_207_MULTI_STATUS if kept else status.HTTP_400_BAD_REQUEST
+
+
+class BatchView(APIView):
+    """A POST of a batch of items into the project of the ingest key (or of a session's ?project=):
+    the body read within the limits and parsed by `parse` (the items and how to store them), the
+    rate limit charged one event per item, then 200 / 207 / 400 by what was kept. Each subclass
+    documents its `post` with `extend_schema_view(post=_batch_schema(...))`."""
+
+    permission_classes = [HasIngestScope]
+    parser_classes = [JSONParser]  # documents the media type; the body is read and parsed by the view
+
+    def parse(self, body: bytes) -> tuple[list, Callable]:
+        raise NotImplementedError
+
+    def post(self, request):
+        project = request_project(request)
+        try:
+            items, store = self.parse(_json_body(request))
+        except BodyError as exc:
+            return error_response([api_error(exc.field, exc.code, exc.message)], status_code=exc.status_code)
+        refused = _rate_refusal(project, len(items))
+        if refused is not None:
+            return refused
+        result = store(project)
+        return Response(result.as_response(), status=_batch_status(result))
 
 
 def _rate_refusal(project, items: int):
@@ -107,85 +149,30 @@ def _rate_refusal(project, items: int):
                           headers={"Retry-After": str(verdict.retry_after)})
 
 
-class EventsView(APIView):
-    permission_classes = [HasIngestScope]
-    parser_classes = [JSONParser]  # documents the media type; the body is read and parsed below
-
-    @extend_schema(
-        operation_id="events_ingest",
-        summary=f"Send usage events (1 to {MAX_BATCH_EVENTS} per batch)",
-        description=schema.EVENTS_DESCRIPTION,
-        request=schema.EventBatchSerializer,
-        parameters=[PROJECT_PARAM],
-        responses={
-            **_batch_responses(schema.IngestResultSerializer, noun="event", stored="Every event stored or a duplicate."),
-            403: OpenApiResponse(ErrorsSerializer, description="The key lacks the ingest scope."),
-            429: OpenApiResponse(ErrorsSerializer, description="Over the project's rate limit; see Retry-After."),
-        },
-        examples=schema.EVENTS_EXAMPLES,
-        tags=["events"],
-    )
-    def post(self, request):
-        project = request_project(request)
-        try:
-            body = _json_body(request)
-            strict_events = batch_decode_strict(body)  # the common case, decoded and typed in C
-            events = strict_events if strict_events is not None else _parse_events(body)
-        except BodyError as exc:
-            return error_response([api_error(exc.field, exc.code, exc.message)], status_code=exc.status_code)
-        refused = _rate_refusal(project, len(events))
-        if refused is not None:
-            return refused
-        if strict_events is not None:
-            result = event_batch_ingest_json(project=project, events=strict_events, body=body)
-        else:
-            result = event_batch_ingest(project=project, events=events)
-        return Response(result.as_response(), status=_batch_status(result))
+@extend_schema_view(post=_batch_schema(
+    "event", most=MAX_BATCH_EVENTS, summary="Send usage events", description=schema.EVENTS_DESCRIPTION,
+    request=schema.EventBatchSerializer, result=schema.IngestResultSerializer, examples=schema.EVENTS_EXAMPLES,
+    stored="Every event stored or a duplicate.", forbidden="The key lacks the ingest scope.",
+    limited="Over the project's rate limit; see Retry-After."))
+class EventsView(BatchView):
+    def parse(self, body):
+        strict = batch_decode_strict(body)  # the common case, decoded and typed in C
+        if strict is not None:
+            return strict, lambda project: event_batch_ingest_json(project=project, events=strict, body=body)
+        events = _batch_parse(body, "event", MAX_BATCH_EVENTS)  # to report each bad event's fields
+        return events, lambda project: event_batch_ingest(project=project, events=events)
 
 
-def _batch_status(result) -> int:
-    """200 nothing rejected; 207 some rejected and some stored (or duplicates); 400 every item rejected."""
-    if not result.rejected:
-        return status.HTTP_200_OK
-    kept = result.accepted or getattr(result, "duplicates", 0)
-    return status.HTTP_207_MULTI_STATUS if kept else status.HTTP_400_BAD_REQUEST
-
-
-class ScoresView(APIView):
-    permission_classes = [HasIngestScope]
-    parser_classes = [JSONParser]  # documents the media type; the body is read and parsed below
-
-    @extend_schema(
-        operation_id="scores_ingest",
-        summary=f"Attach late quality scores to stored events (1 to {MAX_BATCH_SCORES} per batch)",
-        description=schema.SCORES_DESCRIPTION,
-        request=schema.ScoreBatchSerializer,
-        parameters=[PROJECT_PARAM],
-        responses={
-            **_batch_responses(schema.ScoresResultSerializer, noun="score", stored="Every score stored."),
-            403: OpenApiResponse(ErrorsSerializer, description="The key lacks the ingest scope, or the session "
-                                                               "user is not an admin of the project."),
-            429: OpenApiResponse(ErrorsSerializer, description="Over the project's ingest rate limit (each score "
-                                                               "counts as one event); see Retry-After."),
-        },
-        examples=schema.SCORES_EXAMPLES,
-        tags=["events"],
-    )
-    def post(self, request):
-        project = request_project(request)
-        try:
-            body = _json_body(request)
-            scores = scores_from_document(_parse_json(body, "{\"scores\": [...]}"))
-        except BodyError as exc:
-            return error_response([api_error(exc.field, exc.code, exc.message)], status_code=exc.status_code)
-        except ScoresBodyError as exc:
-            return error_response([api_error(exc.field, exc.code, exc.message)])
-        refused = _rate_refusal(project, len(scores))  # a score is charged like an event
-        if refused is not None:
-            return refused
-        result = score_batch_apply(project=project, scores=scores)
-        return Response(result.as_response(), status=_batch_status(result))
-
+@extend_schema_view(post=_batch_schema(
+    "score", most=MAX_BATCH_SCORES, summary="Attach late quality scores to stored events",
+    description=schema.SCORES_DESCRIPTION, request=schema.ScoreBatchSerializer,
+    result=schema.ScoresResultSerializer, examples=schema.SCORES_EXAMPLES, stored="Every score stored.",
+    forbidden="The key lacks the ingest scope, or the session user is not an admin of the project.",
+    limited="Over the project's ingest rate limit (each score counts as one event); see Retry-After."))
+class ScoresView(BatchView):
+    def parse(self, body):
+        scores = _batch_parse(body, "score", MAX_BATCH_SCORES)
+        return scores, lambda project: score_batch_apply(project=project, scores=scores)
 
 
 HasReadOrManageScope = scope_permission("read", "manage")

@@ -29,12 +29,6 @@ def api_error(field_name, code, message, **extra):
     return {"field": field_name, "code": code, "message": message, **extra}
 
 
-class ScoresBodyError(Exception):
-    def __init__(self, field_name, code, message):
-        super().__init__(message)
-        self.field, self.code, self.message = field_name, code, message
-
-
 @dataclass
 class ScoresResult:
     accepted: int = 0
@@ -43,20 +37,6 @@ class ScoresResult:
 
     def as_response(self) -> dict:
         return {"accepted": self.accepted, "rejected": self.rejected, "errors": self.errors}
-
-
-def scores_from_document(document) -> list:
-    """The `scores` list of a parsed body, or ScoresBodyError naming what is wrong with the body."""
-    if type(document) is not dict or "scores" not in document:
-        raise ScoresBodyError("scores", "required", "the body must be an object {\"scores\": [...]}")
-    scores = document["scores"]
-    if type(scores) is not list:
-        raise ScoresBodyError("scores", "type", "must be a list of score objects")
-    if not scores:
-        raise ScoresBodyError("scores", "min_length", "must hold at least 1 score")
-    if len(scores) > MAX_BATCH_SCORES:
-        raise ScoresBodyError("scores", "max_length", f"must hold at most {MAX_BATCH_SCORES} scores; split the batch")
-    return scores
 
 
 def _item_error(index, item, field_name, code, message):
