@@ -56,12 +56,21 @@ class CallCounts(models.Model):
         abstract = True
 
 
-class UsageCounts(CallCounts):
-    """The other counters of the tables keyed by tier or model (all but DimensionDay)."""
+class TokenDetail(models.Model):
+    """The token sums inside input_tokens (cached reads, cache writes) and output_tokens (reasoning)
+    that every table but DimensionDay keeps."""
 
     cached_input_tokens = models.BigIntegerField(default=0)
     cache_write_input_tokens = models.BigIntegerField(default=0)
     reasoning_tokens = models.BigIntegerField(default=0)
+
+    class Meta:
+        abstract = True
+
+
+class UsageCounts(CallCounts, TokenDetail):
+    """The other counters of the tables keyed by tier or model (all but DimensionDay)."""
+
     cost_usd = models.DecimalField(default=0, **SUM_MONEY, help_text="Sum over priced calls.")
     client_priced_calls = models.BigIntegerField(default=0)
     uncapped_calls = models.BigIntegerField(default=0, help_text="Cap known and null or >= huge_cap_tokens.")
@@ -75,6 +84,16 @@ class Histograms(models.Model):
     latency_hist = ArrayField(models.IntegerField(), default=list)
     ttft_hist = ArrayField(models.IntegerField(), default=list)
     output_tokens_hist = ArrayField(models.IntegerField(), default=list)
+
+    class Meta:
+        abstract = True
+
+
+class RoutedCounts(models.Model):
+    """The Pro share's counters (docs/rollups.md#metric-definitions) of FeatureHour and ModelDay."""
+
+    routed_calls = models.BigIntegerField(default=0, help_text="primary + escalation calls (pro_share denominator).")
+    routed_pro_calls = models.BigIntegerField(default=0, help_text="Pro-tier primary + escalation calls.")
 
     class Meta:
         abstract = True
@@ -94,16 +113,6 @@ class RoleCounts(models.Model):
     triage_priced_calls = models.BigIntegerField(default=0)
     escalation_priced_calls = models.BigIntegerField(default=0)
     shadow_priced_calls = models.BigIntegerField(default=0)
-
-    class Meta:
-        abstract = True
-
-
-class RoutedCounts(models.Model):
-    """The Pro share's counters (docs/rollups.md#metric-definitions) of FeatureHour and ModelDay."""
-
-    routed_calls = models.BigIntegerField(default=0, help_text="primary + escalation calls (pro_share denominator).")
-    routed_pro_calls = models.BigIntegerField(default=0, help_text="Pro-tier primary + escalation calls.")
 
     class Meta:
         abstract = True
@@ -193,7 +202,7 @@ class ModelDay(FeatureDayKey, UsageCounts, RoutedCounts):
         constraints = [_unique_key("modelday", "model", "tier", "day")]
 
 
-class RouteDay(FeatureDayKey):
+class RouteDay(FeatureDayKey, TokenDetail):
     """Narrow (project, environment, feature, model, tier, role, route_reason, day) table of calls and
     token sums: HourlyRollup's key at day grain, without status, costs or histograms. The savings
     recommendations read their whole days here (docs/savings.md#recommendations), so their cost
@@ -205,10 +214,7 @@ class RouteDay(FeatureDayKey):
     route_reason = models.CharField(max_length=50, blank=True, default="")
     calls = models.BigIntegerField(default=0)
     input_tokens = models.BigIntegerField(default=0)
-    cached_input_tokens = models.BigIntegerField(default=0)
-    cache_write_input_tokens = models.BigIntegerField(default=0)
     output_tokens = models.BigIntegerField(default=0)
-    reasoning_tokens = models.BigIntegerField(default=0)
 
     class Meta(FeatureDayKey.Meta):
         constraints = [_unique_key("routeday", "model", "tier", "role", "route_reason", "day")]

@@ -16,15 +16,13 @@ project's state) and `rebuild` (marking everything dirty, and a full rebuild).
 from .rebuild import project_mark_all_dirty, rollups_rebuild
 from .refresh import (
     RefreshResult,
-    days_touched,
     dirty_project_ids,
-    local_day_bounds,
     project_refresh,
     rollup_state_touch_clean,
     rollups_refresh_dirty,
 )
 
 __all__ = [
-    "RefreshResult", "days_touched", "dirty_project_ids", "local_day_bounds", "project_mark_all_dirty",
-    "project_refresh", "rollup_state_touch_clean", "rollups_rebuild", "rollups_refresh_dirty",
+    "RefreshResult", "dirty_project_ids", "project_mark_all_dirty", "project_refresh", "rollup_state_touch_clean",
+    "rollups_rebuild", "rollups_refresh_dirty",
 ]
