@@ -1,5 +1,6 @@
 """Shared fixtures: users, projects, keys, API clients and a real Celery worker process."""
 
+import contextlib
 import os
 import signal
 import subprocess
@@ -28,6 +29,23 @@ def wait_for(condition, *, timeout=30.0, interval=0.05, message="condition"):
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {message}")
         time.sleep(interval)
+
+
+@contextlib.contextmanager
+def database_unreachable():
+    """Inside the block the default connection points at a closed local port (2 s connect
+    timeout), so every query fails to connect; afterwards it is back on the test database."""
+    from django.db import connection
+
+    saved = dict(connection.settings_dict)
+    connection.close()
+    connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": "1", "OPTIONS": {"connect_timeout": 2}})
+    try:
+        yield
+    finally:
+        connection.close()
+        connection.settings_dict.clear()
+        connection.settings_dict.update(saved)
 
 
 @pytest.fixture

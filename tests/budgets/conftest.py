@@ -5,6 +5,8 @@ from aiosmtpd.controller import Controller
 
 from costwatch.devtools import free_port
 
+from .helpers import uncapped_feature
+
 
 class SmtpSink:
     def __init__(self):
@@ -35,3 +37,9 @@ def smtp_server(settings):
     settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
     yield sink
     controller.stop()
+
+
+@pytest.fixture
+def firing(project):
+    """A feature the next rule cycle alerts on (unbounded output); see helpers.uncapped_feature."""
+    return uncapped_feature(project)

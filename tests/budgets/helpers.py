@@ -51,3 +51,12 @@ def uncapped_day(project, feat, *, calls=10, uncapped=1, now=NOW):
     """25 buckets (current hour + 24) of capped-known calls with some uncapped ones."""
     feature_hours(project, feat, hours_back(0, 25, now), calls=calls, cap_known_calls=calls,
                   uncapped_calls=uncapped, output_tokens=calls * 200, routed_calls=calls, primary_calls=calls)
+
+
+def uncapped_feature(project, **feature_extra):
+    """A feature with an uncapped last day and the unbounded-output rule as the project's only rule:
+    the next rule cycle opens an alert for it. Returns the feature."""
+    feat = feature(project, **feature_extra)
+    uncapped_day(project, feat)
+    only_rules(project, "unbounded_output")
+    return feat

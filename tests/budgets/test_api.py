@@ -10,7 +10,7 @@ from budgets.models import Alert, Channel, Rule
 from budgets.services import rules_evaluate
 from costwatch.projects.models import AuditLog
 
-from .helpers import NOW, feature, hourly, only_rules, uncapped_day
+from .helpers import NOW, feature, hourly, only_rules, uncapped_day, uncapped_feature
 
 pytestmark = pytest.mark.django_db
 
@@ -145,9 +145,7 @@ def test_channel_patch_and_delete(project, manage_client):
 
 
 def test_alerts_list_by_state_and_ack(project, read_client):
-    feat = feature(project)
-    uncapped_day(project, feat)
-    only_rules(project, "unbounded_output")
+    uncapped_feature(project)
     rules_evaluate(project=project, now=NOW)
     alert = Alert.objects.get()
     body = read_client.get("/api/v1/alerts?state=open").json()
@@ -254,9 +252,7 @@ def test_spend_is_money_not_float(project):
 
 
 def test_acking_a_resolved_alert_is_a_conflict(project, read_client):
-    feat = feature(project)
-    uncapped_day(project, feat)
-    only_rules(project, "unbounded_output")
+    uncapped_feature(project)
     rules_evaluate(project=project, now=NOW)
     alert = Alert.objects.get()
     Alert.objects.filter(pk=alert.pk).update(state="resolved", resolved_at=NOW)

@@ -9,7 +9,7 @@ from budgets.models import Channel
 from budgets.services import deliveries_send_due, rules_evaluate
 from tests.factories import make_user
 
-from .helpers import NOW, feature, only_rules, uncapped_day
+from .helpers import NOW, uncapped_feature
 
 pytestmark = pytest.mark.django_db
 SLACK_URL = "https://hooks.slack.com/services/T000/B000/XYZsecretpath"
@@ -60,9 +60,7 @@ def test_the_channels_page_never_shows_the_target_path_or_secret(client, user, p
 def test_failed_sends_log_no_target_path(project, httpserver, settings, caplog):
     settings.WEBHOOK_ALLOW_PRIVATE_IPS = False
     caplog.set_level(logging.INFO)
-    feat = feature(project)
-    uncapped_day(project, feat)
-    only_rules(project, "unbounded_output")
+    uncapped_feature(project)
     Channel.objects.create(project=project, kind="webhook", name="hook", secret="s3cret-sig",
                            target=httpserver.url_for("/XYZsecretpath"))
     rules_evaluate(project=project, now=NOW)

@@ -9,7 +9,7 @@ from budgets import services
 from budgets.models import Alert, Channel, Delivery, Notice
 from budgets.services import cycle as rule_cycle
 
-from .helpers import NOW, feature, only_rules, uncapped_day
+from .helpers import NOW, uncapped_feature
 
 pytestmark = pytest.mark.django_db(transaction=True)
 ROUNDS = 5
@@ -44,9 +44,7 @@ def _race(project, now, monkeypatch):
 
 
 def test_two_concurrent_cycles_open_one_alert_and_notify_once(project, monkeypatch):
-    feat = feature(project)
-    uncapped_day(project, feat)
-    only_rules(project, "unbounded_output")
+    uncapped_feature(project)
     Channel.objects.create(project=project, kind="email", name="ops", target="ops@example.com")
     for round_number in range(ROUNDS):
         _race(project, NOW, monkeypatch)

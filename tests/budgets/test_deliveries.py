@@ -14,18 +14,10 @@ from budgets.services import backoff_seconds, deliveries_send_due, rules_evaluat
 from costwatch.devtools import free_port
 from costwatch.metrics.models import FeatureHour
 
-from .helpers import NOW, feature, only_rules, uncapped_day, webhook_channel
+from .helpers import NOW, only_rules, webhook_channel
 
 pytestmark = pytest.mark.django_db
 SECOND = dt.timedelta(seconds=1)
-
-
-@pytest.fixture
-def firing(project):
-    feat = feature(project)
-    uncapped_day(project, feat)
-    only_rules(project, "unbounded_output")
-    return feat
 
 
 def _parts(envelope):
@@ -50,13 +42,19 @@ def test_an_alert_email_arrives_with_html_and_text_and_the_numbers(project, firi
     assert Delivery.objects.get().status == "sent"
 
 
-def test_slack_gets_block_kit_with_the_numbers_and_a_link(project, firing, httpserver, settings):
-    httpserver.expect_request("/slack", method="POST").respond_with_data("ok")
-    webhook_channel(project, httpserver.url_for("/slack"), kind="slack")
-    rules_evaluate(project=project, now=NOW)
-    deliveries_send_due(now=NOW)
+def _the_one_post(project, httpserver, path, *, kind="webhook", secret="", now=NOW):
+    """A rule cycle and a delivery sweep with one channel posting to `path` of the local server
+    (which answers 200): the one request it received."""
+    httpserver.expect_request(path, method="POST").respond_with_data("ok")
+    webhook_channel(project, httpserver.url_for(path), kind=kind, secret=secret)
+    rules_evaluate(project=project, now=now)
+    deliveries_send_due(now=now)
     [(request, _)] = httpserver.log
-    body = json.loads(request.data)
+    return request
+
+
+def test_slack_gets_block_kit_with_the_numbers_and_a_link(project, firing, httpserver, settings):
+    body = json.loads(_the_one_post(project, httpserver, "/slack", kind="slack").data)
     kinds = [b["type"] for b in body["blocks"]]
     assert kinds == ["header", "section", "section", "actions"]
     assert "Unbounded output on ticket-triage" in body["blocks"][0]["text"]["text"]
@@ -66,11 +64,7 @@ def test_slack_gets_block_kit_with_the_numbers_and_a_link(project, firing, https
 
 
 def test_webhooks_are_signed_with_hmac_sha256_over_timestamp_and_body(project, firing, httpserver):
-    httpserver.expect_request("/hook", method="POST").respond_with_data("", status=204)
-    webhook_channel(project, httpserver.url_for("/hook"), secret="s3cret")
-    rules_evaluate(project=project, now=NOW)
-    deliveries_send_due(now=NOW)
-    [(request, _)] = httpserver.log
+    request = _the_one_post(project, httpserver, "/hook", secret="s3cret")
     parts = dict(p.split("=", 1) for p in request.headers["X-Costwatch-Signature"].split(","))
     expected = hmac.new(b"s3cret", parts["t"].encode() + b"." + request.data, hashlib.sha256).hexdigest()
     assert hmac.compare_digest(parts["v1"], expected)
@@ -195,12 +189,7 @@ def test_slack_messages_escape_free_text_so_a_model_name_cannot_ping_the_channel
     assert event_batch_ingest(project=project, events=[event]).accepted == 1
     rollups_refresh_dirty(project=project)
     only_rules(project, "unpriced_traffic")
-    httpserver.expect_request("/slack", method="POST").respond_with_data("ok")
-    webhook_channel(project, httpserver.url_for("/slack"), kind="slack")
-    rules_evaluate(project=project, now=now)
-    deliveries_send_due(now=now)
-    [(request, _)] = httpserver.log
-    body = json.loads(request.data)
+    body = json.loads(_the_one_post(project, httpserver, "/slack", kind="slack", now=now).data)
     mrkdwn = body["text"] + json.dumps(body["blocks"][2]["fields"])
     assert "&lt;!channel&gt;" in mrkdwn and "&lt;https://evil.example|click&gt;" in mrkdwn
     assert "<!channel>" not in mrkdwn and "<https://evil" not in mrkdwn

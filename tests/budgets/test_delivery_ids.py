@@ -9,16 +9,10 @@ import pytest
 from budgets.models import Channel, Delivery
 from budgets.services import channel_test, deliveries_send_due, rules_evaluate
 
-from .helpers import NOW, feature, only_rules, uncapped_day, webhook_channel
+from .helpers import NOW, webhook_channel
 
 pytestmark = pytest.mark.django_db
 RETRY = NOW + dt.timedelta(seconds=60)  # the first backoff step
-
-
-@pytest.fixture
-def firing(project):
-    uncapped_day(project, feature(project))
-    only_rules(project, "unbounded_output")
 
 
 def test_a_retried_webhook_and_slack_post_repeat_their_delivery_id_and_two_deliveries_differ(project, firing,

@@ -10,7 +10,17 @@ from budgets.rules import defaults
 from budgets.services import default_rules_ensure, rules_evaluate
 from costwatch.metrics.models import FeatureHour
 
-from .helpers import HOUR, NOW, feature, feature_hours, hourly, hours_back, only_rules, uncapped_day
+from .helpers import (
+    HOUR,
+    NOW,
+    feature,
+    feature_hours,
+    hourly,
+    hours_back,
+    only_rules,
+    uncapped_day,
+    uncapped_feature,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -82,9 +92,7 @@ def test_output_growth_against_the_28_days_before_the_window(project):
 
 
 def test_muted_features_raise_no_alerts(project):
-    feat = feature(project, muted=True)
-    uncapped_day(project, feat)
-    only_rules(project, "unbounded_output")
+    uncapped_feature(project, muted=True)
     assert rules_evaluate(project=project, now=NOW) == []
     assert not Alert.objects.exists()
 
@@ -102,9 +110,7 @@ def test_a_feature_rule_replaces_the_project_rule_for_that_feature(project):
 
 
 def test_a_disabled_feature_rule_switches_the_kind_off_for_that_feature(project):
-    feat = feature(project)
-    uncapped_day(project, feat)
-    only_rules(project, "unbounded_output")
+    feat = uncapped_feature(project)
     Rule.objects.create(project=project, kind="unbounded_output", feature=feat, enabled=False,
                         params=defaults("unbounded_output"))
     assert not _fired(rules_evaluate(project=project, now=NOW))

@@ -18,12 +18,10 @@ MINUTE = dt.timedelta(minutes=1)
 
 
 @pytest.fixture
-def firing(project):
-    feat = feature(project)
-    uncapped_day(project, feat)
-    only_rules(project, "unbounded_output")
+def firing(firing, project):
+    """The shared firing feature, with an email channel to notify."""
     Channel.objects.create(project=project, kind="email", name="ops", target="ops@example.com")
-    return feat
+    return firing
 
 
 def _notices(alert):

@@ -12,17 +12,9 @@ from budgets.models import Delivery
 from budgets.outbound import address_is_public
 from budgets.services import deliveries_send_due, rules_evaluate
 
-from .helpers import NOW, feature, only_rules, uncapped_day, webhook_channel
+from .helpers import NOW, webhook_channel
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def firing(project):
-    feat = feature(project)
-    uncapped_day(project, feat)
-    only_rules(project, "unbounded_output")
-    return feat
 
 
 @pytest.fixture

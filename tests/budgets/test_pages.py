@@ -8,7 +8,7 @@ from budgets.tasks import send_channel_test
 from costwatch.projects.services import membership_set
 from tests.factories import make_project, make_user
 
-from .helpers import NOW, feature, only_rules, uncapped_day
+from .helpers import NOW, feature, uncapped_feature
 
 pytestmark = pytest.mark.django_db
 
@@ -22,9 +22,7 @@ def viewer(project):
 
 @pytest.fixture
 def open_alert(project):
-    feat = feature(project)
-    uncapped_day(project, feat)
-    only_rules(project, "unbounded_output")
+    uncapped_feature(project)
     rules_evaluate(project=project, now=NOW)
     return Alert.objects.get()
 

@@ -4,10 +4,11 @@ import json
 import threading
 
 import pytest
-from django.db import connection, connections
+from django.db import connections
 from rest_framework.test import APIClient
 
 from ingest.models import DirtyHour, Event, Feature
+from tests.conftest import database_unreachable
 from tests.ingest.helpers import event, recent
 
 URL = "/api/v1/events"
@@ -54,16 +55,9 @@ def test_concurrent_retries_of_the_same_batch_store_it_once(ingest_client, proje
 
 @pytest.mark.django_db(transaction=True)
 def test_an_unreachable_database_is_a_503_with_retry_after(ingest_client):
-    saved = dict(connection.settings_dict)
-    connection.close()
-    connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": "1", "OPTIONS": {"connect_timeout": 2}})
-    try:
+    with database_unreachable():
         response = ingest_client.post(URL, data=json.dumps({"events": [event("a")]}),
                                       content_type="application/json")
-    finally:
-        connection.close()
-        connection.settings_dict.clear()
-        connection.settings_dict.update(saved)
     assert response.status_code == 503
     assert int(response["Retry-After"]) >= 1
     assert response.json()["errors"][0]["code"] == "database_unavailable"

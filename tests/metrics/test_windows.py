@@ -18,6 +18,7 @@ NY = zoneinfo.ZoneInfo("America/New_York")
 # Nov 30) and two partial ones.
 START = dt.datetime(2026, 11, 28, 14, 0, tzinfo=NY)
 END = dt.datetime(2026, 12, 1, 9, 0, tzinfo=NY)
+PICKED = {"start": "2026-11-28T14:00", "end": "2026-12-01T09:00"}  # START and END as the range picker sends them
 QUERY = {"start": "2026-11-28T19:00:00Z", "end": "2026-12-01T14:00:00Z"}
 
 
@@ -200,16 +201,14 @@ def test_default_window_is_30_days_to_the_next_hour(ny):
 def test_pages_take_the_picker_s_local_times_and_offer_hour_exact_presets(ny, client, user):
     project, rows, _ = ny
     client.force_login(user)
-    response = client.get(f"/p/{project.slug}/features/", {"start": "2026-11-28T14:00", "end": "2026-12-01T09:00"},
-                          secure=True)
+    response = client.get(f"/p/{project.slug}/features/", PICKED, secure=True)
     html = response.content.decode()
     assert response.status_code == 200
     assert "Nov 28, 14:00 – Dec 1, 2026 09:00 (excl., America/New_York)" in html
     assert 'name="start" value="2026-11-28T14:00"' in html and 'name="end" value="2026-12-01T09:00"' in html
     for label in ("Last 24 h", "7 d", "30 d"):
         assert f">{label}</a>" in html
-    page = client.get(f"/p/{project.slug}/features/search-rank/",
-                      {"start": "2026-11-28T14:00", "end": "2026-12-01T09:00"}, secure=True)
+    page = client.get(f"/p/{project.slug}/features/search-rank/", PICKED, secure=True)
     assert page.status_code == 200
     assert page.context["metrics"]["calls"] == len(inside(rows, feature="search-rank"))
 
@@ -244,8 +243,7 @@ def test_features_page_sparklines_cover_only_the_window_hours_on_their_edge_days
 def test_features_page_draws_the_hour_exact_daily_costs(ny, client, user):
     project, rows, _ = ny
     client.force_login(user)
-    response = client.get(f"/p/{project.slug}/features/", {"start": "2026-11-28T14:00", "end": "2026-12-01T09:00"},
-                          secure=True)
+    response = client.get(f"/p/{project.slug}/features/", PICKED, secure=True)
     row = next(r for r in response.context["rows"] if r["feature"] == "search-rank")
     points = row["sparkline"].split('<polyline points="')[1].split('"')[0].split()
     expected = daily_costs(rows, "search-rank")

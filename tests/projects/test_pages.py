@@ -3,6 +3,7 @@
 import pytest
 
 from costwatch.projects.models import ApiKey
+from tests.conftest import database_unreachable
 from tests.factories import make_project, make_user
 
 pytestmark = pytest.mark.django_db
@@ -87,17 +88,8 @@ def test_healthz_reports_database_and_broker(client):
 
 @pytest.mark.django_db(transaction=True)
 def test_healthz_is_503_when_the_database_is_unreachable(client):
-    from django.db import connection
-
-    saved = dict(connection.settings_dict)
-    connection.close()
-    connection.settings_dict.update({"HOST": "127.0.0.1", "PORT": "1", "OPTIONS": {"connect_timeout": 2}})
-    try:
+    with database_unreachable():
         response = client.get("/healthz")
-    finally:
-        connection.close()
-        connection.settings_dict.clear()
-        connection.settings_dict.update(saved)
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "down" and body["database"].startswith("error:")
