@@ -35,7 +35,8 @@ def load_arguments(parser, *, project: str, workers: int, clients: int | None = 
         parser.add_argument("--clients", type=int, default=clients, help=f"Client processes [{clients}]")
     if batch is not None:
         parser.add_argument("--batch", type=int, default=batch, help=batch_help or f"Events per request [{batch}]")
-        parser.add_argument("--keep", action="store_true", help="Keep what the run stored (its events and rollups) afterwards")
+        parser.add_argument("--keep", action="store_true",
+                            help="Keep what the run stored (its events and rollups) afterwards")
 
 
 def options_positive(opts: dict, names) -> None:

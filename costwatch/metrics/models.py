@@ -57,8 +57,8 @@ class CallCounts(models.Model):
 
 
 class TokenDetail(models.Model):
-    """The token sums inside input_tokens (cached reads, cache writes) and output_tokens (reasoning)
-    that every table but DimensionDay keeps."""
+    """The token sums inside input_tokens (cached reads, cache writes) and output_tokens (reasoning):
+    kept by the UsageCounts tables and RouteDay, not by DimensionDay."""
 
     cached_input_tokens = models.BigIntegerField(default=0)
     cache_write_input_tokens = models.BigIntegerField(default=0)
