@@ -22,13 +22,12 @@ def parse_when(value: str | None, *, option: str, default: datetime | None = Non
 def project_argument(parser, *, required: bool = False, default: str | None = None, note: str = "") -> None:
     """`--project`, a slug or a name everywhere: required, with a default, or else "every project"."""
     if required:
-        scope = "required"
+        scope = ""
     elif default is not None:
-        scope = f"default: {default}"
+        scope = f" [{default}]"
     else:
-        scope = "default: every project"
-    parser.add_argument("--project", required=required, default=default,
-                        help=f"Project slug or name ({scope}){note}")
+        scope = " (default: every project)"
+    parser.add_argument("--project", required=required, default=default, help=f"Project slug or name{scope}{note}")
 
 
 def project_find(value: str) -> Project | None:
