@@ -27,7 +27,8 @@ def project_argument(parser, *, required: bool = False, default: str | None = No
         scope = f" [{default}]"
     else:
         scope = " (default: every project)"
-    parser.add_argument("--project", required=required, default=default, help=f"Project slug or name{scope}{note}")
+    parser.add_argument("--project", required=required, default=default,
+                        help=f"Project slug or name{scope}{note}")
 
 
 def project_find(value: str) -> Project | None:

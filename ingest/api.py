@@ -1,7 +1,7 @@
 """Events API v1 (`POST /api/v1/events`) and the prices API (`GET/POST /api/v1/prices`).
 
-The events view reads the raw body itself (gzip, the 5 MB limit after decompression) and
-parses it once with msgspec; per-event validation is `ingest.decoding` and the error-reporting
+The batch views (events, scores) read the raw body themselves (gzip, the 5 MB limit after
+decompression) and parse it once with msgspec; per-event validation is `ingest.decoding` and the error-reporting
 `ingest.validation`, both built from `ingest.event_fields`, never a DRF serializer per event. The
 serializers of `ingest.schema` describe the shapes for the OpenAPI schema only.
 """
@@ -115,6 +115,15 @@ def _batch_status(result) -> int:
     return status.HTTP_207_MULTI_STATUS if kept else status.HTTP_400_BAD_REQUEST
 
 
+def _rate_refusal(project, items: int):
+    """None when the project's bucket has `items` events' worth of tokens, else the 429 (or 503)."""
+    verdict = ingest_rate_take(project=project, events=items)
+    if verdict.allowed:
+        return None
+    return error_response([api_error(None, verdict.code, verdict.message)], status_code=verdict.status_code,
+                          headers={"Retry-After": str(verdict.retry_after)})
+
+
 class BatchView(APIView):
     """A POST of a batch of items into the project of the ingest key (or of a session's ?project=):
     the body read within the limits and parsed by `parse` (the items and how to store them), the
@@ -138,15 +147,6 @@ class BatchView(APIView):
             return refused
         result = store(project)
         return Response(result.as_response(), status=_batch_status(result))
-
-
-def _rate_refusal(project, items: int):
-    """None when the project's bucket has `items` events' worth of tokens, else the 429 (or 503)."""
-    verdict = ingest_rate_take(project=project, events=items)
-    if verdict.allowed:
-        return None
-    return error_response([api_error(None, verdict.code, verdict.message)], status_code=verdict.status_code,
-                          headers={"Retry-After": str(verdict.retry_after)})
 
 
 @extend_schema_view(post=_batch_schema(

@@ -26,29 +26,38 @@ from ingest.models import Feature
 
 
 def load_arguments(parser, *, project: str, workers: int, clients: int | None = None, batch: int | None = None,
-                   batch_help: str = "") -> None:
+                   helps: dict | None = None) -> None:
     """The options the load runs share: --project (created if missing), --workers (of the gunicorn
-    they start) and, for those that send events, --clients, --batch and --keep."""
-    project_argument(parser, default=project, note="; created if missing")
-    parser.add_argument("--workers", type=int, default=workers, help=f"gunicorn workers [{workers}]")
+    they start) and, for those that send events, --clients, --batch and --keep. `helps` replaces
+    an option's help where a command means more by it ({"keep": "..."})."""
+    helps = helps or {}
+    if "project" in helps:
+        parser.add_argument("--project", default=project, help=helps["project"])
+    else:
+        project_argument(parser, default=project, note="; created if missing")
+    parser.add_argument("--workers", type=int, default=workers,
+                        help=helps.get("workers", f"gunicorn workers [{workers}]"))
     if clients is not None:
         parser.add_argument("--clients", type=int, default=clients, help=f"Client processes [{clients}]")
     if batch is not None:
-        parser.add_argument("--batch", type=int, default=batch, help=batch_help or f"Events per request [{batch}]")
+        parser.add_argument("--batch", type=int, default=batch,
+                            help=helps.get("batch", f"Events per request [{batch}]"))
         parser.add_argument("--keep", action="store_true",
-                            help="Keep what the run stored (its events and rollups) afterwards")
+                            help=helps.get("keep", "Keep the run's events afterwards"))
 
 
-def options_positive(opts: dict, names) -> None:
-    """A CommandError naming the first option in `names` whose value is not > 0."""
-    for name in names:
+def options_positive(opts: dict, names=None) -> None:
+    """A CommandError naming the first option (of `names`, else of all `opts`) whose value is not > 0."""
+    for name in names or opts:
         if opts[name] <= 0:
             raise CommandError(f"--{name.replace('_', '-')} must be > 0")
 
 
-def bench_project_ensure(value: str, *, name: str = "", owner=None) -> tuple[Project, bool]:
-    """The project whose slug or name is `value`, else a new one with that slug: (project, created)."""
-    project = project_find(value)
+def bench_project_ensure(value: str, *, name: str = "", owner=None,
+                         by_name: bool = True) -> tuple[Project, bool]:
+    """The project whose slug (or, `by_name`, whose name) is `value`, else a new one with that slug:
+    (project, created)."""
+    project = project_find(value) if by_name else Project.objects.filter(slug=value).first()
     if project is not None:
         return project, False
     return project_create(name=name or value, slug=value, owner=owner), True

@@ -53,3 +53,16 @@ def test_bench_dashboard_smoke_prints_p95_for_every_page_and_api_call(capsys):
 def test_bench_dashboard_rejects_bad_input():
     with pytest.raises(CommandError, match="--days"):
         call_command("bench_dashboard", "--days", "400")
+
+
+@pytest.mark.django_db
+def test_the_bench_project_is_found_by_slug_only_so_a_real_project_s_name_never_picks_it():
+    from costwatch.devtools.bench import bench_project_ensure
+    from tests.factories import make_project
+
+    real = make_project("bench-dashboard", slug="acme")  # a real project that happens to bear the name
+    bench, created = bench_project_ensure("bench-dashboard", name="Bench bench-dashboard", by_name=False)
+    assert created and bench.pk != real.pk and bench.slug == "bench-dashboard"
+    assert bench_project_ensure("bench-dashboard", by_name=False) == (bench, False)
+    # The load runs (soak, bench_ingest) accept a slug or a name and delete only their own events.
+    assert bench_project_ensure("Bench bench-dashboard") == (bench, False)

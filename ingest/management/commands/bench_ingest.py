@@ -139,7 +139,8 @@ class Command(BaseCommand):
             "prints both, their ratio (target >= 0.5) and where a batch's time goes.")
 
     def add_arguments(self, parser):
-        load_arguments(parser, project="bench-ingest", workers=3, clients=4, batch=1000)
+        load_arguments(parser, project="bench-ingest", workers=3, clients=4, batch=1000,
+                       helps={"workers": "gunicorn workers when starting one [3]"})
         parser.add_argument("--events", type=int, default=200_000, help="Events to send [200000]")
         parser.add_argument("--threads", type=int, default=1, help="Threads per gunicorn worker (gthread if > 1) [1]")
         parser.add_argument("--url", help="Target a running server (e.g. http://127.0.0.1:8000); needs --key")

@@ -27,7 +27,7 @@ class Command(BaseCommand):
             "ingest's event_rows_price + event_rows_store, then refresh its rollups.")
 
     def add_arguments(self, parser):
-        project_argument(parser, default="demo")
+        project_argument(parser, default="demo", note="; an existing project")
         parser.add_argument("--events", type=int, default=100_000, help="about this many events [100000]")
         parser.add_argument("--days", type=int, default=90, help="spread over this many days up to now [90]")
         parser.add_argument("--seed", type=int, default=7, help="random seed [7]")

@@ -37,6 +37,8 @@ from ingest.models import Event
 
 TARGET_P95_MS = 150.0
 BENCH_SLUG = "bench-dashboard"
+PROJECT_HELP = (f"slug of the bench project [{BENCH_SLUG}]; created if missing, and its events and rollups "
+                "replaced unless --reuse")
 ANALYZED = ["ingest_event", "metrics_hourlyrollup", "metrics_featurehour", "metrics_featureday", "metrics_modelday",
             "metrics_dimensionday", "metrics_savingspair", "metrics_routeday"]
 
@@ -47,7 +49,8 @@ class Command(BaseCommand):
             "150 ms).")
 
     def add_arguments(self, parser):
-        load_arguments(parser, project=BENCH_SLUG, workers=2)
+        load_arguments(parser, project=BENCH_SLUG, workers=2,
+                       helps={"project": PROJECT_HELP, "workers": "gunicorn workers for the HTTP client [2]"})
         parser.add_argument("--events", type=int, default=10_000_000, help="events to seed [10000000]")
         parser.add_argument("--days", type=int, default=90, help="spread over this many days [90]")
         parser.add_argument("--iterations", type=int, default=40, help="timed requests per URL [40]")
@@ -59,8 +62,7 @@ class Command(BaseCommand):
                             help="keep the bench project's events and rollups from an earlier run; skip seeding")
 
     def handle(self, *args, events, days, iterations, reuse, project, features, in_process, workers, **options):
-        options_positive({"events": events, "iterations": iterations, "features": features, "workers": workers},
-                         ("events", "iterations", "features", "workers"))
+        options_positive({"events": events, "iterations": iterations, "features": features, "workers": workers})
         if not 1 <= days <= 90:
             raise CommandError("--days must be between 1 and 90 (events older than INGEST_MAX_AGE_DAYS)")
         user, created = get_user_model().objects.get_or_create(username="bench-viewer")
@@ -82,7 +84,8 @@ class Command(BaseCommand):
         self._report_uncached(bench)
 
     def _project(self, slug, user) -> Project:
-        bench, _ = bench_project_ensure(slug, name=f"Bench {slug}", owner=user)
+        # By slug only: seeding replaces the project's events, so a name must never pick a real project.
+        bench, _ = bench_project_ensure(slug, name=f"Bench {slug}", owner=user, by_name=False)
         Membership.objects.get_or_create(project=bench, user=user, defaults={"role": Membership.ADMIN})
         return bench
 

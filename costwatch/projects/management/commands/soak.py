@@ -74,8 +74,9 @@ class Command(BaseCommand):
             "aggregate, rule cycles, worker log and RSS; exits non-zero if any check fails.")
 
     def add_arguments(self, parser):
-        load_arguments(parser, project="soak", workers=2, clients=4, batch=0,
-                       batch_help="Events per request [0 = about 4 requests/s per client, 10-1000]")
+        load_arguments(parser, project="soak", workers=2, clients=4, batch=0, helps={
+            "batch": "Events per request [0 = about 4 requests/s per client, 10-1000]",
+            "keep": "Keep the soak's data afterwards (else its events go, and the project if the run created it)"})
         parser.add_argument("--seconds", type=float, default=300, help="How long to send [300]")
         parser.add_argument("--rate", type=int, default=5000, help="Target events/s over all clients [5000]")
         parser.add_argument("--sample-seconds", type=float, default=3, help="RSS sampling interval [3]")
