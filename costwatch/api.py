@@ -14,13 +14,10 @@ from rest_framework.response import Response
 from rest_framework.utils import json
 from rest_framework.views import exception_handler as drf_exception_handler
 
+from costwatch.errors import api_error
 from costwatch.projects.selectors import project_for_user, user_is_project_admin
 
 DB_RETRY_AFTER_SECONDS = 5
-
-
-def api_error(field, code, message, **extra):
-    return {"field": field, "code": code, "message": message, **extra}
 
 
 def error_response(errors, status_code=status.HTTP_400_BAD_REQUEST, headers=None):

@@ -15,18 +15,13 @@ from dataclasses import dataclass, field
 
 from django.db import connection, transaction
 
+from costwatch.errors import api_error
 from costwatch.projects.models import Project
 
 MAX_BATCH_SCORES = 1000
 MAX_SOURCE_LENGTH = 50
 MAX_EVENT_ID_LENGTH = 128
 ITEM_FIELDS = ("event_id", "quality", "source")
-
-
-def api_error(field_name, code, message, **extra):
-    """An error of the API's envelope (costwatch.api.api_error's shape; this module is also used
-    outside a request, by seed_demo, so it does not import the DRF layer)."""
-    return {"field": field_name, "code": code, "message": message, **extra}
 
 
 @dataclass

@@ -16,6 +16,8 @@ from dataclasses import dataclass, field
 from django.utils.dateparse import parse_date, parse_datetime
 from django.utils.timezone import now as utc_now
 
+from costwatch.errors import api_error
+
 from .definitions import HOUR, day_floor, day_start, hour_floor
 
 METRICS = ("cost", "calls", "pro_share", "output_tokens_per_call", "uncapped_share")
@@ -30,10 +32,6 @@ class ParamsInvalid(Exception):
     def __init__(self, errors: list[dict]):
         super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
         self.errors = errors
-
-
-def param_error(field_name, code, message):
-    return {"field": field_name, "code": code, "message": message}
 
 
 @dataclass
@@ -92,7 +90,7 @@ def _within_range(name: str, value: dt.datetime, errors: list) -> dt.datetime | 
         inside = False
     if inside:
         return value
-    errors.append(param_error(name, "out_of_range", "must be between 1970-01-01 and 9000-01-01"))
+    errors.append(api_error(name, "out_of_range", "must be between 1970-01-01 and 9000-01-01"))
     return None
 
 
@@ -110,7 +108,7 @@ def parse_instant(name: str, raw: str, tzinfo, errors: list, *, naive_local=Fals
         if parsed.tzinfo is None:
             if naive_local:
                 return _within_range(name, parsed.replace(tzinfo=tzinfo), errors)
-            errors.append(param_error(name, "invalid", "an RFC 3339 datetime needs an offset (Z or +hh:mm)"))
+            errors.append(api_error(name, "invalid", "an RFC 3339 datetime needs an offset (Z or +hh:mm)"))
             return None
         return _within_range(name, parsed, errors)
     try:
@@ -118,7 +116,7 @@ def parse_instant(name: str, raw: str, tzinfo, errors: list, *, naive_local=Fals
     except ValueError:
         day = None
     if day is None:
-        errors.append(param_error(name, "invalid", f"{raw!r} is neither an RFC 3339 datetime nor a date "
+        errors.append(api_error(name, "invalid", f"{raw!r} is neither an RFC 3339 datetime nor a date "
                                                    "(e.g. 2026-11-01 or 2026-11-01T00:00:00Z)"))
         return None
     return _within_range(name, day_start(day, tzinfo), errors)
@@ -145,7 +143,7 @@ def _range(query, project, granularity, errors, now, *, day_only=False, naive_lo
     if day_only:
         for name, value in (("start", start), ("end", end)):
             if not is_day_start(value, tzinfo):
-                errors.append(param_error(
+                errors.append(api_error(
                     name, "not_midnight",
                     f"must be a midnight in the project timezone ({project.timezone}), e.g. a date such as "
                     f"{value.astimezone(tzinfo).date().isoformat()}: attr. filters and dimension breakdowns are "
@@ -153,11 +151,11 @@ def _range(query, project, granularity, errors, now, *, day_only=False, naive_lo
         if errors:
             return start, end
     if start >= end:
-        errors.append(param_error("start", "start_not_before_end", "start must be before end (after flooring "
+        errors.append(api_error("start", "start_not_before_end", "start must be before end (after flooring "
                                                                    "to the hour)"))
     elif end - start > MAX_RANGE[granularity] + dt.timedelta(hours=1):
         days = MAX_RANGE[granularity].days
-        errors.append(param_error("start", "range_too_long",
+        errors.append(api_error("start", "range_too_long",
                                   f"at most {days} days at {granularity} granularity"))
     return start, end
 
@@ -170,19 +168,19 @@ def _attrs(query, project, *, allow_attrs, errors):
             continue
         dimension, value = key[len(ATTR_PREFIX):], query.get(key)
         if not allow_attrs:
-            errors.append(param_error(key, "not_daily", "attr.* filters apply to daily data only "
+            errors.append(api_error(key, "not_daily", "attr.* filters apply to daily data only "
                                       "(features, breakdown, timeseries with granularity=day)"))
         elif dimension not in declared:
             known = ", ".join(declared) or "none declared"
-            errors.append(param_error(key, "unknown_dimension",
+            errors.append(api_error(key, "unknown_dimension",
                                       f"{dimension!r} is not a declared dimension of this project ({known})"))
         elif not value:
-            errors.append(param_error(key, "blank", "give a value, e.g. attr.customer=acme"))
+            errors.append(api_error(key, "blank", "give a value, e.g. attr.customer=acme"))
         else:
             attrs[dimension] = value
     if len(attrs) > 1:
         extra = sorted(attrs)[1]
-        errors.append(param_error(f"{ATTR_PREFIX}{extra}", "one_dimension_only",
+        errors.append(api_error(f"{ATTR_PREFIX}{extra}", "one_dimension_only",
                                   "filter by one dimension at a time"))
     return attrs
 
@@ -190,7 +188,7 @@ def _attrs(query, project, *, allow_attrs, errors):
 def _choice(query, name, choices, errors, default=None):
     value = query.get(name) or default
     if value is not None and value not in choices:
-        errors.append(param_error(name, "invalid_choice", f"{value!r} is not one of {', '.join(choices)}"))
+        errors.append(api_error(name, "invalid_choice", f"{value!r} is not one of {', '.join(choices)}"))
         return None
     return value
 
@@ -200,7 +198,7 @@ def _environment(query, errors):
     if value is None or value == "":
         return None
     if len(value) > 50:
-        errors.append(param_error("environment", "max_length", "at most 50 characters"))
+        errors.append(api_error("environment", "max_length", "at most 50 characters"))
         return None
     return value
 
@@ -227,21 +225,21 @@ def parse_timeseries_params(query, *, project, now=None) -> ReadParams:
     errors: list[dict] = []
     metric = query.get("metric")
     if not metric:
-        errors.append(param_error("metric", "required", f"one of {', '.join(METRICS)}"))
+        errors.append(api_error("metric", "required", f"one of {', '.join(METRICS)}"))
     else:
         metric = _choice(query, "metric", METRICS, errors)
     granularity = _choice(query, "granularity", GRANULARITIES, errors, default="day") or "day"
     dimensions = list(project.dimensions or [])
     group_by = _choice(query, "group_by", (*FIXED_GROUPS, *dimensions), errors)
     if group_by in dimensions and granularity != "day":
-        errors.append(param_error("group_by", "not_daily", "grouping by a dimension needs granularity=day"))
+        errors.append(api_error("group_by", "not_daily", "grouping by a dimension needs granularity=day"))
     environment = _environment(query, errors)
     attrs = _attrs(query, project, allow_attrs=granularity == "day", errors=errors)
     if attrs and group_by in FIXED_GROUPS:
-        errors.append(param_error("group_by", "not_with_attr",
+        errors.append(api_error("group_by", "not_with_attr",
                                   f"dimension-filtered series cannot be grouped by {group_by}"))
     if attrs and group_by in dimensions and group_by not in attrs:
-        errors.append(param_error("group_by", "not_with_attr", "group by the dimension you filter on, or none"))
+        errors.append(api_error("group_by", "not_with_attr", "group by the dimension you filter on, or none"))
     if errors:
         raise ParamsInvalid(errors)
     start, end = _range(query, project, granularity, errors, now, day_only=bool(attrs) or group_by in dimensions)

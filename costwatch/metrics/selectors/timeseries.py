@@ -2,8 +2,10 @@
 
 import datetime as dt
 
+from costwatch.errors import api_error
+
 from ..definitions import day_start
-from ..params import ParamsInvalid, param_error
+from ..params import ParamsInvalid
 from ..windows import split
 from .parts import (
     HOUR_LOCAL_DAY,
@@ -126,7 +128,7 @@ def _points_check(buckets: int, groups: int, granularity: str) -> None:
     if buckets * groups <= MAX_POINTS:
         return
     shape = f"{buckets} {granularity}s" + (f" x {groups} groups" if groups > 1 else "")
-    raise ParamsInvalid([param_error(
+    raise ParamsInvalid([api_error(
         "start", "too_many_points",
         f"this series would have {buckets * groups} points ({shape}), over the limit of {MAX_POINTS}: "
         "narrow it with a later start or an earlier end, granularity=day, or without group_by")])
