@@ -149,18 +149,21 @@ def _add_deltas(cursor, project: Project, first_id: int, xids: list[str]) -> tup
     return int(events), latest
 
 
+def _replace_rows(cursor, key: str, params: dict, tables: list[tuple[str, str | None]]) -> None:
+    """For each (table, insert): delete the project's rows whose `key` (hour or day) is in
+    params[key + "s"], then run the insert that builds them again (None: build none)."""
+    for table, insert in tables:
+        cursor.execute(f"DELETE FROM {table} WHERE project_id = %(project_id)s AND {key} = ANY(%({key}s)s)", params)
+        if insert:
+            cursor.execute(insert, params)
+
+
 def _rebuild_hours(cursor, project: Project, hours: list[dt.datetime]) -> None:
     params = {"project_id": project.pk, "hours": hours, "low": hours[0], "high": hours[-1] + HOUR,
               "huge_cap": project.huge_cap_tokens}
-    cursor.execute("DELETE FROM metrics_hourlyrollup WHERE project_id = %(project_id)s AND hour = ANY(%(hours)s)",
-                   params)
-    cursor.execute(HOURLY_INSERT, params)
-    cursor.execute("DELETE FROM metrics_featurehour WHERE project_id = %(project_id)s AND hour = ANY(%(hours)s)",
-                   params)
-    cursor.execute(FEATURE_HOUR_INSERT, params)
-    cursor.execute("DELETE FROM metrics_featurelatencyhour WHERE project_id = %(project_id)s "
-                   "AND hour = ANY(%(hours)s)", params)
-    cursor.execute(FEATURE_LATENCY_HOUR_INSERT, params)
+    _replace_rows(cursor, "hour", params, [("metrics_hourlyrollup", HOURLY_INSERT),
+                                           ("metrics_featurehour", FEATURE_HOUR_INSERT),
+                                           ("metrics_featurelatencyhour", FEATURE_LATENCY_HOUR_INSERT)])
 
 
 def _rebuild_days(cursor, project: Project, days: list[dt.date]) -> None:
@@ -168,21 +171,16 @@ def _rebuild_days(cursor, project: Project, days: list[dt.date]) -> None:
     low, high = local_day_bounds(days[0], tzinfo)[0], local_day_bounds(days[-1], tzinfo)[1]
     params = {"project_id": project.pk, "days": days, "low": low, "high": high, "tz": project.timezone,
               "huge_cap": project.huge_cap_tokens, "dimensions": list(project.dimensions or [])}
-    cursor.execute("DELETE FROM metrics_featureday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)", params)
+    # Days that start and end on UTC hours are summed from HourlyRollup, others from raw events.
     hour_aligned = all(bound.minute == 0 and bound.second == 0
                        for day in days for bound in local_day_bounds(day, tzinfo))
-    cursor.execute(FEATURE_DAY_FROM_HOURS if hour_aligned else FEATURE_DAY_FROM_EVENTS, params)
-    cursor.execute("DELETE FROM metrics_featurelatencyday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)",
-                   params)
-    cursor.execute(FEATURE_LATENCY_DAY_INSERT, params)
-    cursor.execute("DELETE FROM metrics_modelday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)", params)
-    cursor.execute(MODEL_DAY_FROM_HOURS if hour_aligned else MODEL_DAY_FROM_EVENTS, params)
-    cursor.execute("DELETE FROM metrics_routeday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)", params)
-    cursor.execute(ROUTE_DAY_FROM_HOURS if hour_aligned else ROUTE_DAY_FROM_EVENTS, params)
-    cursor.execute("DELETE FROM metrics_dimensionday WHERE project_id = %(project_id)s AND day = ANY(%(days)s)",
-                   params)
-    if params["dimensions"]:
-        cursor.execute(DIMENSION_DAY_INSERT, params)
+    _replace_rows(cursor, "day", params, [
+        ("metrics_featureday", FEATURE_DAY_FROM_HOURS if hour_aligned else FEATURE_DAY_FROM_EVENTS),
+        ("metrics_featurelatencyday", FEATURE_LATENCY_DAY_INSERT),
+        ("metrics_modelday", MODEL_DAY_FROM_HOURS if hour_aligned else MODEL_DAY_FROM_EVENTS),
+        ("metrics_routeday", ROUTE_DAY_FROM_HOURS if hour_aligned else ROUTE_DAY_FROM_EVENTS),
+        ("metrics_dimensionday", DIMENSION_DAY_INSERT if params["dimensions"] else None),
+    ])
 
 
 def _record_state(cursor, project: Project, hours: list[dt.datetime] | None, latest=None) -> None:
